@@ -1,0 +1,476 @@
+//! The one TOML file that configures an agent, as typed structs.
+//!
+//! Every option is a field here with a doc comment and a default; `config/forewarn.toml`
+//! shows each of them. Loading is strict: an unknown key, a wrong type, an unparsable
+//! duration or size, or a config that contradicts itself (a rule on an unknown sensor, a
+//! register past address 65535, ...) is a [`ConfigProblem`] that names the file, the line
+//! where known, the key and what is wrong. [`Config::load`] reports *every* problem it can
+//! find in one pass, so `forewarn check` is a single round trip for the person fixing it.
+
+mod load;
+pub mod units;
+mod validate;
+
+pub use validate::parse_broker_url;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use units::{ByteSize, Dur};
+
+/// Where the daemon looks for its config when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/forewarn/forewarn.toml";
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Identity and local state of this gateway.
+    pub agent: AgentConfig,
+    /// Local history: durability and retention.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// The MQTT broker that receives alerts.
+    pub upstream: UpstreamConfig,
+    /// Modbus devices to poll.
+    #[serde(default)]
+    pub modbus: Vec<ModbusDevice>,
+    /// Machines and the rules that watch them.
+    #[serde(default)]
+    pub asset: Vec<Asset>,
+}
+
+/// `[agent]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Name of this gateway; appears in every alert and in topic templates as `{agent}`.
+    /// Letters, digits, `-`, `_` and `.` only, so it is safe in MQTT topics.
+    pub id: String,
+    /// Directory of the local store (sled database, alert outbox). Created if missing.
+    #[serde(default = "defaults::data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            id: String::new(),
+            data_dir: defaults::data_dir(),
+        }
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Minimum time raw samples are kept. Data younger than this is never evicted.
+    #[serde(default = "defaults::raw_retention")]
+    pub raw_retention: Dur,
+    /// Disk budget of the data directory.
+    #[serde(default = "defaults::max_disk")]
+    pub max_disk: ByteSize,
+    /// How often buffered samples are written and fsynced. A sample is durable (survives
+    /// `kill -9` and power loss) once the flush after its arrival has completed.
+    #[serde(default = "defaults::flush_interval")]
+    pub flush_interval: Dur,
+    /// Memory sled may use as a page cache.
+    #[serde(default = "defaults::cache")]
+    pub cache: ByteSize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            raw_retention: defaults::raw_retention(),
+            max_disk: defaults::max_disk(),
+            flush_interval: defaults::flush_interval(),
+            cache: defaults::cache(),
+        }
+    }
+}
+
+/// `[upstream]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Broker URL, `mqtt://host:port` (port defaults to 1883).
+    pub broker: String,
+    /// Topic of alert messages; `{agent}` and `{asset}` are substituted. An asset id such
+    /// as `line1/pump1` becomes topic levels.
+    #[serde(default = "defaults::alert_topic")]
+    pub alert_topic: String,
+    /// MQTT client id; defaults to `forewarn-{agent}`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// MQTT keep-alive interval.
+    #[serde(default = "defaults::keep_alive")]
+    pub keep_alive: Dur,
+    /// Alerts published but not yet acknowledged by the broker, at most.
+    #[serde(default = "defaults::inflight")]
+    pub max_inflight: u16,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            broker: String::new(),
+            alert_topic: defaults::alert_topic(),
+            client_id: None,
+            keep_alive: defaults::keep_alive(),
+            max_inflight: defaults::inflight(),
+        }
+    }
+}
+
+/// `[[modbus]]`: one Modbus TCP device (a PLC, a meter, a gateway).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModbusDevice {
+    /// Name of the device, unique; used in logs and metrics.
+    pub device: String,
+    /// `host:port` of the device (Modbus TCP).
+    pub address: String,
+    /// Modbus unit id (slave id), 0–247.
+    #[serde(default = "defaults::unit")]
+    pub unit: u8,
+    /// Time between two polls of all registers.
+    #[serde(default = "defaults::interval")]
+    pub interval: Dur,
+    /// Bound on each request, connect included; a device that does not answer in time is
+    /// disconnected and reconnected with backoff.
+    #[serde(default = "defaults::timeout")]
+    pub timeout: Dur,
+    /// Registers closer than this many words are read in one request.
+    #[serde(default = "defaults::max_gap")]
+    pub max_gap: u16,
+    /// Words per request, at most (125 is the protocol's limit; some devices need less).
+    #[serde(default = "defaults::max_registers")]
+    pub max_registers: u16,
+    /// The registers to read.
+    #[serde(default)]
+    pub register: Vec<Register>,
+}
+
+/// `[[modbus.register]]`: one value read from a device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    /// Sensor name, unique across the config (e.g. `pump1.bearing_temp`).
+    pub sensor: String,
+    /// Register table: `holding` (FC3) or `input` (FC4).
+    pub kind: RegisterKind,
+    /// Protocol address of the first register, 0–65535.
+    pub address: u32,
+    /// How the registers encode the value.
+    #[serde(rename = "type")]
+    pub data_type: DataType,
+    /// Word and byte order of values that span several registers.
+    #[serde(default)]
+    pub order: WordOrder,
+    /// The stored value is `raw * scale + offset`.
+    #[serde(default = "defaults::scale")]
+    pub scale: f64,
+    /// Added after scaling.
+    #[serde(default)]
+    pub offset: f64,
+    /// Engineering unit, for people reading alerts and exports (e.g. `degC`).
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+/// Modbus register tables that hold 16-bit words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegisterKind {
+    Holding,
+    Input,
+}
+
+/// Numeric encodings of one to four registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataType {
+    U16,
+    I16,
+    U32,
+    I32,
+    U64,
+    I64,
+    F32,
+    F64,
+}
+
+impl DataType {
+    /// Registers the value occupies.
+    pub fn words(self) -> u16 {
+        match self {
+            DataType::U16 | DataType::I16 => 1,
+            DataType::U32 | DataType::I32 | DataType::F32 => 2,
+            DataType::U64 | DataType::I64 | DataType::F64 => 4,
+        }
+    }
+}
+
+/// Byte order of multi-register values: `ABCD` is big-endian (the Modbus convention),
+/// `DCBA` fully little-endian, `BADC` bytes swapped within each register, `CDAB`
+/// registers in reverse order (common on PLCs that store floats low word first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum WordOrder {
+    #[default]
+    ABCD,
+    DCBA,
+    BADC,
+    CDAB,
+}
+
+/// `[[asset]]`: a machine and what watches it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Asset {
+    /// Path-like id, unique (e.g. `line1/pump1`); appears in alerts and alert topics.
+    pub id: String,
+    /// Sensors that belong to this machine.
+    #[serde(default)]
+    pub sensors: Vec<String>,
+    /// Threshold rules on this machine's sensors.
+    #[serde(default)]
+    pub rule: Vec<Rule>,
+}
+
+/// `[[asset.rule]]`: a threshold with hysteresis. Set `above` (high alarm) or `below`
+/// (low alarm). The alert is raised once when the value crosses the limit and cleared once
+/// when it comes back past the clear level, so a value hovering at the limit never floods.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Rule name, unique within its asset; appears in alerts.
+    pub name: String,
+    /// The watched sensor.
+    pub sensor: String,
+    /// Raise when the value goes above this.
+    #[serde(default)]
+    pub above: Option<f64>,
+    /// With `above`: clear when the value falls below this (default: `above`).
+    #[serde(default)]
+    pub clear_below: Option<f64>,
+    /// Raise when the value goes below this.
+    #[serde(default)]
+    pub below: Option<f64>,
+    /// With `below`: clear when the value rises above this (default: `below`).
+    #[serde(default)]
+    pub clear_above: Option<f64>,
+    /// `info`, `warning` or `critical`.
+    #[serde(default)]
+    pub severity: Severity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    #[default]
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+mod defaults {
+    use super::{ByteSize, Dur};
+    use std::path::PathBuf;
+
+    pub fn data_dir() -> PathBuf {
+        PathBuf::from("/var/lib/forewarn")
+    }
+    pub fn raw_retention() -> Dur {
+        Dur::from_secs(30 * 86_400)
+    }
+    pub fn max_disk() -> ByteSize {
+        ByteSize(4 << 30)
+    }
+    pub fn flush_interval() -> Dur {
+        Dur::from_secs(1)
+    }
+    pub fn cache() -> ByteSize {
+        ByteSize(32 << 20)
+    }
+    pub fn alert_topic() -> String {
+        "forewarn/{agent}/alerts/{asset}".into()
+    }
+    pub fn keep_alive() -> Dur {
+        Dur::from_secs(30)
+    }
+    pub fn inflight() -> u16 {
+        100
+    }
+    pub fn unit() -> u8 {
+        1
+    }
+    pub fn interval() -> Dur {
+        Dur::from_secs(1)
+    }
+    pub fn timeout() -> Dur {
+        Dur::from_secs(1)
+    }
+    pub fn max_gap() -> u16 {
+        10
+    }
+    pub fn max_registers() -> u16 {
+        125
+    }
+    pub fn scale() -> f64 {
+        1.0
+    }
+}
+
+/// One thing wrong with a config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigProblem {
+    pub file: PathBuf,
+    /// 1-based line of the offending key, where it can be located.
+    pub line: Option<usize>,
+    /// Dotted key path, e.g. `modbus[0].register[1].address`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(f, "{n} problem{} in config:", if n == 1 { "" } else { "s" })?;
+        for p in &self.0 {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigProblem {
+                file: path.to_path_buf(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read file: {e}"),
+            }])
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        load::parse(text, path)
+    }
+
+    /// All sensor names the config defines, in declaration order.
+    pub fn sensors(&self) -> impl Iterator<Item = &str> {
+        self.modbus
+            .iter()
+            .flat_map(|d| d.register.iter().map(|r| r.sensor.as_str()))
+    }
+
+    /// MQTT client id for the upstream connection.
+    pub fn upstream_client_id(&self) -> String {
+        self.upstream
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("forewarn-{}", self.agent.id))
+    }
+}
+
+/// The short description `forewarn check` prints for a valid config.
+pub fn summary(c: &Config) -> String {
+    use std::fmt::Write;
+    let registers: usize = c.modbus.iter().map(|d| d.register.len()).sum();
+    let rules: usize = c.asset.iter().map(|a| a.rule.len()).sum();
+    let mut s = String::new();
+    let _ = writeln!(s, "agent {} (data in {})", c.agent.id, c.agent.data_dir.display());
+    let _ = writeln!(
+        s,
+        "{} modbus device{}, {registers} register{}, {} sensor{}, {} asset{}, {rules} rule{}",
+        c.modbus.len(),
+        plural(c.modbus.len()),
+        plural(registers),
+        c.sensors().count(),
+        plural(c.sensors().count()),
+        c.asset.len(),
+        plural(c.asset.len()),
+        plural(rules)
+    );
+    for d in &c.modbus {
+        let plan = crate::source::modbus::device_plan(d, &|_| 0);
+        let _ = writeln!(
+            s,
+            "  device {} at {} unit {}: every {}, timeout {}, {} request{} per poll",
+            d.device,
+            d.address,
+            d.unit,
+            d.interval,
+            d.timeout,
+            plan.len(),
+            plural(plan.len())
+        );
+        for r in &plan {
+            let names: Vec<&str> = r.fields.iter().map(|f| f.name.as_str()).collect();
+            let table = match r.kind {
+                RegisterKind::Holding => "holding",
+                RegisterKind::Input => "input",
+            };
+            let last = u32::from(r.start) + u32::from(r.count) - 1;
+            let _ = writeln!(
+                s,
+                "    {table} {}..{last} ({} word{}): {}",
+                r.start,
+                r.count,
+                plural(usize::from(r.count)),
+                names.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "storage: keep raw {} within {}, flush every {}",
+        c.storage.raw_retention, c.storage.max_disk, c.storage.flush_interval
+    );
+    let _ = writeln!(s, "alerts to {} on {}", c.upstream.broker, c.upstream.alert_topic);
+    s
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}

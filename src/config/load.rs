@@ -1,0 +1,177 @@
+//! Turns config text into a [`Config`] or the full list of what is wrong with it.
+//!
+//! serde stops at the first error of a document, which would make fixing a config a loop
+//! of edit-and-retry. So each section, and each element of `[[modbus]]` and `[[asset]]`,
+//! is deserialized on its own and every failure is kept. Key paths come from
+//! `serde_path_to_error`; line numbers from a second, span-keeping parse of the same text.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue};
+
+use super::{validate, Config, ConfigErrors, ConfigProblem};
+
+/// One step of a key path: a table key or an array index.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+pub(super) type KeyPath = Vec<Seg>;
+
+pub(super) fn path_string(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+fn line_at(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Line of the deepest part of `path` that exists in the document.
+fn line_of(text: &str, root: &DeValue<'_>, path: &[Seg]) -> Option<usize> {
+    let mut node = root;
+    let mut best = None;
+    for seg in path {
+        let next = match seg {
+            Seg::Key(k) => node.get(k.as_str()),
+            Seg::Index(i) => node.get(*i),
+        };
+        match next {
+            Some(spanned) => {
+                let span = spanned.span();
+                if span.end > span.start {
+                    best = Some(line_at(text, span.start));
+                }
+                node = spanned.get_ref();
+            }
+            None => break,
+        }
+    }
+    best
+}
+
+const SECTIONS: &[&str] = &["agent", "storage", "upstream", "modbus", "asset"];
+
+pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+    let problem = |line, key: String, message: String| ConfigProblem {
+        file: file.to_path_buf(),
+        line,
+        key,
+        message,
+    };
+
+    let (doc, syntax_errors) = DeTable::parse_recoverable(text);
+    if !syntax_errors.is_empty() {
+        return Err(ConfigErrors(
+            syntax_errors
+                .iter()
+                .map(|e| {
+                    let line = e.span().map(|s| line_at(text, s.start));
+                    problem(line, String::new(), format!("TOML syntax: {}", e.message()))
+                })
+                .collect(),
+        ));
+    }
+    let root = DeValue::Table(doc.into_inner());
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| line_at(text, s.start));
+        ConfigErrors(vec![problem(line, String::new(), e.message().to_string())])
+    })?;
+
+    let mut raw_problems: Vec<(KeyPath, String)> = Vec::new();
+    let mut config = Config::default();
+    for (key, value) in &table {
+        let at = vec![Seg::Key(key.clone())];
+        match key.as_str() {
+            "agent" => section(value, at, &mut raw_problems, &mut config.agent),
+            "storage" => section(value, at, &mut raw_problems, &mut config.storage),
+            "upstream" => section(value, at, &mut raw_problems, &mut config.upstream),
+            "modbus" => config.modbus = elements(value, at, &mut raw_problems),
+            "asset" => config.asset = elements(value, at, &mut raw_problems),
+            other => raw_problems.push((
+                at,
+                format!("unknown section `{other}`, expected one of {}", SECTIONS.join(", ")),
+            )),
+        }
+    }
+    for required in ["agent", "upstream"] {
+        if !table.contains_key(required) {
+            raw_problems.push((vec![Seg::Key(required.into())], format!("missing section [{required}]")));
+        }
+    }
+    // Cross-checks only make sense on a config whose parts all parsed; otherwise they
+    // would report follow-on errors of a section that is already reported as broken.
+    if raw_problems.is_empty() {
+        raw_problems = validate::validate(&config);
+    }
+    if raw_problems.is_empty() {
+        return Ok(config);
+    }
+    Err(ConfigErrors(
+        raw_problems
+            .into_iter()
+            .map(|(path, message)| problem(line_of(text, &root, &path), path_string(&path), message))
+            .collect(),
+    ))
+}
+
+/// Deserializes one value, recording a problem (with its full key path) on failure.
+fn typed<T: DeserializeOwned>(value: &toml::Value, at: &KeyPath, problems: &mut Vec<(KeyPath, String)>) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+        Ok(v) => Some(v),
+        Err(err) => {
+            let mut path = at.clone();
+            for seg in err.path().iter() {
+                match seg {
+                    serde_path_to_error::Segment::Seq { index } => path.push(Seg::Index(*index)),
+                    serde_path_to_error::Segment::Map { key } => path.push(Seg::Key(key.clone())),
+                    serde_path_to_error::Segment::Enum { variant } => path.push(Seg::Key(variant.clone())),
+                    serde_path_to_error::Segment::Unknown => {}
+                }
+            }
+            let message = err.into_inner().message().to_string();
+            problems.push((path, message));
+            None
+        }
+    }
+}
+
+fn section<T: DeserializeOwned>(value: &toml::Value, at: KeyPath, problems: &mut Vec<(KeyPath, String)>, slot: &mut T) {
+    if let Some(v) = typed(value, &at, problems) {
+        *slot = v;
+    }
+}
+
+fn elements<T: DeserializeOwned>(value: &toml::Value, at: KeyPath, problems: &mut Vec<(KeyPath, String)>) -> Vec<T> {
+    let Some(items) = value.as_array() else {
+        problems.push((at, "expected an array of tables, e.g. [[section]]".into()));
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let mut path = at.clone();
+            path.push(Seg::Index(i));
+            typed(item, &path, problems)
+        })
+        .collect()
+}

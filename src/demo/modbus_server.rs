@@ -1,0 +1,121 @@
+//! A Modbus TCP server over an in-memory register bank, built on tokio-modbus's server.
+//! It plays the PLC of the demo plant and the device of the integration tests, which can
+//! also make it misbehave (answer with an exception, or not at all) to exercise the
+//! poller's unhappy paths.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+use tokio_modbus::server::tcp::{accept_tcp_connection, Server};
+use tokio_modbus::server::Service;
+use tokio_modbus::{ExceptionCode, Request, Response};
+
+use crate::config::RegisterKind;
+
+/// How the server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Behaviour {
+    #[default]
+    Normal,
+    /// Never answers: the client's timeout must fire.
+    Silent,
+    /// Answers every read with this exception code.
+    Exception(u8),
+}
+
+#[derive(Debug, Default)]
+struct Bank {
+    holding: HashMap<u16, u16>,
+    input: HashMap<u16, u16>,
+    behaviour: Behaviour,
+}
+
+/// Shared register bank; clones see the same registers.
+#[derive(Debug, Clone, Default)]
+pub struct RegisterBank(Arc<Mutex<Bank>>);
+
+impl RegisterBank {
+    fn bank(&self) -> std::sync::MutexGuard<'_, Bank> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes consecutive registers starting at `address`.
+    pub fn set(&self, kind: RegisterKind, address: u16, words: &[u16]) {
+        let mut b = self.bank();
+        let table = match kind {
+            RegisterKind::Holding => &mut b.holding,
+            RegisterKind::Input => &mut b.input,
+        };
+        for (i, w) in words.iter().enumerate() {
+            table.insert(address.wrapping_add(i as u16), *w);
+        }
+    }
+
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        self.bank().behaviour = behaviour;
+    }
+
+    fn read(&self, kind: RegisterKind, address: u16, count: u16) -> Result<Vec<u16>, ExceptionCode> {
+        let b = self.bank();
+        let table = match kind {
+            RegisterKind::Holding => &b.holding,
+            RegisterKind::Input => &b.input,
+        };
+        (0..count)
+            .map(|i| {
+                address
+                    .checked_add(i)
+                    .and_then(|a| table.get(&a).copied())
+                    .ok_or(ExceptionCode::IllegalDataAddress)
+            })
+            .collect()
+    }
+}
+
+type Reply = Pin<Box<dyn Future<Output = Result<Response, ExceptionCode>> + Send>>;
+
+struct BankService(RegisterBank);
+
+impl Service for BankService {
+    type Request = Request<'static>;
+    type Response = Response;
+    type Exception = ExceptionCode;
+    type Future = Reply;
+
+    fn call(&self, req: Self::Request) -> Self::Future {
+        let behaviour = self.0.bank().behaviour;
+        let reply = match behaviour {
+            Behaviour::Silent => return Box::pin(std::future::pending()),
+            Behaviour::Exception(code) => Err(ExceptionCode::new(code)),
+            Behaviour::Normal => match req {
+                Request::ReadHoldingRegisters(a, n) => self
+                    .0
+                    .read(RegisterKind::Holding, a, n)
+                    .map(Response::ReadHoldingRegisters),
+                Request::ReadInputRegisters(a, n) => {
+                    self.0.read(RegisterKind::Input, a, n).map(Response::ReadInputRegisters)
+                }
+                _ => Err(ExceptionCode::IllegalFunction),
+            },
+        };
+        Box::pin(std::future::ready(reply))
+    }
+}
+
+/// Serves `bank` on `listener` until the listener fails.
+pub async fn serve(listener: TcpListener, bank: RegisterBank) -> std::io::Result<()> {
+    let server = Server::new(listener);
+    let on_connected = |stream, addr| {
+        let bank = bank.clone();
+        async move { accept_tcp_connection(stream, addr, move |_| Ok(Some(BankService(bank.clone())))) }
+    };
+    server
+        .serve(
+            &on_connected,
+            |e| tracing::debug!(error = %e, "modbus server connection ended"),
+        )
+        .await
+}

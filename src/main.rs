@@ -1,0 +1,123 @@
+//! The `forewarn` command line: `run` the daemon, `check` a config, or `demo` the whole
+//! data flow on a simulated plant.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
+
+use forewarn::config::{Config, DEFAULT_CONFIG_PATH};
+
+#[derive(Parser)]
+#[command(
+    name = "forewarn",
+    version,
+    about = "Edge agent: reads plant sensors, keeps their history, raises alerts upstream"
+)]
+struct Cli {
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive); overrides RUST_LOG.
+    #[arg(long, global = true, env = "FOREWARN_LOG")]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent: poll the configured devices, store samples, publish alerts.
+    Run {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Validate a config file; print a summary, or every problem with file, line and key.
+    Check {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Run a simulated plant, an embedded broker and the agent in one process; alerts are
+    /// printed on stdout as JSON lines.
+    Demo {
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+}
+
+fn init_logging(filter: Option<&str>) {
+    let filter = filter
+        .map(EnvFilter::new)
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // journald adds its own timestamps; keep one event per line either way.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log.as_deref());
+    let result = match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run { config } => run(&config),
+        Command::Demo { duration } => demo(duration.map(Duration::from_secs)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn check(path: &Path) -> Result<ExitCode> {
+    match Config::load(path) {
+        Ok(config) => {
+            print!("{}", forewarn::config::summary(&config));
+            println!("{}: OK", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn run(path: &Path) -> Result<ExitCode> {
+    let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    runtime()?.block_on(async {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut agent = tokio::spawn(forewarn::agent::run(config, stop_rx));
+        tokio::select! {
+            res = &mut agent => return res.context("agent task")?.map(|()| ExitCode::SUCCESS),
+            _ = forewarn::shutdown_signal() => tracing::info!("stopping"),
+        }
+        let _ = stop_tx.send(true);
+        agent.await.context("agent task")??;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn demo(duration: Option<Duration>) -> Result<ExitCode> {
+    runtime()?.block_on(forewarn::demo::run(duration))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,5 @@
+//! Sources read sensors and send [`Sample`](crate::sample::Sample) batches to the
+//! pipeline over a bounded channel. A full channel makes a source wait (a poll is
+//! delayed), it never makes it drop samples.
+
+pub mod modbus;

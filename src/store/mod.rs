@@ -1,0 +1,498 @@
+//! The local history of every sensor, in sled. Nothing else touches the database.
+//!
+//! Trees:
+//! - `wal`: write-ahead records, one per flush (see [`wal`]); the samples not yet sealed.
+//! - `chunks`: sealed, compressed, checksummed per-sensor chunks (see [`chunk`]).
+//! - `meta`: the sensor registry and the schema version.
+//!
+//! **Durability.** [`Store::append`] only buffers. [`Store::flush`] writes everything
+//! buffered as one WAL record and fsyncs; when it returns, those samples survive
+//! `kill -9` and power loss. The agent calls it every `storage.flush_interval`, so a
+//! sample is durable at most one interval after it arrived; sources that must acknowledge
+//! upstream (MQTT) wait for the flush that covers them.
+//!
+//! **Sealing.** When enough samples have accumulated, [`Store::flush`] seals them: per
+//! sensor, sorted by time, into chunks. The chunks are written and the WAL records they
+//! came from removed in one sled transaction, so a crash leaves either the records or the
+//! chunks, never both and never neither. Sensors with too few samples for a useful chunk
+//! are carried forward into a fresh WAL record in the same transaction.
+//!
+//! Reads ([`Store::read`]) merge chunks, unsealed and buffered samples, sorted by time,
+//! one value per timestamp (the last written wins, so a replayed input merges).
+
+pub mod chunk;
+pub mod codec;
+pub mod registry;
+pub mod wal;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use crate::sample::{Quality, Sample, SensorId};
+use codec::Point;
+
+const SCHEMA_KEY: &[u8] = b"schema";
+const SCHEMA_VERSION: u64 = 1;
+const SEAL_SEQ_KEY: &[u8] = b"seal_seq";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(String),
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    #[error("store schema {found} is newer than this build understands ({supported})")]
+    Schema { found: u64, supported: u64 },
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+/// When unsealed samples become chunks.
+#[derive(Debug, Clone, Copy)]
+pub struct SealPolicy {
+    /// Seal once this many samples are unsealed (bounds memory and WAL size).
+    pub max_unsealed: usize,
+    /// Seal at least this often.
+    pub max_age: Duration,
+    /// A sensor with fewer unsealed samples is carried forward instead of sealed, unless
+    /// its oldest sample is older than `max_age` × 6.
+    pub min_chunk: usize,
+}
+
+impl Default for SealPolicy {
+    fn default() -> Self {
+        SealPolicy {
+            max_unsealed: 200_000,
+            max_age: Duration::from_secs(600),
+            min_chunk: 120,
+        }
+    }
+}
+
+/// Options of [`Store::open`].
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    pub cache_bytes: u64,
+    pub seal: SealPolicy,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_bytes: 32 << 20,
+            seal: SealPolicy::default(),
+        }
+    }
+}
+
+/// What one [`Store::flush`] made durable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flushed {
+    pub samples: usize,
+    pub sealed_chunks: usize,
+}
+
+struct Unsealed {
+    points: Vec<Point>,
+    /// Wall-clock arrival of the oldest point, for the age-based seal.
+    since: Instant,
+}
+
+struct State {
+    /// Appended, not yet in the WAL.
+    pending: Vec<Sample>,
+    /// In the WAL, not yet sealed.
+    unsealed: HashMap<SensorId, Unsealed>,
+    unsealed_count: usize,
+    next_wal_seq: u64,
+    last_seal: Instant,
+}
+
+struct Inner {
+    db: sled::Db,
+    wal: sled::Tree,
+    chunks: sled::Tree,
+    meta: sled::Tree,
+    state: Mutex<State>,
+    seal: SealPolicy,
+}
+
+/// Handle to the store; cheap to clone, shared by the writer and readers.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, replaying the WAL.
+    pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(opts.cache_bytes)
+            // sled's own background flush would race with ours (its issue #1308); the
+            // store decides when data is durable.
+            .flush_every_ms(None)
+            .open()?;
+        let meta = db.open_tree("meta")?;
+        match meta.get(SCHEMA_KEY)? {
+            None => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+            }
+            Some(v) => {
+                let found = u64::from_be_bytes(
+                    v.as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("schema key".into()))?,
+                );
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::Schema {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        let wal = db.open_tree("wal")?;
+        let chunks = db.open_tree("chunks")?;
+
+        let mut unsealed: HashMap<SensorId, Unsealed> = HashMap::new();
+        let mut unsealed_count = 0;
+        let mut next_wal_seq = 0;
+        let now = Instant::now();
+        for item in wal.iter() {
+            let (k, v) = item?;
+            let seq = wal::seq_of(&k).ok_or_else(|| StoreError::Corrupt("wal key".into()))?;
+            next_wal_seq = seq + 1;
+            // A record that does not decode is reported, and the rest replayed: one bad
+            // record must not make the whole store unopenable.
+            match wal::decode(&v) {
+                Ok(samples) => {
+                    unsealed_count += samples.len();
+                    for s in samples {
+                        unsealed
+                            .entry(s.sensor)
+                            .or_insert_with(|| Unsealed {
+                                points: Vec::new(),
+                                since: now,
+                            })
+                            .points
+                            .push(point(&s));
+                    }
+                }
+                Err(e) => tracing::error!(seq, error = %e, "skipping a corrupt write-ahead record"),
+            }
+        }
+        if unsealed_count > 0 {
+            tracing::info!(samples = unsealed_count, "replayed write-ahead log");
+        }
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                wal,
+                chunks,
+                meta,
+                state: Mutex::new(State {
+                    pending: Vec::new(),
+                    unsealed,
+                    unsealed_count,
+                    next_wal_seq,
+                    last_seal: now,
+                }),
+                seal: opts.seal,
+            }),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind, still consistent
+        // enough to read and flush; refusing all further writes would lose more.
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The id of a sensor name, registering it if new.
+    pub fn sensor_id(&self, name: &str) -> Result<SensorId, StoreError> {
+        registry::id_for(&self.inner.meta, name)
+    }
+
+    /// The id of a known sensor name.
+    pub fn lookup_sensor(&self, name: &str) -> Result<Option<SensorId>, StoreError> {
+        registry::lookup(&self.inner.meta, name)
+    }
+
+    /// Every registered sensor, by id.
+    pub fn sensors(&self) -> Result<Vec<(SensorId, String)>, StoreError> {
+        registry::all(&self.inner.meta)
+    }
+
+    /// Buffers samples; they are durable after the next [`Store::flush`].
+    pub fn append(&self, samples: &[Sample]) {
+        self.state().pending.extend_from_slice(samples);
+    }
+
+    /// Writes buffered samples as one WAL record and fsyncs; seals when due.
+    /// Blocking (disk I/O): call it from a blocking context.
+    pub fn flush(&self) -> Result<Flushed, StoreError> {
+        let mut st = self.state();
+        let pending = std::mem::take(&mut st.pending);
+        let mut flushed = Flushed {
+            samples: pending.len(),
+            sealed_chunks: 0,
+        };
+        if !pending.is_empty() {
+            let seq = st.next_wal_seq;
+            if let Err(e) = self.inner.wal.insert(wal::key(seq), wal::encode(&pending)) {
+                // Put them back: the caller sees the error and nothing is lost in memory.
+                st.pending = pending;
+                return Err(e.into());
+            }
+            st.next_wal_seq += 1;
+            let now = Instant::now();
+            st.unsealed_count += pending.len();
+            for s in &pending {
+                st.unsealed
+                    .entry(s.sensor)
+                    .or_insert_with(|| Unsealed {
+                        points: Vec::new(),
+                        since: now,
+                    })
+                    .points
+                    .push(point(s));
+            }
+        }
+        let due = st.unsealed_count >= self.inner.seal.max_unsealed
+            || (st.unsealed_count > 0 && st.last_seal.elapsed() >= self.inner.seal.max_age);
+        if due {
+            flushed.sealed_chunks = self.seal(&mut st)?;
+        }
+        self.inner.db.flush()?;
+        Ok(flushed)
+    }
+
+    /// Seals every sensor with enough unsealed samples (or old enough ones) into chunks,
+    /// carries the rest forward, and drops the WAL records, atomically.
+    fn seal(&self, st: &mut State) -> Result<usize, StoreError> {
+        let policy = self.inner.seal;
+        let stale = policy.max_age * 6;
+        let mut chunks: Vec<([u8; 20], Vec<u8>)> = Vec::new();
+        let mut carried: Vec<Sample> = Vec::new();
+        let mut sealed_sensors: Vec<SensorId> = Vec::new();
+        let seal_seq = self
+            .inner
+            .meta
+            .get(SEAL_SEQ_KEY)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0);
+        for (&sensor, u) in st.unsealed.iter_mut() {
+            if u.points.len() >= policy.min_chunk || u.since.elapsed() >= stale {
+                u.points.sort_by_key(|p| p.ts_ms);
+                dedup_last_wins(&mut u.points);
+                let start = u.points[0].ts_ms;
+                chunks.push((chunk::key(sensor, start, seal_seq), chunk::encode(&u.points)));
+                sealed_sensors.push(sensor);
+            } else {
+                carried.extend(u.points.iter().map(|p| sample(sensor, p)));
+            }
+        }
+        let carry_seq = st.next_wal_seq;
+        let old_records: Vec<sled::IVec> = self.inner.wal.iter().keys().collect::<Result<_, _>>()?;
+        let carried_record = (!carried.is_empty()).then(|| wal::encode(&carried));
+        let (wal_tree, chunk_tree, meta) = (&self.inner.wal, &self.inner.chunks, &self.inner.meta);
+        let result: Result<(), TransactionError<()>> = (wal_tree, chunk_tree, meta).transaction(|(w, c, m)| {
+            for (k, v) in &chunks {
+                c.insert(&k[..], v.as_slice())?;
+            }
+            for k in &old_records {
+                w.remove(k)?;
+            }
+            if let Some(record) = &carried_record {
+                w.insert(&wal::key(carry_seq)[..], record.as_slice())?;
+            }
+            m.insert(SEAL_SEQ_KEY, &(seal_seq + 1).to_be_bytes())?;
+            Ok::<(), ConflictableTransactionError<()>>(())
+        });
+        result.map_err(|e| StoreError::Db(format!("sealing: {e:?}")))?;
+
+        let sealed = chunks.len();
+        st.next_wal_seq = carry_seq + 1;
+        for sensor in &sealed_sensors {
+            st.unsealed.remove(sensor);
+        }
+        st.unsealed_count = carried.len();
+        st.last_seal = Instant::now();
+        tracing::debug!(chunks = sealed, carried = carried.len(), "sealed");
+        Ok(sealed)
+    }
+
+    /// Samples of `sensor` with `from_ms <= ts <= to_ms`, sorted by time, one per
+    /// timestamp. Includes samples not yet durable.
+    pub fn read(&self, sensor: SensorId, from_ms: i64, to_ms: i64) -> Result<Vec<Sample>, StoreError> {
+        let mut points: Vec<Point> = Vec::new();
+        for item in self.inner.chunks.range(chunk::range_until(sensor, to_ms)) {
+            let (k, v) = item?;
+            let header = match chunk::header(&v) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::error!(key = ?k, error = %e, "skipping unreadable chunk");
+                    continue;
+                }
+            };
+            if header.last_ms < from_ms {
+                continue;
+            }
+            match chunk::decode(&v) {
+                Ok(pts) => points.extend(pts.into_iter().filter(|p| p.ts_ms >= from_ms && p.ts_ms <= to_ms)),
+                Err(e) => tracing::error!(sensor, first_ms = header.first_ms, error = %e, "skipping corrupt chunk"),
+            }
+        }
+        let st = self.state();
+        let in_range = |p: &Point| p.ts_ms >= from_ms && p.ts_ms <= to_ms;
+        if let Some(u) = st.unsealed.get(&sensor) {
+            points.extend(u.points.iter().filter(|p| in_range(p)));
+        }
+        points.extend(
+            st.pending
+                .iter()
+                .filter(|s| s.sensor == sensor)
+                .map(point)
+                .filter(in_range),
+        );
+        drop(st);
+        // Stable sort keeps write order among equal timestamps, so the last one wins.
+        points.sort_by_key(|p| p.ts_ms);
+        dedup_last_wins(&mut points);
+        Ok(points.iter().map(|p| sample(sensor, p)).collect())
+    }
+
+    /// Bytes the database occupies on disk, as sled reports it.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.db.size_on_disk()?)
+    }
+
+    /// The sled database, for modules that keep their own trees in it (the alert outbox).
+    pub fn db(&self) -> &sled::Db {
+        &self.inner.db
+    }
+}
+
+fn point(s: &Sample) -> Point {
+    Point {
+        ts_ms: s.ts_ms,
+        value: s.value,
+        quality: s.quality.to_byte(),
+    }
+}
+
+fn sample(sensor: SensorId, p: &Point) -> Sample {
+    Sample {
+        sensor,
+        ts_ms: p.ts_ms,
+        value: p.value,
+        quality: Quality::from_byte(p.quality),
+    }
+}
+
+/// Keeps the last of each run of equal timestamps (input sorted by time, stable).
+fn dedup_last_wins(points: &mut Vec<Point>) {
+    let mut out: Vec<Point> = Vec::with_capacity(points.len());
+    for p in points.drain(..) {
+        match out.last_mut() {
+            Some(last) if last.ts_ms == p.ts_ms => *last = p,
+            _ => out.push(p),
+        }
+    }
+    *points = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small_seal() -> StoreOptions {
+        StoreOptions {
+            cache_bytes: 1 << 20,
+            seal: SealPolicy {
+                max_unsealed: 50,
+                max_age: Duration::from_secs(3600),
+                min_chunk: 10,
+            },
+        }
+    }
+
+    #[test]
+    fn flushed_samples_survive_reopen_sealed_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), small_seal()).unwrap();
+            let a = store.sensor_id("a").unwrap();
+            let b = store.sensor_id("b").unwrap();
+            assert_ne!(a, b);
+            for i in 0..100 {
+                store.append(&[Sample::good(a, i * 1000, i as f64)]);
+                if i % 3 == 0 {
+                    store.append(&[Sample::bad(b, i * 1000, Quality::Timeout)]);
+                }
+                store.flush().unwrap();
+            }
+            store.append(&[Sample::good(a, 999_999, 1.0)]); // never flushed
+        }
+        let store = Store::open(dir.path(), small_seal()).unwrap();
+        assert_eq!(store.lookup_sensor("a").unwrap(), Some(0));
+        let a = store.read(0, 0, i64::MAX).unwrap();
+        assert_eq!(a.len(), 100);
+        assert!(a.windows(2).all(|w| w[0].ts_ms < w[1].ts_ms));
+        assert_eq!(a[42].value, 42.0);
+        let b = store.read(1, 0, i64::MAX).unwrap();
+        assert_eq!(b.len(), 34);
+        assert!(b.iter().all(|s| s.quality == Quality::Timeout && s.value.is_nan()));
+        assert_eq!(store.read(0, 10_000, 12_000).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn duplicates_merge_last_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), small_seal()).unwrap();
+        let s = store.sensor_id("x").unwrap();
+        for round in 0..3 {
+            for i in 0..30 {
+                store.append(&[Sample::good(s, i * 1000, round as f64)]);
+            }
+            store.flush().unwrap();
+        }
+        let got = store.read(s, 0, i64::MAX).unwrap();
+        assert_eq!(got.len(), 30);
+        assert!(got.iter().all(|x| x.value == 2.0));
+    }
+
+    #[test]
+    fn a_corrupt_chunk_does_not_hide_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), small_seal()).unwrap();
+        let s = store.sensor_id("x").unwrap();
+        for i in 0..60 {
+            store.append(&[Sample::good(s, i * 1000, 1.0)]);
+        }
+        store.flush().unwrap(); // 60 >= max_unsealed: sealed into one chunk
+        for i in 60..120 {
+            store.append(&[Sample::good(s, i * 1000, 2.0)]);
+        }
+        store.flush().unwrap();
+        let (k, mut v) = store.inner.chunks.iter().next().unwrap().unwrap();
+        let n = v.len();
+        let mut bytes = v.to_vec();
+        bytes[n - 1] ^= 0xff;
+        v = bytes.into();
+        store.inner.chunks.insert(k, v).unwrap();
+        let got = store.read(s, 0, i64::MAX).unwrap();
+        assert_eq!(got.len(), 60);
+        assert!(got.iter().all(|x| x.value == 2.0));
+    }
+}

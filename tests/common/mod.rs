@@ -1,0 +1,223 @@
+//! Real parts for integration tests: a Mosquitto broker on its own port (killable and
+//! restartable), a tokio-modbus server over a register bank, and the agent as a child
+//! process with a generated config.
+#![allow(dead_code)]
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use forewarn::demo::modbus_server::{self, RegisterBank};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn wait_for_port(port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on port {port} after {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn mosquitto_binary() -> PathBuf {
+    for p in ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    "mosquitto".into()
+}
+
+/// A Mosquitto process on its own port, stopped on drop.
+pub struct Mosquitto {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut m = Mosquitto {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        m.restart();
+        m
+    }
+
+    /// Starts the broker again on the same port (after [`Mosquitto::stop`]).
+    pub fn restart(&mut self) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+                self.port
+            ),
+        )
+        .expect("write conf");
+        let log = std::fs::File::create(self.dir.path().join("mosquitto.log")).expect("log file");
+        let child = Command::new(mosquitto_binary())
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("mosquitto must be installed (.ci/run installs it)");
+        self.child = Some(child);
+        wait_for_port(self.port, Duration::from_secs(10));
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A tokio-modbus TCP server serving `bank` on a free port, in this process.
+pub async fn modbus_server(bank: RegisterBank) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(modbus_server::serve(listener, bank));
+    port
+}
+
+/// Subscribes to `filter` and forwards every message (topic, payload) to the receiver.
+/// Returns once the subscription is acknowledged.
+pub async fn subscribe(port: u16, filter: &str) -> mpsc::UnboundedReceiver<(String, Vec<u8>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let id = format!("test-sub-{}", free_port());
+    let (client, mut events) = AsyncClient::new(MqttOptions::new(id, "127.0.0.1", port), 64);
+    client.subscribe(filter, QoS::AtLeastOnce).await.expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) | Err(_) => assert!(Instant::now() < deadline, "no SUBACK"),
+        }
+    }
+    tokio::spawn(async move {
+        let _client = client;
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if tx.send((p.topic.clone(), p.payload.to_vec())).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    rx
+}
+
+/// The agent as a child process, killed on drop.
+pub struct AgentProcess {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl AgentProcess {
+    pub fn start(config: &Path, log: &Path) -> AgentProcess {
+        let child = Command::new(env!("CARGO_BIN_EXE_forewarn"))
+            .args(["--log", "debug", "run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("start the agent");
+        AgentProcess {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// `kill -9`.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A config with one Modbus device and one overheat rule, for the given ports.
+pub fn pump_config(data_dir: &Path, modbus_port: u16, broker_port: u16, interval_ms: u64, flush_ms: u64) -> String {
+    format!(
+        r#"
+[agent]
+id = "gw-test"
+data_dir = "{data}"
+
+[storage]
+flush_interval = "{flush_ms}ms"
+
+[upstream]
+broker = "mqtt://127.0.0.1:{broker_port}"
+alert_topic = "forewarn/{{agent}}/alerts/{{asset}}"
+
+[[modbus]]
+device = "pump1-plc"
+address = "127.0.0.1:{modbus_port}"
+interval = "{interval_ms}ms"
+timeout = "300ms"
+
+  [[modbus.register]]
+  sensor = "pump1.bearing_temp"
+  kind = "holding"
+  address = 0
+  type = "f32"
+
+  [[modbus.register]]
+  sensor = "pump1.vibration"
+  kind = "input"
+  address = 10
+  type = "u16"
+  scale = 0.01
+
+[[asset]]
+id = "line1/pump1"
+sensors = ["pump1.bearing_temp", "pump1.vibration"]
+
+  [[asset.rule]]
+  name = "bearing-overheat"
+  sensor = "pump1.bearing_temp"
+  above = 80.0
+  clear_below = 75.0
+  severity = "critical"
+"#,
+        data = data_dir.display()
+    )
+}
