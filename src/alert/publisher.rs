@@ -139,6 +139,7 @@ impl Publisher {
                     }
                     Ok(Event::Incoming(Packet::PubAck(ack))) => {
                         if let Some(seq) = inflight.remove(&ack.pkid) {
+                            tracing::debug!(seq, "alert acknowledged by the broker");
                             if let Err(e) = self.outbox.remove(seq) {
                                 tracing::error!(seq, error = %e, "cannot remove an acknowledged alert; it will be sent again");
                             }

@@ -61,15 +61,26 @@ impl Mosquitto {
     /// Starts the broker again on the same port (after [`Mosquitto::stop`]).
     pub fn restart(&mut self) {
         let conf = self.dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
+        let persistence = if self.dir.path().join("persist").exists() {
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n",
-                self.port
-            ),
-        )
-        .expect("write conf");
-        let log = std::fs::File::create(self.dir.path().join("mosquitto.log")).expect("log file");
+                "persistence true\npersistence_location {}/\n",
+                self.dir.path().display()
+            )
+        } else {
+            "persistence false\n".to_string()
+        };
+        // `user root`: as root, Mosquitto would otherwise drop to its own user, which
+        // cannot write the persistence file into this test's private directory.
+        let conf_text = format!(
+            "listener {} 127.0.0.1\nallow_anonymous true\nuser root\nlog_dest stderr\nlog_type all\n{persistence}",
+            self.port
+        );
+        std::fs::write(&conf, conf_text).expect("write conf");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("mosquitto.log"))
+            .expect("log file");
         let child = Command::new(mosquitto_binary())
             .arg("-c")
             .arg(&conf)
@@ -79,6 +90,31 @@ impl Mosquitto {
             .expect("mosquitto must be installed (.ci/run installs it)");
         self.child = Some(child);
         wait_for_port(self.port, Duration::from_secs(10));
+    }
+
+    /// SIGTERM: Mosquitto saves its persistent sessions before it exits.
+    pub fn stop_gracefully(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Keeps sessions and queued QoS 1 messages across [`Mosquitto::stop_gracefully`].
+    pub fn start_persistent() -> Mosquitto {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("persist"), "").expect("marker");
+        let mut m = Mosquitto {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        m.restart();
+        m
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }
 
     pub fn stop(&mut self) {
@@ -106,14 +142,30 @@ pub async fn modbus_server(bank: RegisterBank) -> u16 {
 /// Subscribes to `filter` and forwards every message (topic, payload) to the receiver.
 /// Returns once the subscription is acknowledged.
 pub async fn subscribe(port: u16, filter: &str) -> mpsc::UnboundedReceiver<(String, Vec<u8>)> {
+    subscribe_as(port, filter, &format!("test-sub-{}", free_port()), true).await
+}
+
+/// Like [`subscribe`], with a client id and, with `clean_session = false`, a session the
+/// broker keeps (and queues QoS 1 messages for) while the subscriber is away.
+pub async fn subscribe_as(
+    port: u16,
+    filter: &str,
+    id: &str,
+    clean_session: bool,
+) -> mpsc::UnboundedReceiver<(String, Vec<u8>)> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let id = format!("test-sub-{}", free_port());
-    let (client, mut events) = AsyncClient::new(MqttOptions::new(id, "127.0.0.1", port), 64);
+    let mut options = MqttOptions::new(id, "127.0.0.1", port);
+    options.set_clean_session(clean_session);
+    let (client, mut events) = AsyncClient::new(options, 64);
     client.subscribe(filter, QoS::AtLeastOnce).await.expect("subscribe");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match tokio::time::timeout(Duration::from_secs(10), events.poll()).await {
             Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,
+            // A resumed session may deliver queued messages before the SUBACK.
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                let _ = tx.send((p.topic.clone(), p.payload.to_vec()));
+            }
             Ok(Ok(_)) => {}
             Ok(Err(_)) | Err(_) => assert!(Instant::now() < deadline, "no SUBACK"),
         }
@@ -121,11 +173,14 @@ pub async fn subscribe(port: u16, filter: &str) -> mpsc::UnboundedReceiver<(Stri
     tokio::spawn(async move {
         let _client = client;
         loop {
-            match events.poll().await {
+            let event = tokio::select! {
+                // The test dropped its receiver: leave, so this client id is free again.
+                _ = tx.closed() => return,
+                event = events.poll() => event,
+            };
+            match event {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if tx.send((p.topic.clone(), p.payload.to_vec())).is_err() {
-                        return;
-                    }
+                    let _ = tx.send((p.topic.clone(), p.payload.to_vec()));
                 }
                 Ok(_) => {}
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -144,7 +199,7 @@ pub struct AgentProcess {
 impl AgentProcess {
     pub fn start(config: &Path, log: &Path) -> AgentProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_forewarn"))
-            .args(["--log", "debug", "run", "--config"])
+            .args(["--log", "forewarn=debug,info", "run", "--config"])
             .arg(config)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).expect("log file"))
@@ -164,6 +219,19 @@ impl AgentProcess {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the agent's log contains `needle`.
+    pub async fn wait_for_log(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log_text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "agent never logged {needle:?}:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -32,11 +32,21 @@ pub fn decode(words: &[u16], dt: DataType, order: WordOrder) -> f64 {
         DataType::I16 => bits as u16 as i16 as f64,
         DataType::U32 => bits as u32 as f64,
         DataType::I32 => bits as u32 as i32 as f64,
-        DataType::F32 => f32::from_bits(bits as u32) as f64,
+        DataType::F32 => f32_to_f64(f32::from_bits(bits as u32)),
         DataType::U64 => bits as f64,
         DataType::I64 => bits as i64 as f64,
         DataType::F64 => f64::from_bits(bits),
     }
+}
+
+/// Widens an f32 through its shortest decimal form, so a PLC's `123.456` is stored and
+/// published as 123.456, not as 123.45600128173828, which is the same f32 but not what
+/// anyone typed into the PLC.
+fn f32_to_f64(v: f32) -> f64 {
+    if !v.is_finite() {
+        return v as f64;
+    }
+    v.to_string().parse().unwrap_or(v as f64)
 }
 
 /// Encodes a value into registers: the inverse of [`decode`], for simulators and tests.
@@ -76,7 +86,7 @@ mod tests {
     #[test]
     fn f32_in_every_order() {
         // 123.456f32 = 0x42F6E979: A=42 B=F6 C=E9 D=79
-        let v = 123.456f32 as f64;
+        let v = 123.456;
         assert_eq!(decode(&[0x42F6, 0xE979], F32, ABCD), v);
         assert_eq!(decode(&[0x79E9, 0xF642], F32, DCBA), v);
         assert_eq!(decode(&[0xF642, 0x79E9], F32, BADC), v);
