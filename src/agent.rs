@@ -26,10 +26,24 @@ use crate::detect::{AlertEvent, AlertState};
 use crate::sample::{Sample, SensorId};
 use crate::source::modbus::{device_plan, DevicePoller};
 use crate::stats::Stats;
-use crate::store::{Store, StoreOptions};
+use crate::store::retention::{self, Pressure};
+use crate::store::{SealPolicy, Store, StoreOptions};
 
 /// Batches in flight between sources and the pipeline.
 const BUS_CAPACITY: usize = 256;
+/// Unflushed samples kept in memory at most (only reached while flushes fail).
+const MAX_PENDING: usize = 2_000_000;
+/// The pseudo-asset of the agent's own alerts (storage).
+pub const STORAGE_ASSET: &str = "_agent";
+const PRESSURE_DISK_FULL: u64 = 2;
+
+async fn wait_true(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
 
 /// Runs the agent until `shutdown` turns true.
 pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
@@ -40,11 +54,15 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> 
 pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>, stats: Arc<Stats>) -> Result<()> {
     let data_dir = config.agent.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let seal = SealPolicy {
+        max_age: config.storage.seal_interval.as_duration(),
+        ..SealPolicy::default()
+    };
     let store = Store::open(
         &data_dir,
         StoreOptions {
             cache_bytes: config.storage.cache.0,
-            ..StoreOptions::default()
+            seal,
         },
     )
     .with_context(|| format!("opening the store in {}", data_dir.display()))?;
@@ -78,6 +96,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     }
     drop(bus_tx);
 
+    let shutdown_http = shutdown.clone();
     let (host, port) = parse_broker_url(&config.upstream.broker).map_err(anyhow::Error::msg)?;
     let wake = Arc::new(Notify::new());
     let publisher = Publisher {
@@ -94,6 +113,43 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         drain_grace: Duration::from_secs(2),
     };
     let publisher = tokio::spawn(publisher.run(shutdown.clone()));
+
+    if config.http.enabled {
+        let listener = tokio::net::TcpListener::bind(&config.http.listen)
+            .await
+            .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?;
+        let api = crate::http::ApiState {
+            agent: config.agent.id.clone(),
+            store: store.clone(),
+            stats: stats.clone(),
+            data_dir: data_dir.clone(),
+            max_disk: config.storage.max_disk.0,
+        };
+        tracing::info!(listen = %config.http.listen, "http api");
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = crate::http::serve(listener, Arc::new(api)) => {}
+                _ = wait_true(shutdown_http) => {}
+            }
+        }));
+    }
+    let retention = Retention {
+        store: store.clone(),
+        data_dir: data_dir.clone(),
+        policy: retention::Policy {
+            raw_retention: config.storage.raw_retention.as_duration(),
+            max_disk: config.storage.max_disk.0,
+            min_free: config.storage.min_free_disk.0,
+            archive_dir: config.storage.archive_dir.clone(),
+        },
+        every: config.storage.retention_interval.as_duration(),
+        outbox: outbox.clone(),
+        wake: wake.clone(),
+        stats: stats.clone(),
+        agent: config.agent.id.clone(),
+        topic: render_topic(&config.upstream.alert_topic, &config.agent.id, STORAGE_ASSET),
+    };
+    tasks.push(tokio::spawn(retention.run(shutdown.clone())));
 
     let rules = RuleEngine::new(&config, &|name| ids.get(name).copied());
     tracing::info!(agent = %config.agent.id, sensors = ids.len(), rules = rules.len(), data_dir = %data_dir.display(), "agent started");
@@ -151,7 +207,13 @@ impl Pipeline<'_> {
 
     async fn ingest(&mut self, batch: &[Sample], events: &mut Vec<AlertEvent>) -> Result<()> {
         self.stats.samples_in.add(batch.len() as u64);
-        self.store.append(batch);
+        // The last resort of retention, and the bound on memory while flushes fail: refuse
+        // (and count) rather than fail writes or grow without limit.
+        if self.stats.storage_pressure.get() == PRESSURE_DISK_FULL || self.store.pending_len() > MAX_PENDING {
+            self.stats.samples_rejected.add(batch.len() as u64);
+        } else {
+            self.store.append(batch);
+        }
         for s in batch {
             self.rules.observe(s, events);
         }
@@ -193,6 +255,99 @@ impl Pipeline<'_> {
                 tracing::error!(error = %e, "flush failed; samples stay buffered and are retried");
             }
             Err(e) => tracing::error!(error = %e, "flush task failed"),
+        }
+    }
+}
+
+/// Periodic retention, and the storage alert when the budget cannot be kept.
+struct Retention {
+    store: Store,
+    data_dir: std::path::PathBuf,
+    policy: retention::Policy,
+    every: Duration,
+    outbox: Outbox,
+    wake: Arc<Notify>,
+    stats: Arc<Stats>,
+    agent: String,
+    topic: String,
+}
+
+impl Retention {
+    async fn run(self, shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut firing: Option<(i64, Pressure)> = None;
+        let stop = wait_true(shutdown);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = &mut stop => return,
+            }
+            let (store, dir, policy) = (self.store.clone(), self.data_dir.clone(), self.policy.clone());
+            let report = match tokio::task::spawn_blocking(move || {
+                retention::enforce(&store, &dir, &policy, crate::time::now_ms())
+            })
+            .await
+            {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "retention pass failed");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            self.stats.evicted_samples.add(report.evicted_samples);
+            self.stats.storage_pressure.set(match report.pressure {
+                Pressure::Ok => 0,
+                Pressure::OverBudget => 1,
+                Pressure::DiskFull => PRESSURE_DISK_FULL,
+            });
+            let now = crate::time::now_ms();
+            let change = match (firing, report.pressure) {
+                (None, Pressure::Ok) => None,
+                (Some((_, was)), p) if was == p => None,
+                (Some((first, _)), Pressure::Ok) => {
+                    firing = None;
+                    Some((AlertState::Cleared, first, report.pressure))
+                }
+                (prev, p) => {
+                    let first = prev.map_or(now, |(f, _)| f);
+                    firing = Some((first, p));
+                    Some((AlertState::Raised, first, p))
+                }
+            };
+            if let Some((state, first_seen_ms, pressure)) = change {
+                let rule = match pressure {
+                    Pressure::DiskFull => "disk-full",
+                    _ => "storage-budget",
+                };
+                match pressure {
+                    Pressure::Ok => tracing::info!("storage back within budget"),
+                    Pressure::OverBudget => tracing::error!(used = report.used, budget = self.policy.max_disk, "storage over budget with nothing older than raw_retention left to evict; raising a storage alert"),
+                    Pressure::DiskFull => tracing::error!(free = report.free, "filesystem nearly full: refusing new samples until space is freed"),
+                }
+                let event = AlertEvent {
+                    asset: STORAGE_ASSET.into(),
+                    rule: rule.into(),
+                    state,
+                    severity: crate::config::Severity::Critical,
+                    sensor: "data_dir".into(),
+                    value: report.used as f64,
+                    threshold: self.policy.max_disk as f64,
+                    ts_ms: now,
+                    first_seen_ms,
+                };
+                let (outbox, agent, topic) = (self.outbox.clone(), self.agent.clone(), self.topic.clone());
+                match tokio::task::spawn_blocking(move || outbox.push(&agent, &topic, &event)).await {
+                    Ok(Ok(_)) => {
+                        self.stats.alerts_raised.inc();
+                        self.wake.notify_one();
+                    }
+                    Ok(Err(e)) => tracing::error!(error = %e, "cannot store the storage alert"),
+                    Err(_) => {}
+                }
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 //! where known, the key and what is wrong. [`Config::load`] reports *every* problem it can
 //! find in one pass, so `forewarn check` is a single round trip for the person fixing it.
 
+pub mod footprint;
 mod load;
 pub mod units;
 mod validate;
@@ -40,6 +41,31 @@ pub struct Config {
     /// Machines and the rules that watch them.
     #[serde(default)]
     pub asset: Vec<Asset>,
+    /// The local HTTP API (health, metrics, queries).
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// `[http]`: a small HTTP API for the local machine: `/healthz`, `/metrics`, `/query`,
+/// `/stats`. `forewarn query` and `forewarn store-stats` use it while the agent runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Serve the API at all.
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// `host:port` to listen on; keep it on loopback unless a firewall guards it.
+    #[serde(default = "defaults::http_listen")]
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: defaults::http_listen(),
+        }
+    }
 }
 
 /// `[agent]`
@@ -80,6 +106,21 @@ pub struct StorageConfig {
     /// Memory sled may use as a page cache.
     #[serde(default = "defaults::cache")]
     pub cache: ByteSize,
+    /// Samples stay in the write-ahead log at most this long before they are compressed
+    /// into per-sensor chunks (sooner when many accumulate).
+    #[serde(default = "defaults::seal_interval")]
+    pub seal_interval: Dur,
+    /// How often retention checks the disk budget.
+    #[serde(default = "defaults::retention_interval")]
+    pub retention_interval: Dur,
+    /// Chunks are appended to files here before retention evicts them; restore them with
+    /// `forewarn import --archive DIR`. No archive when unset.
+    #[serde(default)]
+    pub archive_dir: Option<PathBuf>,
+    /// Last resort: when the filesystem of `data_dir` has less free space than this, new
+    /// samples are refused (and a storage alert raised) instead of failing writes.
+    #[serde(default = "defaults::min_free_disk")]
+    pub min_free_disk: ByteSize,
 }
 
 impl Default for StorageConfig {
@@ -89,6 +130,10 @@ impl Default for StorageConfig {
             max_disk: defaults::max_disk(),
             flush_interval: defaults::flush_interval(),
             cache: defaults::cache(),
+            seal_interval: defaults::seal_interval(),
+            retention_interval: defaults::retention_interval(),
+            archive_dir: None,
+            min_free_disk: defaults::min_free_disk(),
         }
     }
 }
@@ -305,6 +350,21 @@ mod defaults {
     }
     pub fn cache() -> ByteSize {
         ByteSize(32 << 20)
+    }
+    pub fn seal_interval() -> Dur {
+        Dur::from_secs(600)
+    }
+    pub fn retention_interval() -> Dur {
+        Dur::from_secs(60)
+    }
+    pub fn min_free_disk() -> ByteSize {
+        ByteSize(64 << 20)
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn http_listen() -> String {
+        "127.0.0.1:9321".into()
     }
     pub fn alert_topic() -> String {
         "forewarn/{agent}/alerts/{asset}".into()

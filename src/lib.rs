@@ -8,10 +8,12 @@ pub mod backoff;
 pub mod config;
 pub mod demo;
 pub mod detect;
+pub mod http;
 pub mod sample;
 pub mod source;
 pub mod stats;
 pub mod store;
+pub mod time;
 
 /// Resolves on Ctrl-C or SIGTERM (systemd's stop).
 pub async fn shutdown_signal() {

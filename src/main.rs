@@ -12,6 +12,8 @@ use tracing_subscriber::EnvFilter;
 
 use forewarn::config::{Config, DEFAULT_CONFIG_PATH};
 
+mod history;
+
 #[derive(Parser)]
 #[command(
     name = "forewarn",
@@ -36,6 +38,56 @@ enum Command {
     },
     /// Validate a config file; print a summary, or every problem with file, line and key.
     Check {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Print stored samples (raw, or aggregated with --every) as JSON lines or CSV. Asks the
+    /// running agent over its HTTP API, or reads the store directly when it is stopped.
+    Query {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// Sensor names; `*` and `?` are wildcards.
+        #[arg(long, default_value = "*")]
+        sensor: String,
+        /// Start, RFC 3339 (`2026-11-30T00:00:00Z`) or epoch ms; default: the beginning.
+        #[arg(long)]
+        from: Option<String>,
+        /// End (inclusive); default: now and later.
+        #[arg(long)]
+        to: Option<String>,
+        /// Aggregate into intervals (min, max, mean, count), e.g. `1m`.
+        #[arg(long)]
+        every: Option<String>,
+        /// `jsonl` or `csv`.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+    },
+    /// Load history into the store (the agent must be stopped): a wide CSV file, or an
+    /// archive directory written by retention.
+    Import {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// CSV file: a time column and one column per sensor, named by its header.
+        #[arg(long, conflicts_with = "archive", required_unless_present = "archive")]
+        csv: Option<PathBuf>,
+        /// Name of the time column (default: the first column).
+        #[arg(long)]
+        time_column: Option<String>,
+        /// Column separator.
+        #[arg(long, default_value = ",")]
+        sep: char,
+        /// Prefix for sensor names, e.g. `pump7.`.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Archive directory (storage.archive_dir) to restore.
+        #[arg(long)]
+        archive: Option<PathBuf>,
+    },
+    /// Disk use, samples, bytes per sample, time span per sensor and projected coverage.
+    StoreStats {
         /// Config file.
         #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
@@ -71,6 +123,36 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
         Command::Demo { duration } => demo(duration.map(Duration::from_secs)),
+        Command::Query {
+            config,
+            sensor,
+            from,
+            to,
+            every,
+            format,
+        } => {
+            let mut params = vec![("sensor", sensor), ("format", format)];
+            params.extend(from.map(|v| ("from", v)));
+            params.extend(to.map(|v| ("to", v)));
+            params.extend(every.map(|v| ("every", v)));
+            history::query(&config, &params)
+        }
+        Command::Import {
+            config,
+            csv,
+            time_column,
+            sep,
+            prefix,
+            archive,
+        } => {
+            let opts = forewarn::source::csv::CsvOptions {
+                time_column,
+                separator: sep,
+                prefix,
+            };
+            history::import(&config, csv.as_deref(), archive.as_deref(), &opts)
+        }
+        Command::StoreStats { config } => history::store_stats(&config),
     };
     match result {
         Ok(code) => code,

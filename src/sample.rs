@@ -106,23 +106,7 @@ pub fn exception_name(code: u8) -> &'static str {
     }
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// RFC 3339 UTC with milliseconds, e.g. `2026-11-30T03:45:52.123Z`.
-pub fn rfc3339_ms(ts_ms: i64) -> String {
-    let t = if ts_ms >= 0 {
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ts_ms as u64)
-    } else {
-        std::time::UNIX_EPOCH - std::time::Duration::from_millis(ts_ms.unsigned_abs())
-    };
-    humantime::format_rfc3339_millis(t).to_string()
-}
+pub use crate::time::{format_rfc3339_ms as rfc3339_ms, now_ms};
 
 #[cfg(test)]
 mod tests {
@@ -141,10 +125,5 @@ mod tests {
             assert_eq!(Quality::from_byte(q.to_byte()), q);
         }
         assert_eq!(Quality::Exception(2).to_string(), "exception 02 (illegal data address)");
-    }
-
-    #[test]
-    fn rfc3339_formats_utc_millis() {
-        assert_eq!(rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
     }
 }

@@ -24,6 +24,9 @@ impl Counter {
     }
 }
 
+/// Reads one counter of a device.
+type DeviceField = fn(&DeviceStats) -> u64;
+
 /// Per Modbus device.
 #[derive(Debug, Default)]
 pub struct DeviceStats {
@@ -42,6 +45,11 @@ pub struct DeviceStats {
 pub struct Stats {
     pub samples_in: Counter,
     pub samples_stored: Counter,
+    /// Refused because the disk is full (the last resort of retention).
+    pub samples_rejected: Counter,
+    /// 0 ok, 1 over budget, 2 disk full.
+    pub storage_pressure: Counter,
+    pub evicted_samples: Counter,
     pub flushes: Counter,
     pub flush_errors: Counter,
     pub alerts_raised: Counter,
@@ -54,6 +62,113 @@ impl Stats {
     pub fn device(&self, name: &str) -> Arc<DeviceStats> {
         let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         devices.entry(name.to_string()).or_default().clone()
+    }
+
+    pub fn storage_pressure(&self) -> &'static str {
+        match self.storage_pressure.get() {
+            0 => "ok",
+            1 => "over_budget",
+            _ => "disk_full",
+        }
+    }
+
+    pub fn devices_json(&self) -> serde_json::Value {
+        let devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        devices
+            .iter()
+            .map(|(name, d)| {
+                (
+                    name.clone(),
+                    serde_json::json!({
+                        "polls": d.polls.get(), "requests": d.requests.get(), "timeouts": d.timeouts.get(),
+                        "transport_errors": d.transport_errors.get(), "exceptions": d.exceptions.get(),
+                        "connects": d.connects.get(), "connect_failures": d.connect_failures.get(),
+                        "missed_deadlines": d.missed_deadlines.get(),
+                    }),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
+    /// Prometheus text exposition of every counter.
+    pub fn prometheus(&self) -> String {
+        let mut s = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            s.push_str(&format!(
+                "# HELP forewarn_{name} {help}\n# TYPE forewarn_{name} {kind}\nforewarn_{name} {value}\n"
+            ));
+        };
+        metric(
+            "samples_in_total",
+            "counter",
+            "Samples received from sources.",
+            self.samples_in.get(),
+        );
+        metric(
+            "samples_stored_total",
+            "counter",
+            "Samples made durable.",
+            self.samples_stored.get(),
+        );
+        metric(
+            "samples_rejected_total",
+            "counter",
+            "Samples refused because the disk is full.",
+            self.samples_rejected.get(),
+        );
+        metric(
+            "flush_errors_total",
+            "counter",
+            "Failed store flushes.",
+            self.flush_errors.get(),
+        );
+        metric(
+            "alerts_raised_total",
+            "counter",
+            "Alert messages written to the outbox.",
+            self.alerts_raised.get(),
+        );
+        metric(
+            "alerts_published_total",
+            "counter",
+            "Alert messages acknowledged by the broker.",
+            self.alerts_published.get(),
+        );
+        metric(
+            "outbox_depth",
+            "gauge",
+            "Alerts waiting for the broker.",
+            self.outbox_depth.get(),
+        );
+        metric(
+            "storage_pressure",
+            "gauge",
+            "0 ok, 1 over budget, 2 disk full.",
+            self.storage_pressure.get(),
+        );
+        metric(
+            "evicted_samples_total",
+            "counter",
+            "Samples removed by retention.",
+            self.evicted_samples.get(),
+        );
+        let devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        let fields: [(&str, DeviceField); 6] = [
+            ("modbus_polls_total", |d| d.polls.get()),
+            ("modbus_timeouts_total", |d| d.timeouts.get()),
+            ("modbus_transport_errors_total", |d| d.transport_errors.get()),
+            ("modbus_exceptions_total", |d| d.exceptions.get()),
+            ("modbus_connect_failures_total", |d| d.connect_failures.get()),
+            ("modbus_missed_deadlines_total", |d| d.missed_deadlines.get()),
+        ];
+        for (name, get) in fields {
+            s.push_str(&format!("# TYPE forewarn_{name} counter\n"));
+            for (device, d) in devices.iter() {
+                s.push_str(&format!("forewarn_{name}{{device=\"{device}\"}} {}\n", get(d)));
+            }
+        }
+        s
     }
 
     /// One line for the log.

@@ -75,6 +75,30 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
     if s.max_disk.0 < 16 << 20 {
         out.push((key(&["storage", "max_disk"]), "must be at least 16MiB".into()));
     }
+    if s.seal_interval.0 < Duration::from_secs(1) {
+        out.push((key(&["storage", "seal_interval"]), "must be at least 1s".into()));
+    }
+    if s.retention_interval.0 < Duration::from_millis(100) {
+        out.push((key(&["storage", "retention_interval"]), "must be at least 100ms".into()));
+    }
+    if s.archive_dir
+        .as_ref()
+        .is_some_and(|d| d.as_os_str().is_empty() || *d == c.agent.data_dir)
+    {
+        out.push((
+            key(&["storage", "archive_dir"]),
+            "must be a directory other than data_dir".into(),
+        ));
+    }
+    if let Some(problem) = super::footprint::check_budget(c) {
+        out.push((key(&["storage", "max_disk"]), problem));
+    }
+    if c.http.enabled && c.http.listen.parse::<std::net::SocketAddr>().is_err() {
+        out.push((
+            key(&["http", "listen"]),
+            format!("{:?} is not ip:port (e.g. \"127.0.0.1:9321\")", c.http.listen),
+        ));
+    }
 
     let u = &c.upstream;
     if let Err(e) = parse_broker_url(&u.broker) {

@@ -2,4 +2,5 @@
 //! pipeline over a bounded channel. A full channel makes a source wait (a poll is
 //! delayed), it never makes it drop samples.
 
+pub mod csv;
 pub mod modbus;

@@ -20,9 +20,13 @@
 //! Reads ([`Store::read`]) merge chunks, unsealed and buffered samples, sorted by time,
 //! one value per timestamp (the last written wins, so a replayed input merges).
 
+pub mod archive;
 pub mod chunk;
 pub mod codec;
+pub mod query;
 pub mod registry;
+pub mod retention;
+pub mod stats;
 pub mod wal;
 
 use std::collections::HashMap;
@@ -39,6 +43,27 @@ use codec::Point;
 const SCHEMA_KEY: &[u8] = b"schema";
 const SCHEMA_VERSION: u64 = 1;
 const SEAL_SEQ_KEY: &[u8] = b"seal_seq";
+
+/// Points per chunk written by the bulk path, at most: an hour of 1 Hz data, large enough
+/// to compress well and small enough to decode one quickly.
+pub const CHUNK_MAX: usize = 3600;
+
+/// Where a sealed chunk lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRef {
+    pub sensor: SensorId,
+    key: [u8; 20],
+}
+
+impl ChunkRef {
+    fn from_key(k: &[u8]) -> Option<ChunkRef> {
+        let key: [u8; 20] = k.try_into().ok()?;
+        Some(ChunkRef {
+            sensor: SensorId::from_be_bytes(key[..4].try_into().ok()?),
+            key,
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -233,6 +258,11 @@ impl Store {
         registry::all(&self.inner.meta)
     }
 
+    /// Samples appended and not yet written (grows only while flushes fail).
+    pub fn pending_len(&self) -> usize {
+        self.state().pending.len()
+    }
+
     /// Buffers samples; they are durable after the next [`Store::flush`].
     pub fn append(&self, samples: &[Sample]) {
         self.state().pending.extend_from_slice(samples);
@@ -285,12 +315,7 @@ impl Store {
         let mut chunks: Vec<([u8; 20], Vec<u8>)> = Vec::new();
         let mut carried: Vec<Sample> = Vec::new();
         let mut sealed_sensors: Vec<SensorId> = Vec::new();
-        let seal_seq = self
-            .inner
-            .meta
-            .get(SEAL_SEQ_KEY)?
-            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-            .unwrap_or(0);
+        let seal_seq = self.next_seal_seq()?;
         for (&sensor, u) in st.unsealed.iter_mut() {
             if u.points.len() >= policy.min_chunk || u.since.elapsed() >= stale {
                 u.points.sort_by_key(|p| p.ts_ms);
@@ -305,8 +330,8 @@ impl Store {
         let carry_seq = st.next_wal_seq;
         let old_records: Vec<sled::IVec> = self.inner.wal.iter().keys().collect::<Result<_, _>>()?;
         let carried_record = (!carried.is_empty()).then(|| wal::encode(&carried));
-        let (wal_tree, chunk_tree, meta) = (&self.inner.wal, &self.inner.chunks, &self.inner.meta);
-        let result: Result<(), TransactionError<()>> = (wal_tree, chunk_tree, meta).transaction(|(w, c, m)| {
+        let (wal_tree, chunk_tree) = (&self.inner.wal, &self.inner.chunks);
+        let result: Result<(), TransactionError<()>> = (wal_tree, chunk_tree).transaction(|(w, c)| {
             for (k, v) in &chunks {
                 c.insert(&k[..], v.as_slice())?;
             }
@@ -316,7 +341,6 @@ impl Store {
             if let Some(record) = &carried_record {
                 w.insert(&wal::key(carry_seq)[..], record.as_slice())?;
             }
-            m.insert(SEAL_SEQ_KEY, &(seal_seq + 1).to_be_bytes())?;
             Ok::<(), ConflictableTransactionError<()>>(())
         });
         result.map_err(|e| StoreError::Db(format!("sealing: {e:?}")))?;
@@ -375,6 +399,95 @@ impl Store {
     /// Bytes the database occupies on disk, as sled reports it.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.inner.db.size_on_disk()?)
+    }
+
+    /// Bulk path for history from elsewhere (CSV import, archive restore): writes the
+    /// points of one sensor straight into sealed chunks of at most [`CHUNK_MAX`] points,
+    /// bypassing the WAL. Durable after the next [`Store::sync`].
+    pub fn write_sealed(&self, sensor: SensorId, points: &mut Vec<Point>) -> Result<usize, StoreError> {
+        if points.is_empty() {
+            return Ok(0);
+        }
+        points.sort_by_key(|p| p.ts_ms);
+        dedup_last_wins(points);
+        let seal_seq = self.next_seal_seq()?;
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for part in points.chunks(CHUNK_MAX) {
+            batch.insert(&chunk::key(sensor, part[0].ts_ms, seal_seq)[..], chunk::encode(part));
+            n += 1;
+        }
+        self.inner.chunks.apply_batch(batch)?;
+        Ok(n)
+    }
+
+    /// Stores an already encoded chunk (from an archive) under a fresh key.
+    pub fn write_encoded_chunk(&self, sensor: SensorId, value: &[u8]) -> Result<(), StoreError> {
+        let header = chunk::header(value)?;
+        chunk::decode(value)?;
+        let seal_seq = self.next_seal_seq()?;
+        self.inner
+            .chunks
+            .insert(chunk::key(sensor, header.first_ms, seal_seq), value)?;
+        Ok(())
+    }
+
+    fn next_seal_seq(&self) -> Result<u64, StoreError> {
+        let prev = self.inner.meta.fetch_and_update(SEAL_SEQ_KEY, |old| {
+            let n = old.and_then(|v| v.try_into().ok().map(u64::from_be_bytes)).unwrap_or(0);
+            Some((n + 1).to_be_bytes().to_vec())
+        })?;
+        Ok(prev
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// Makes everything written so far durable (fsync).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// Every sealed chunk's key and header, in key order (sensor, then time).
+    pub fn chunk_headers(&self) -> impl Iterator<Item = Result<(ChunkRef, chunk::Header), StoreError>> + '_ {
+        self.inner.chunks.iter().map(|item| {
+            let (k, v) = item?;
+            let r = ChunkRef::from_key(&k).ok_or_else(|| StoreError::Corrupt("chunk key".into()))?;
+            Ok((r, chunk::header(&v)?))
+        })
+    }
+
+    /// The raw bytes of a sealed chunk (header included), for archiving.
+    pub fn chunk_bytes(&self, r: &ChunkRef) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.inner.chunks.get(r.key)?.map(|v| v.to_vec()))
+    }
+
+    /// Deletes sealed chunks (retention). Not fsynced here: the caller syncs once.
+    pub fn remove_chunks(&self, refs: &[ChunkRef]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for r in refs {
+            batch.remove(&r.key[..]);
+        }
+        self.inner.chunks.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Per-sensor counts and time span of what is unsealed (WAL and buffer).
+    pub fn unsealed_summary(&self) -> HashMap<SensorId, (usize, i64, i64)> {
+        let st = self.state();
+        let mut out: HashMap<SensorId, (usize, i64, i64)> = HashMap::new();
+        let points = st
+            .unsealed
+            .iter()
+            .flat_map(|(id, u)| u.points.iter().map(move |p| (*id, p.ts_ms)));
+        let pending = st.pending.iter().map(|s| (s.sensor, s.ts_ms));
+        for (id, ts) in points.chain(pending) {
+            let e = out.entry(id).or_insert((0, i64::MAX, i64::MIN));
+            e.0 += 1;
+            e.1 = e.1.min(ts);
+            e.2 = e.2.max(ts);
+        }
+        out
     }
 
     /// The sled database, for modules that keep their own trees in it (the alert outbox).

@@ -1,0 +1,275 @@
+//! Reading history out: a sensor glob and a time range, raw samples or aggregates per
+//! interval, as JSON lines or CSV. The same code serves `forewarn query` on a stopped
+//! agent (opening the store) and the running agent's HTTP API.
+
+use std::io::Write;
+
+use super::{Store, StoreError};
+use crate::sample::Sample;
+use crate::time::format_rfc3339_ms;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jsonl,
+    Csv,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "jsonl" | "json" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            other => Err(format!("unknown format {other:?}: expected jsonl or csv")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// Sensor names to read; `*` matches any run of characters, `?` one character.
+    pub sensor_glob: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Aggregate into buckets of this many milliseconds (min, max, mean, count of the good
+    /// samples); raw samples when `None`.
+    pub every_ms: Option<i64>,
+    pub format: Format,
+}
+
+/// `*` and `?` glob matching.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        "null".into()
+    }
+}
+
+/// Writes the result; returns the number of rows.
+pub fn run(store: &Store, q: &Query, out: &mut dyn Write) -> Result<usize, StoreError> {
+    let io = |e: std::io::Error| StoreError::Db(format!("writing the result: {e}"));
+    let mut sensors: Vec<(u32, String)> = store
+        .sensors()?
+        .into_iter()
+        .filter(|(_, name)| glob_match(&q.sensor_glob, name))
+        .collect();
+    sensors.sort_by(|a, b| a.1.cmp(&b.1));
+    if q.format == Format::Csv {
+        let header = if q.every_ms.is_some() {
+            "sensor,ts,value,min,max,mean,count\n"
+        } else {
+            "sensor,ts,value,quality\n"
+        };
+        out.write_all(header.as_bytes()).map_err(io)?;
+    }
+    let mut rows = 0;
+    for (id, name) in sensors {
+        let samples = store.read(id, q.from_ms, q.to_ms)?;
+        match q.every_ms {
+            None => {
+                for s in &samples {
+                    write_raw(out, q.format, &name, s).map_err(io)?;
+                    rows += 1;
+                }
+            }
+            Some(every) => {
+                for b in aggregate(&samples, every) {
+                    write_bucket(out, q.format, &name, &b).map_err(io)?;
+                    rows += 1;
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// One interval's summary of good samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bucket {
+    pub start_ms: i64,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub count: u64,
+}
+
+/// Buckets of `every_ms` (aligned to the epoch) over time-sorted samples; intervals
+/// without a good sample are left out.
+pub fn aggregate(samples: &[Sample], every_ms: i64) -> Vec<Bucket> {
+    let mut out: Vec<Bucket> = Vec::new();
+    let mut sum = 0.0;
+    for s in samples.iter().filter(|s| s.quality.is_good() && s.value.is_finite()) {
+        let start = s.ts_ms.div_euclid(every_ms) * every_ms;
+        match out.last_mut() {
+            Some(b) if b.start_ms == start => {
+                b.min = b.min.min(s.value);
+                b.max = b.max.max(s.value);
+                b.count += 1;
+                sum += s.value;
+                b.mean = sum / b.count as f64;
+            }
+            _ => {
+                sum = s.value;
+                out.push(Bucket {
+                    start_ms: start,
+                    min: s.value,
+                    max: s.value,
+                    mean: s.value,
+                    count: 1,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn write_raw(out: &mut dyn Write, f: Format, name: &str, s: &Sample) -> std::io::Result<()> {
+    let ts = format_rfc3339_ms(s.ts_ms);
+    match f {
+        Format::Jsonl if s.quality.is_good() => {
+            writeln!(
+                out,
+                "{{\"sensor\":{},\"ts\":\"{ts}\",\"value\":{}}}",
+                json_str(name),
+                num(s.value)
+            )
+        }
+        Format::Jsonl => writeln!(
+            out,
+            "{{\"sensor\":{},\"ts\":\"{ts}\",\"value\":null,\"quality\":{}}}",
+            json_str(name),
+            json_str(&s.quality.to_string())
+        ),
+        Format::Csv => {
+            let value = if s.value.is_finite() {
+                format!("{}", s.value)
+            } else {
+                String::new()
+            };
+            writeln!(out, "{name},{ts},{value},{}", s.quality)
+        }
+    }
+}
+
+fn write_bucket(out: &mut dyn Write, f: Format, name: &str, b: &Bucket) -> std::io::Result<()> {
+    let ts = format_rfc3339_ms(b.start_ms);
+    match f {
+        Format::Jsonl => writeln!(
+            out,
+            "{{\"sensor\":{},\"ts\":\"{ts}\",\"value\":{},\"min\":{},\"max\":{},\"mean\":{},\"count\":{}}}",
+            json_str(name),
+            num(b.mean),
+            num(b.min),
+            num(b.max),
+            num(b.mean),
+            b.count
+        ),
+        Format::Csv => writeln!(out, "{name},{ts},{},{},{},{},{}", b.mean, b.min, b.max, b.mean, b.count),
+    }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::Quality;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("pump1.*", "pump1.temp"));
+        assert!(glob_match("*", "x"));
+        assert!(glob_match("p?mp*.t*p", "pump12.temp"));
+        assert!(!glob_match("pump1.*", "pump2.temp"));
+        assert!(glob_match("exact", "exact") && !glob_match("exact", "exactly"));
+    }
+
+    #[test]
+    fn aggregates_skip_bad_samples_and_align_to_the_interval() {
+        let s = |t, v| Sample::good(0, t, v);
+        let samples = vec![
+            s(59_000, 1.0),
+            s(60_000, 2.0),
+            s(90_000, 4.0),
+            Sample::bad(0, 100_000, Quality::Timeout),
+            s(125_000, 5.0),
+        ];
+        let b = aggregate(&samples, 60_000);
+        assert_eq!(b.len(), 3);
+        assert_eq!(
+            (b[1].start_ms, b[1].min, b[1].max, b[1].mean, b[1].count),
+            (60_000, 2.0, 4.0, 3.0, 2)
+        );
+    }
+
+    #[test]
+    fn formats() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Default::default()).unwrap();
+        let id = store.sensor_id("p.t").unwrap();
+        store.append(&[
+            Sample::good(id, 1_700_000_000_123, 21.5),
+            Sample::bad(id, 1_700_000_001_123, Quality::Exception(2)),
+        ]);
+        let mut out = Vec::new();
+        let q = Query {
+            sensor_glob: "p.*".into(),
+            from_ms: 0,
+            to_ms: i64::MAX,
+            every_ms: None,
+            format: Format::Jsonl,
+        };
+        assert_eq!(run(&store, &q, &mut out).unwrap(), 2);
+        let text = String::from_utf8(out).unwrap();
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(
+            first,
+            serde_json::json!({"sensor": "p.t", "ts": "2023-11-14T22:13:20.123Z", "value": 21.5})
+        );
+        assert!(text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("\"quality\":\"exception 02 (illegal data address)\""));
+        let mut out = Vec::new();
+        run(
+            &store,
+            &Query {
+                format: Format::Csv,
+                every_ms: Some(60_000),
+                ..q
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "sensor,ts,value,min,max,mean,count\np.t,2023-11-14T22:13:00.000Z,21.5,21.5,21.5,21.5,1\n"
+        );
+    }
+}

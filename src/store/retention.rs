@@ -1,0 +1,212 @@
+//! Retention that keeps its promise: `raw_retention` is a minimum, `max_disk` a budget.
+//!
+//! When the data directory grows past 90 % of the budget, sealed chunks whose newest
+//! sample is older than `raw_retention` are evicted, oldest first, until the estimate is
+//! back under 80 % — and only those: data younger than the promise is never deleted to
+//! make room. With an `archive_dir`, each chunk is appended to its archive file and
+//! fsynced before it is removed; if archiving fails nothing is evicted.
+//!
+//! When the budget is exceeded and nothing old enough is left, the store reports
+//! [`Pressure::OverBudget`] (the agent raises a storage alert upstream and keeps writing);
+//! only when the filesystem itself is nearly full ([`Pressure::DiskFull`]) does the agent
+//! stop accepting new samples, as a last resort.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{archive, ChunkRef, Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub raw_retention: Duration,
+    pub max_disk: u64,
+    /// Free space on the filesystem below which new samples are refused.
+    pub min_free: u64,
+    pub archive_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pressure {
+    Ok,
+    /// Over budget with nothing old enough to evict: alert, keep writing.
+    OverBudget,
+    /// The filesystem is (nearly) full: refuse new samples.
+    DiskFull,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Bytes the data directory occupies (allocated blocks, as `du` counts them).
+    pub used: u64,
+    /// Free bytes on its filesystem.
+    pub free: u64,
+    pub evicted_chunks: usize,
+    pub evicted_samples: u64,
+    /// Newest sample among the evicted chunks.
+    pub evicted_until_ms: Option<i64>,
+    pub pressure: Pressure,
+}
+
+/// Bytes allocated on disk below `path`, as `du` reports them.
+pub fn dir_size(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        total += meta.blocks() * 512;
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&p) {
+                stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+            }
+        }
+    }
+    total
+}
+
+/// One retention pass over `store`, whose files are in `data_dir`.
+pub fn enforce(store: &Store, data_dir: &Path, policy: &Policy, now_ms: i64) -> Result<Report, StoreError> {
+    let used = dir_size(data_dir);
+    let free = fs2::available_space(data_dir).unwrap_or(u64::MAX);
+    let mut report = Report {
+        used,
+        free,
+        evicted_chunks: 0,
+        evicted_samples: 0,
+        evicted_until_ms: None,
+        pressure: Pressure::Ok,
+    };
+    let (high, target) = (policy.max_disk / 10 * 9, policy.max_disk / 10 * 8);
+    let mut estimate = used;
+    if used > high {
+        let promise_ms = now_ms - policy.raw_retention.as_millis() as i64;
+        let mut eligible: Vec<(ChunkRef, super::chunk::Header)> = store
+            .chunk_headers()
+            .filter_map(Result::ok)
+            .filter(|(_, h)| h.last_ms < promise_ms)
+            .collect();
+        eligible.sort_by_key(|(_, h)| h.last_ms);
+        let names: std::collections::HashMap<_, _> = store.sensors()?.into_iter().collect();
+        let mut evict = Vec::new();
+        for (r, h) in eligible {
+            if estimate <= target {
+                break;
+            }
+            let Some(bytes) = store.chunk_bytes(&r)? else { continue };
+            if let Some(dir) = &policy.archive_dir {
+                let name = names
+                    .get(&r.sensor)
+                    .cloned()
+                    .unwrap_or_else(|| format!("sensor-{}", r.sensor));
+                if let Err(e) = archive::append(dir, &name, &bytes) {
+                    tracing::error!(error = %e, "archiving failed; nothing more is evicted until it works");
+                    break;
+                }
+            }
+            estimate = estimate.saturating_sub(bytes.len() as u64);
+            report.evicted_samples += u64::from(h.count);
+            report.evicted_until_ms = Some(report.evicted_until_ms.map_or(h.last_ms, |m: i64| m.max(h.last_ms)));
+            evict.push(r);
+        }
+        if !evict.is_empty() {
+            store.remove_chunks(&evict)?;
+            store.sync()?;
+            report.evicted_chunks = evict.len();
+            tracing::info!(
+                chunks = evict.len(),
+                samples = report.evicted_samples,
+                until = %report.evicted_until_ms.map(crate::time::format_rfc3339_ms).unwrap_or_default(),
+                archived = policy.archive_dir.is_some(),
+                "retention: evicted data older than the promised {}",
+                crate::config::Dur(policy.raw_retention)
+            );
+        }
+    }
+    report.pressure = if free < policy.min_free {
+        Pressure::DiskFull
+    } else if estimate > policy.max_disk {
+        Pressure::OverBudget
+    } else {
+        Pressure::Ok
+    };
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::codec::Point;
+    use crate::store::StoreOptions;
+
+    const DAY: i64 = 86_400_000;
+
+    fn fill(store: &Store, sensor: &str, days: std::ops::Range<i64>) {
+        let id = store.sensor_id(sensor).unwrap();
+        for day in days {
+            // Noisy values: a realistic, poorly compressible day.
+            let mut pts: Vec<Point> = (0..3600)
+                .map(|i| Point {
+                    ts_ms: day * DAY + i * 24_000,
+                    value: fastrand::f64() * 1000.0,
+                    quality: 0,
+                })
+                .collect();
+            store.write_sealed(id, &mut pts).unwrap();
+        }
+        store.sync().unwrap();
+    }
+
+    #[test]
+    fn evicts_only_data_older_than_the_promise_and_archives_it_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive_dir = dir.path().join("archive");
+        let data = dir.path().join("data");
+        let store = Store::open(&data, StoreOptions::default()).unwrap();
+        fill(&store, "a", 0..20);
+        let now = 20 * DAY;
+        let used = dir_size(&data);
+        let policy = Policy {
+            raw_retention: Duration::from_millis(10 * DAY as u64),
+            max_disk: used / 2,
+            min_free: 0,
+            archive_dir: Some(archive_dir.clone()),
+        };
+        let report = enforce(&store, &data, &policy, now).unwrap();
+        assert!(report.evicted_chunks > 0);
+        let promise = now - 10 * DAY;
+        assert!(report.evicted_until_ms.unwrap() < promise);
+        let id = store.lookup_sensor("a").unwrap().unwrap();
+        let kept = store.read(id, 0, i64::MAX).unwrap();
+        assert!(
+            kept.iter().filter(|s| s.ts_ms >= promise).count() == 10 * 3600,
+            "young data must stay"
+        );
+        // The budget cannot be met without breaking the promise: say so.
+        assert_eq!(report.pressure, Pressure::OverBudget);
+
+        // The archive holds exactly what was evicted; restoring brings it back.
+        let restored = archive::restore(&archive_dir, &store).unwrap();
+        assert_eq!(
+            (restored.chunks, restored.samples),
+            (report.evicted_chunks, report.evicted_samples)
+        );
+        assert_eq!(store.read(id, 0, i64::MAX).unwrap().len(), 20 * 3600);
+    }
+
+    #[test]
+    fn nothing_is_evicted_under_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        fill(&store, "a", 0..3);
+        let policy = Policy {
+            raw_retention: Duration::from_secs(60),
+            max_disk: 1 << 40,
+            min_free: 0,
+            archive_dir: None,
+        };
+        let report = enforce(&store, dir.path(), &policy, 100 * DAY).unwrap();
+        assert_eq!((report.evicted_chunks, report.pressure), (0, Pressure::Ok));
+    }
+}
