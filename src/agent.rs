@@ -27,7 +27,7 @@ use crate::sample::{Sample, SensorId};
 use crate::source::modbus::{device_plan, DevicePoller};
 use crate::stats::Stats;
 use crate::store::retention::{self, Pressure};
-use crate::store::{SealPolicy, Store, StoreOptions};
+use crate::store::{SealPolicy, Store, StoreError, StoreOptions};
 
 /// Batches in flight between sources and the pipeline.
 const BUS_CAPACITY: usize = 256;
@@ -36,6 +36,8 @@ const MAX_PENDING: usize = 2_000_000;
 /// The pseudo-asset of the agent's own alerts (storage).
 pub const STORAGE_ASSET: &str = "_agent";
 const PRESSURE_DISK_FULL: u64 = 2;
+/// Consecutive failed flushes (with space on disk) after which the agent stops.
+const MAX_FAILING_FLUSHES: u32 = 30;
 
 async fn wait_true(mut rx: watch::Receiver<bool>) {
     while !*rx.borrow() {
@@ -161,6 +163,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         wake,
         stats: stats.clone(),
         rules,
+        failing_flushes: 0,
     };
     let result = pipeline.run(bus_rx, &mut shutdown).await;
 
@@ -179,6 +182,8 @@ struct Pipeline<'a> {
     wake: Arc<Notify>,
     stats: Arc<Stats>,
     rules: RuleEngine,
+    /// Consecutive failed flushes.
+    failing_flushes: u32,
 }
 
 impl Pipeline<'_> {
@@ -195,14 +200,13 @@ impl Pipeline<'_> {
                     // Every source has stopped (after shutdown): drain done.
                     None => break,
                 },
-                _ = flush_tick.tick() => self.flush().await,
+                _ = flush_tick.tick() => self.flush().await?,
                 _ = report_tick.tick() => tracing::info!(stats = %self.stats.summary(), "running"),
                 // Sources see the same signal and stop; keep receiving until they have.
                 _ = shutdown.changed(), if !*shutdown.borrow() => {}
             }
         }
-        self.flush().await;
-        Ok(())
+        self.flush().await
     }
 
     async fn ingest(&mut self, batch: &[Sample], events: &mut Vec<AlertEvent>) -> Result<()> {
@@ -242,20 +246,35 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    async fn flush(&self) {
+    /// Flushes the store. Errors keep the samples buffered for the next tick; a store that
+    /// keeps failing although the disk has space (sled stops writing after an I/O error)
+    /// ends the agent with an error, so that the service manager restarts it.
+    async fn flush(&mut self) -> Result<()> {
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.flush()).await {
-            Ok(Ok(f)) => {
+        match tokio::task::spawn_blocking(move || store.flush()).await? {
+            Ok(f) => {
+                if self.failing_flushes > 0 {
+                    tracing::info!(samples = f.samples, "store writable again; buffered samples written");
+                }
+                self.failing_flushes = 0;
                 self.stats.flushes.inc();
                 self.stats.samples_stored.add(f.samples as u64);
             }
-            Ok(Err(e)) => {
-                // Samples stay buffered (see Store::flush) and are retried next tick.
+            Err(e) => {
                 self.stats.flush_errors.inc();
-                tracing::error!(error = %e, "flush failed; samples stay buffered and are retried");
+                self.failing_flushes += 1;
+                if self.failing_flushes == 1 {
+                    tracing::error!(error = %e, buffered = self.store.pending_len(), "flush failed; samples stay buffered and are retried");
+                }
+                if !matches!(e, StoreError::NoSpace { .. }) && self.failing_flushes >= MAX_FAILING_FLUSHES {
+                    anyhow::bail!(
+                        "the store has failed {} flushes in a row ({e}); stopping so that it is reopened",
+                        self.failing_flushes
+                    );
+                }
             }
-            Err(e) => tracing::error!(error = %e, "flush task failed"),
         }
+        Ok(())
     }
 }
 
@@ -276,7 +295,7 @@ impl Retention {
     async fn run(self, shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut firing: Option<(i64, Pressure)> = None;
+        let mut firing: HashMap<&'static str, i64> = HashMap::new();
         let stop = wait_true(shutdown);
         tokio::pin!(stop);
         loop {
@@ -304,28 +323,28 @@ impl Retention {
                 Pressure::DiskFull => PRESSURE_DISK_FULL,
             });
             let now = crate::time::now_ms();
-            let change = match (firing, report.pressure) {
-                (None, Pressure::Ok) => None,
-                (Some((_, was)), p) if was == p => None,
-                (Some((first, _)), Pressure::Ok) => {
-                    firing = None;
-                    Some((AlertState::Cleared, first, report.pressure))
-                }
-                (prev, p) => {
-                    let first = prev.map_or(now, |(f, _)| f);
-                    firing = Some((first, p));
-                    Some((AlertState::Raised, first, p))
-                }
-            };
-            if let Some((state, first_seen_ms, pressure)) = change {
-                let rule = match pressure {
-                    Pressure::DiskFull => "disk-full",
-                    _ => "storage-budget",
+            // Two independent alarms, each raised once and cleared once.
+            for (rule, active) in [
+                ("storage-budget", report.pressure == Pressure::OverBudget),
+                ("disk-full", report.pressure == Pressure::DiskFull),
+            ] {
+                let state = match (firing.get(rule).copied(), active) {
+                    (None, true) => {
+                        firing.insert(rule, now);
+                        AlertState::Raised
+                    }
+                    (Some(_), false) => AlertState::Cleared,
+                    _ => continue,
                 };
-                match pressure {
-                    Pressure::Ok => tracing::info!("storage back within budget"),
-                    Pressure::OverBudget => tracing::error!(used = report.used, budget = self.policy.max_disk, "storage over budget with nothing older than raw_retention left to evict; raising a storage alert"),
-                    Pressure::DiskFull => tracing::error!(free = report.free, "filesystem nearly full: refusing new samples until space is freed"),
+                let first_seen_ms = if state == AlertState::Cleared {
+                    firing.remove(rule).unwrap_or(now)
+                } else {
+                    now
+                };
+                match (rule, state) {
+                    (_, AlertState::Cleared) => tracing::info!(rule, "storage alarm cleared"),
+                    ("disk-full", _) => tracing::error!(free = report.free, "filesystem nearly full: refusing new samples until space is freed"),
+                    _ => tracing::error!(used = report.used, budget = self.policy.max_disk, "storage over budget with nothing older than raw_retention left to evict; raising a storage alert"),
                 }
                 let event = AlertEvent {
                     asset: STORAGE_ASSET.into(),

@@ -14,7 +14,7 @@ use forewarn::source::modbus::decode::encode;
 use forewarn::store::{Store, StoreOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn samples_before_kill9_are_readable_after_restart() {
+async fn samples_before_kill9_are_readable_after_restart_even_mid_seal() {
     let bank = RegisterBank::default();
     bank.set(RegisterKind::Holding, 0, &encode(42.5, DataType::F32, WordOrder::ABCD));
     bank.set(RegisterKind::Input, 10, &[7]);
@@ -32,10 +32,11 @@ async fn samples_before_kill9_are_readable_after_restart() {
     .unwrap();
 
     let mut rounds = Vec::new();
-    for round in 0..3 {
+    for round in 0..8 {
         let mut agent = AgentProcess::start(&config, &dir.path().join(format!("agent{round}.log")));
         let started = now_ms();
-        tokio::time::sleep(Duration::from_millis(1500 + 300 * round)).await;
+        // Random kill points, some of them during a seal (every second).
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(1200..2600))).await;
         let killed = now_ms();
         agent.kill9();
         rounds.push((started, killed));

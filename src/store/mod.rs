@@ -44,6 +44,10 @@ const SCHEMA_KEY: &[u8] = b"schema";
 const SCHEMA_VERSION: u64 = 1;
 const SEAL_SEQ_KEY: &[u8] = b"seal_seq";
 
+/// Free bytes the store keeps on its filesystem; below this, flushes wait (see
+/// [`Store::flush`]).
+pub const WRITE_RESERVE: u64 = 4 << 20;
+
 /// Points per chunk written by the bulk path, at most: an hour of 1 Hz data, large enough
 /// to compress well and small enough to decode one quickly.
 pub const CHUNK_MAX: usize = 3600;
@@ -71,6 +75,8 @@ pub enum StoreError {
     Db(String),
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    #[error("only {free} bytes free on the store's filesystem; writes wait until space is freed")]
+    NoSpace { free: u64 },
     #[error("store schema {found} is newer than this build understands ({supported})")]
     Schema { found: u64, supported: u64 },
 }
@@ -143,6 +149,7 @@ struct State {
 }
 
 struct Inner {
+    dir: std::path::PathBuf,
     db: sled::Db,
     wal: sled::Tree,
     chunks: sled::Tree,
@@ -221,6 +228,7 @@ impl Store {
         }
         Ok(Store {
             inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
                 db,
                 wal,
                 chunks,
@@ -271,6 +279,13 @@ impl Store {
     /// Writes buffered samples as one WAL record and fsyncs; seals when due.
     /// Blocking (disk I/O): call it from a blocking context.
     pub fn flush(&self) -> Result<Flushed, StoreError> {
+        // sled turns a failed write (ENOSPC) into a permanent error for the life of the
+        // process. So never let it run out of space: below the reserve, keep the samples
+        // in memory and write them once space is back.
+        let free = fs2::available_space(&self.inner.dir).unwrap_or(u64::MAX);
+        if free < WRITE_RESERVE {
+            return Err(StoreError::NoSpace { free });
+        }
         let mut st = self.state();
         let pending = std::mem::take(&mut st.pending);
         let mut flushed = Flushed {

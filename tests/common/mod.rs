@@ -251,6 +251,11 @@ data_dir = "{data}"
 
 [storage]
 flush_interval = "{flush_ms}ms"
+# Seal often, so that kills land in the middle of sealing too.
+seal_interval = "1s"
+
+[http]
+enabled = false
 
 [upstream]
 broker = "mqtt://127.0.0.1:{broker_port}"

@@ -1,0 +1,245 @@
+//! A full disk, for real: the agent's data directory lives on a small tmpfs that the test
+//! fills up. (a) Below `min_free_disk` the agent refuses new samples as a last resort,
+//! raises a storage alert upstream, and recovers when space is freed. (b) When writes
+//! themselves fail (ENOSPC), the agent keeps running, keeps the samples in memory, and
+//! stores them once space is back: nothing is lost.
+//!
+//! Mounting needs root (CI runs as root); elsewhere the tests say so and do nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use forewarn::config::{DataType, RegisterKind, WordOrder};
+use forewarn::demo::modbus_server::RegisterBank;
+use forewarn::http::{get, Remote};
+use forewarn::source::modbus::decode::encode;
+use serde_json::Value;
+
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size_mib: u64) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+
+    fn free(&self) -> u64 {
+        fs2::available_space(&self.0).unwrap()
+    }
+
+    /// Writes a file that leaves about `leave` bytes free.
+    fn fill(&self, name: &str, leave: u64) {
+        let size = self.free().saturating_sub(leave);
+        let data = vec![0xA5u8; 1 << 20];
+        let mut f = std::fs::File::create(self.0.join(name)).unwrap();
+        let mut written = 0u64;
+        while written < size {
+            let n = (size - written).min(data.len() as u64) as usize;
+            if std::io::Write::write_all(&mut f, &data[..n]).is_err() {
+                break;
+            }
+            written += n as u64;
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn health(port: u16) -> Value {
+    match get(&format!("127.0.0.1:{port}"), "/healthz") {
+        Ok(Remote::Reply { status: 200, body }) => serde_json::from_slice(&body).unwrap(),
+        _ => Value::Null,
+    }
+}
+
+async fn wait_health(port: u16, what: &str, within: Duration, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let h = health(port);
+        if ok(&h) {
+            return h;
+        }
+        assert!(Instant::now() < deadline, "{what}: last /healthz {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn config(data: &Path, modbus: u16, broker: u16, http: u16, min_free: &str) -> String {
+    format!(
+        r#"
+[agent]
+id = "gw-disk"
+data_dir = "{data}"
+[storage]
+raw_retention = "1m"
+max_disk = "16MiB"
+flush_interval = "100ms"
+retention_interval = "200ms"
+min_free_disk = "{min_free}"
+[upstream]
+broker = "mqtt://127.0.0.1:{broker}"
+[http]
+listen = "127.0.0.1:{http}"
+[[modbus]]
+device = "plc"
+address = "127.0.0.1:{modbus}"
+interval = "50ms"
+timeout = "300ms"
+  [[modbus.register]]
+  sensor = "t"
+  kind = "holding"
+  address = 0
+  type = "f32"
+"#,
+        data = data.display()
+    )
+}
+
+async fn plc() -> u16 {
+    let bank = RegisterBank::default();
+    bank.set(RegisterKind::Holding, 0, &encode(42.0, DataType::F32, WordOrder::ABCD));
+    modbus_server(bank).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_min_free_samples_are_refused_with_an_alert_and_recovery() {
+    if !is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(&dir.path().join("mnt"), 48).expect("mount tmpfs");
+    let broker = Mosquitto::start();
+    let mut alerts = subscribe(broker.port, "forewarn/gw-disk/alerts/#").await;
+    let http = free_port();
+    let cfg = dir.path().join("forewarn.toml");
+    std::fs::write(&cfg, config(&fs.0.join("data"), plc().await, broker.port, http, "8MiB")).unwrap();
+    let agent = AgentProcess::start(&cfg, &dir.path().join("agent.log"));
+    wait_health(http, "samples stored", Duration::from_secs(10), |h| {
+        h["samples_stored"].as_u64() > Some(10)
+    })
+    .await;
+
+    fs.fill("filler", 4 << 20);
+    let h = wait_health(http, "disk full detected", Duration::from_secs(10), |h| {
+        h["storage_pressure"] == "disk_full"
+    })
+    .await;
+    let rejected_at = h["samples_rejected"].as_u64().unwrap_or(0);
+    let (topic, payload) = tokio::time::timeout(Duration::from_secs(10), alerts.recv())
+        .await
+        .expect("storage alert")
+        .unwrap();
+    let alert: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(topic, "forewarn/gw-disk/alerts/_agent");
+    assert_eq!(
+        (alert["rule"].as_str(), alert["state"].as_str()),
+        (Some("disk-full"), Some("raised"))
+    );
+    wait_health(http, "samples refused", Duration::from_secs(5), |h| {
+        h["samples_rejected"].as_u64() > Some(rejected_at + 5)
+    })
+    .await;
+
+    std::fs::remove_file(fs.0.join("filler")).unwrap();
+    let stored = health(http)["samples_stored"].as_u64().unwrap();
+    wait_health(http, "storing again", Duration::from_secs(10), |h| {
+        h["storage_pressure"] == "ok" && h["samples_stored"].as_u64() > Some(stored + 5)
+    })
+    .await;
+    let (_, payload) = tokio::time::timeout(Duration::from_secs(10), alerts.recv())
+        .await
+        .expect("cleared alert")
+        .unwrap();
+    let cleared: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        (cleared["rule"].as_str(), cleared["state"].as_str()),
+        (Some("disk-full"), Some("cleared"))
+    );
+    assert!(agent.log_text().contains("refusing new samples"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_writes_lose_nothing_once_space_is_back() {
+    if !is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(&dir.path().join("mnt"), 48).expect("mount tmpfs");
+    let http = free_port();
+    let cfg = dir.path().join("forewarn.toml");
+    std::fs::write(&cfg, config(&fs.0.join("data"), plc().await, free_port(), http, "0B")).unwrap();
+    let mut agent = AgentProcess::start(&cfg, &dir.path().join("agent.log"));
+    wait_health(http, "samples stored", Duration::from_secs(10), |h| {
+        h["samples_stored"].as_u64() > Some(10)
+    })
+    .await;
+
+    let full_from = forewarn::time::now_ms();
+    fs.fill("filler", 0);
+    fs.fill("filler2", 0);
+    wait_health(http, "write errors", Duration::from_secs(20), |h| {
+        h["flush_errors"].as_u64() > Some(0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let full_to = forewarn::time::now_ms();
+    std::fs::remove_file(fs.0.join("filler")).unwrap();
+    std::fs::remove_file(fs.0.join("filler2")).unwrap();
+    // Back to normal: new samples are stored again.
+    let stored = health(http)["samples_stored"].as_u64().unwrap();
+    wait_health(http, "storing again", Duration::from_secs(20), |h| {
+        h["samples_stored"].as_u64() > Some(stored + 20)
+    })
+    .await;
+
+    // Every poll made while the disk was full was stored once space came back.
+    let body = match get(
+        &format!("127.0.0.1:{http}"),
+        &format!("/query?sensor=t&from={full_from}&to={full_to}"),
+    )
+    .unwrap()
+    {
+        Remote::Reply { status: 200, body } => String::from_utf8(body).unwrap(),
+        _ => panic!("query failed"),
+    };
+    let ts: Vec<i64> = body
+        .lines()
+        .map(|l| forewarn::time::parse_time(serde_json::from_str::<Value>(l).unwrap()["ts"].as_str().unwrap()).unwrap())
+        .collect();
+    assert!(
+        ts.len() >= 10,
+        "only {} samples from the full period:\n{}",
+        ts.len(),
+        agent.log_text()
+    );
+    let gap = ts.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(gap < 400, "a hole of {gap} ms while the disk was full");
+    assert!(
+        agent.child.try_wait().unwrap().is_none(),
+        "the agent died:\n{}",
+        agent.log_text()
+    );
+    agent.kill9();
+}
