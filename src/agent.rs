@@ -126,6 +126,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
             stats: stats.clone(),
             data_dir: data_dir.clone(),
             max_disk: config.storage.max_disk.0,
+            rollups: config.rollup_tiers(),
         };
         tracing::info!(listen = %config.http.listen, "http api");
         tasks.push(tokio::spawn(async move {
@@ -143,6 +144,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
             max_disk: config.storage.max_disk.0,
             min_free: config.storage.min_free_disk.0,
             archive_dir: config.storage.archive_dir.clone(),
+            rollups: config.rollup_tiers(),
         },
         every: config.storage.retention_interval.as_duration(),
         outbox: outbox.clone(),

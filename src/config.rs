@@ -121,6 +121,19 @@ pub struct StorageConfig {
     /// samples are refused (and a storage alert raised) instead of failing writes.
     #[serde(default = "defaults::min_free_disk")]
     pub min_free_disk: ByteSize,
+    /// Aggregates (min, max, mean, count per interval) kept after raw samples are evicted.
+    #[serde(default)]
+    pub rollup: Vec<RollupTier>,
+}
+
+/// `[[storage.rollup]]`: one tier of aggregates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollupTier {
+    /// Interval of one aggregate, e.g. `1m`.
+    pub every: Dur,
+    /// How long the aggregates are kept, e.g. `365d`; at least `raw_retention`.
+    pub keep: Dur,
 }
 
 impl Default for StorageConfig {
@@ -134,6 +147,7 @@ impl Default for StorageConfig {
             retention_interval: defaults::retention_interval(),
             archive_dir: None,
             min_free_disk: defaults::min_free_disk(),
+            rollup: Vec::new(),
         }
     }
 }
@@ -458,6 +472,21 @@ impl Config {
         self.modbus
             .iter()
             .flat_map(|d| d.register.iter().map(|r| r.sensor.as_str()))
+    }
+
+    /// Rollup tiers in milliseconds, finest first.
+    pub fn rollup_tiers(&self) -> Vec<crate::store::rollup::Tier> {
+        let mut tiers: Vec<_> = self
+            .storage
+            .rollup
+            .iter()
+            .map(|t| crate::store::rollup::Tier {
+                every_ms: t.every.0.as_millis() as i64,
+                keep_ms: t.keep.0.as_millis() as i64,
+            })
+            .collect();
+        tiers.sort_by_key(|t| t.every_ms);
+        tiers
     }
 
     /// MQTT client id for the upstream connection.

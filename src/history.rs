@@ -64,7 +64,7 @@ pub fn query(config_path: &Path, params: &[(&str, String)]) -> Result<ExitCode> 
         out.write_all(&body)?;
     } else {
         let store = open_store(&config)?;
-        query::run(&store, &q, &mut out)?;
+        query::run(&store, &q, &config.rollup_tiers(), &mut out)?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)

@@ -27,6 +27,7 @@ pub struct ApiState {
     pub stats: Arc<Stats>,
     pub data_dir: PathBuf,
     pub max_disk: u64,
+    pub rollups: Vec<crate::store::rollup::Tier>,
 }
 
 struct Reply {
@@ -177,7 +178,7 @@ async fn route(target: &str, state: Arc<ApiState>) -> Reply {
                 let st = state.clone();
                 let result = tokio::task::spawn_blocking(move || {
                     let mut out = Vec::new();
-                    query::run(&st.store, &q, &mut out).map(|_| (out, q.format))
+                    query::run(&st.store, &q, &st.rollups, &mut out).map(|_| (out, q.format))
                 })
                 .await;
                 match result {

@@ -171,3 +171,45 @@ fn missing_file_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/forewarn.toml: cannot read file"));
 }
+
+#[test]
+fn a_budget_that_cannot_hold_the_retention_is_refused() {
+    // 2 sensors at 1 Hz for 10 years cannot fit in 16 MiB.
+    let text = variant("raw_retention = \"30d\"", "raw_retention = \"3650d\"").replacen(
+        "max_disk = \"4GiB\"",
+        "max_disk = \"16MiB\"",
+        1,
+    );
+    let out = check(&text);
+    assert!(!out.ok);
+    assert!(
+        out.stderr
+            .contains("FILE:7: storage.max_disk: 16 MiB cannot hold raw_retention = 3650d"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("short by"), "{}", out.stderr);
+    // The same promise with a budget that holds it passes.
+    assert!(check(&text.replacen("max_disk = \"16MiB\"", "max_disk = \"4GiB\"", 1)).ok);
+}
+
+#[test]
+fn rollup_tiers_and_http_are_checked() {
+    let text = variant(
+        "max_disk = \"4GiB\"",
+        "max_disk = \"4GiB\"\n[[storage.rollup]]\nevery = \"1m\"\nkeep = \"7d\"",
+    );
+    assert_problem(
+        &text,
+        &["storage.rollup[0].keep: keep = 7d is shorter than raw_retention = 30d"],
+    );
+    let ok = variant(
+        "max_disk = \"4GiB\"",
+        "max_disk = \"4GiB\"\n[[storage.rollup]]\nevery = \"1m\"\nkeep = \"365d\"",
+    );
+    assert!(check(&ok).ok);
+    assert_problem(
+        &format!("{QUICKSTART}\n[http]\nlisten = \"localhost\"\n"),
+        &["http.listen: \"localhost\" is not ip:port"],
+    );
+}

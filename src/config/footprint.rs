@@ -19,10 +19,20 @@ pub fn samples_per_day(c: &Config) -> f64 {
         .sum()
 }
 
-/// Projected bytes to keep `raw_retention` of every sensor.
+/// Disk bytes per rollup bucket (four compressed series), rounded up.
+pub const BYTES_PER_BUCKET: f64 = 8.0;
+
+/// Projected bytes to keep `raw_retention` of every sensor, plus the rollup tiers.
 pub fn projected_bytes(c: &Config) -> f64 {
     let days = c.storage.raw_retention.0.as_secs_f64() / 86_400.0;
-    BASE_BYTES + samples_per_day(c) * days * BYTES_PER_SAMPLE
+    let sensors: f64 = c.modbus.iter().map(|d| d.register.len() as f64).sum();
+    let rollups: f64 = c
+        .storage
+        .rollup
+        .iter()
+        .map(|t| sensors * t.keep.0.as_secs_f64() / t.every.0.as_secs_f64().max(1.0) * BYTES_PER_BUCKET)
+        .sum();
+    BASE_BYTES + samples_per_day(c) * days * BYTES_PER_SAMPLE + rollups
 }
 
 /// A problem message when `max_disk` cannot hold the promised retention.

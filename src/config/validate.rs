@@ -90,6 +90,30 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
             "must be a directory other than data_dir".into(),
         ));
     }
+    if s.rollup.len() > 4 {
+        out.push((key(&["storage", "rollup"]), "at most 4 rollup tiers".into()));
+    }
+    for (i, t) in s.rollup.iter().enumerate() {
+        let base = vec![k("storage"), k("rollup"), Seg::Index(i)];
+        if t.every.0 < Duration::from_secs(1) {
+            out.push((at(&base, &[k("every")]), "must be at least 1s".into()));
+        }
+        if t.keep.0 < s.raw_retention.0 {
+            out.push((
+                at(&base, &[k("keep")]),
+                format!(
+                    "keep = {} is shorter than raw_retention = {}: the rollup would never be used",
+                    t.keep, s.raw_retention
+                ),
+            ));
+        }
+        if s.rollup[..i].iter().any(|o| o.every == t.every) {
+            out.push((
+                at(&base, &[k("every")]),
+                format!("another tier already has every = {}", t.every),
+            ));
+        }
+    }
     if let Some(problem) = super::footprint::check_budget(c) {
         out.push((key(&["storage", "max_disk"]), problem));
     }

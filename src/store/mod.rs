@@ -4,6 +4,7 @@
 //! - `wal`: write-ahead records, one per flush (see [`wal`]); the samples not yet sealed.
 //! - `chunks`: sealed, compressed, checksummed per-sensor chunks (see [`chunk`]).
 //! - `meta`: the sensor registry and the schema version.
+//! - `rollups`: per-interval aggregates of evicted raw data (see [`rollup`]).
 //!
 //! **Durability.** [`Store::append`] only buffers. [`Store::flush`] writes everything
 //! buffered as one WAL record and fsyncs; when it returns, those samples survive
@@ -26,6 +27,7 @@ pub mod codec;
 pub mod query;
 pub mod registry;
 pub mod retention;
+pub mod rollup;
 pub mod stats;
 pub mod wal;
 
@@ -154,6 +156,7 @@ struct Inner {
     wal: sled::Tree,
     chunks: sled::Tree,
     meta: sled::Tree,
+    rollups: sled::Tree,
     state: Mutex<State>,
     seal: SealPolicy,
 }
@@ -195,6 +198,7 @@ impl Store {
         }
         let wal = db.open_tree("wal")?;
         let chunks = db.open_tree("chunks")?;
+        let rollups = db.open_tree("rollups")?;
 
         let mut unsealed: HashMap<SensorId, Unsealed> = HashMap::new();
         let mut unsealed_count = 0;
@@ -233,6 +237,7 @@ impl Store {
                 wal,
                 chunks,
                 meta,
+                rollups,
                 state: Mutex::new(State {
                     pending: Vec::new(),
                     unsealed,

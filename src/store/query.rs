@@ -4,6 +4,7 @@
 
 use std::io::Write;
 
+use super::rollup::{self, Tier};
 use super::{Store, StoreError};
 use crate::sample::Sample;
 use crate::time::format_rfc3339_ms;
@@ -68,8 +69,9 @@ fn num(v: f64) -> String {
     }
 }
 
-/// Writes the result; returns the number of rows.
-pub fn run(store: &Store, q: &Query, out: &mut dyn Write) -> Result<usize, StoreError> {
+/// Writes the result; returns the number of rows. Aggregated queries also read the
+/// rollup `tiers` for the time before the oldest raw sample in range.
+pub fn run(store: &Store, q: &Query, tiers: &[Tier], out: &mut dyn Write) -> Result<usize, StoreError> {
     let io = |e: std::io::Error| StoreError::Db(format!("writing the result: {e}"));
     let mut sensors: Vec<(u32, String)> = store
         .sensors()?
@@ -96,7 +98,24 @@ pub fn run(store: &Store, q: &Query, out: &mut dyn Write) -> Result<usize, Store
                 }
             }
             Some(every) => {
-                for b in aggregate(&samples, every) {
+                let raw = aggregate(&samples, every);
+                let mut buckets = Vec::new();
+                // Rollups answer only where raw data is gone: before the first raw bucket.
+                let raw_start = raw.first().map_or(i64::MAX, |b| b.start_ms);
+                if let Some(t) = tiers
+                    .iter()
+                    .rposition(|t| t.every_ms <= every)
+                    .or((!tiers.is_empty()).then_some(0))
+                {
+                    let older = rollup::read(store, t, id, q.from_ms, raw_start.saturating_sub(1).min(q.to_ms))?;
+                    buckets.extend(
+                        rollup::rebucket(&older, every)
+                            .into_iter()
+                            .filter(|b| b.start_ms < raw_start),
+                    );
+                }
+                buckets.extend(raw);
+                for b in buckets {
                     write_bucket(out, q.format, &name, &b).map_err(io)?;
                     rows += 1;
                 }
@@ -244,7 +263,7 @@ mod tests {
             every_ms: None,
             format: Format::Jsonl,
         };
-        assert_eq!(run(&store, &q, &mut out).unwrap(), 2);
+        assert_eq!(run(&store, &q, &[], &mut out).unwrap(), 2);
         let text = String::from_utf8(out).unwrap();
         let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(
@@ -264,6 +283,7 @@ mod tests {
                 every_ms: Some(60_000),
                 ..q
             },
+            &[],
             &mut out,
         )
         .unwrap();

@@ -14,7 +14,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{archive, ChunkRef, Store, StoreError};
+use super::rollup::{self, Tier};
+use super::{archive, chunk, ChunkRef, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -23,6 +24,8 @@ pub struct Policy {
     /// Free space on the filesystem below which new samples are refused.
     pub min_free: u64,
     pub archive_dir: Option<PathBuf>,
+    /// Aggregates kept after raw data is evicted.
+    pub rollups: Vec<Tier>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +108,12 @@ pub fn enforce(store: &Store, data_dir: &Path, policy: &Policy, now_ms: i64) -> 
                     break;
                 }
             }
+            if !policy.rollups.is_empty() {
+                match chunk::decode(&bytes) {
+                    Ok(points) => rollup::absorb(store, &policy.rollups, r.sensor, &points)?,
+                    Err(e) => tracing::error!(error = %e, "evicting a corrupt chunk without rollups"),
+                }
+            }
             estimate = estimate.saturating_sub(bytes.len() as u64);
             report.evicted_samples += u64::from(h.count);
             report.evicted_until_ms = Some(report.evicted_until_ms.map_or(h.last_ms, |m: i64| m.max(h.last_ms)));
@@ -122,6 +131,12 @@ pub fn enforce(store: &Store, data_dir: &Path, policy: &Policy, now_ms: i64) -> 
                 "retention: evicted data older than the promised {}",
                 crate::config::Dur(policy.raw_retention)
             );
+        }
+    }
+    if !policy.rollups.is_empty() {
+        let expired = rollup::expire(store, &policy.rollups, now_ms)?;
+        if expired > 0 {
+            tracing::info!(days = expired, "retention: expired rollups past their keep");
         }
     }
     report.pressure = if free < policy.min_free {
@@ -172,6 +187,10 @@ mod tests {
             max_disk: used / 2,
             min_free: 0,
             archive_dir: Some(archive_dir.clone()),
+            rollups: vec![Tier {
+                every_ms: 3_600_000,
+                keep_ms: 365 * DAY,
+            }],
         };
         let report = enforce(&store, &data, &policy, now).unwrap();
         assert!(report.evicted_chunks > 0);
@@ -185,6 +204,10 @@ mod tests {
         );
         // The budget cannot be met without breaking the promise: say so.
         assert_eq!(report.pressure, Pressure::OverBudget);
+
+        // Hourly rollups answer for the evicted days.
+        let hours = rollup::read(&store, 0, id, 0, promise).unwrap();
+        assert_eq!(hours.iter().map(|b| b.count).sum::<u64>(), report.evicted_samples);
 
         // The archive holds exactly what was evicted; restoring brings it back.
         let restored = archive::restore(&archive_dir, &store).unwrap();
@@ -205,6 +228,7 @@ mod tests {
             max_disk: 1 << 40,
             min_free: 0,
             archive_dir: None,
+            rollups: vec![],
         };
         let report = enforce(&store, dir.path(), &policy, 100 * DAY).unwrap();
         assert_eq!((report.evicted_chunks, report.pressure), (0, Pressure::Ok));
