@@ -23,8 +23,10 @@ use crate::alert::{render_topic, Outbox};
 use crate::config::{parse_broker_url, Config};
 use crate::detect::rule::RuleEngine;
 use crate::detect::{AlertEvent, AlertState};
-use crate::sample::{Sample, SensorId};
+use crate::sample::SensorId;
 use crate::source::modbus::{device_plan, DevicePoller};
+use crate::source::mqtt::MqttSource;
+use crate::source::{Ack, Batch};
 use crate::stats::Stats;
 use crate::store::retention::{self, Pressure};
 use crate::store::{SealPolicy, Store, StoreError, StoreOptions};
@@ -81,7 +83,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         );
     }
 
-    let (bus_tx, bus_rx) = mpsc::channel::<Vec<Sample>>(BUS_CAPACITY);
+    let (bus_tx, bus_rx) = mpsc::channel::<Batch>(BUS_CAPACITY);
     let mut tasks = Vec::new();
     let n = config.modbus.len().max(1) as u32;
     for (i, device) in config.modbus.iter().enumerate() {
@@ -95,6 +97,22 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
             stats: stats.device(&device.device),
         };
         tasks.push(tokio::spawn(poller.run(shutdown.clone())));
+    }
+    for (i, input) in config.mqtt.iter().enumerate() {
+        let source = MqttSource {
+            input: input.clone(),
+            client_id: config.mqtt_client_id(i),
+            store: store.clone(),
+            bus: bus_tx.clone(),
+            stats: stats.clone(),
+        };
+        tracing::info!(broker = %input.broker, client = %source.client_id, subscriptions = input.subscribe.len(), "subscribing");
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = source.run(stop).await {
+                tracing::error!(error = %e, "mqtt input stopped");
+            }
+        }));
     }
     drop(bus_tx);
 
@@ -166,6 +184,8 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         stats: stats.clone(),
         rules,
         failing_flushes: 0,
+        waiting: Vec::new(),
+        ack_deadline: None,
     };
     let result = pipeline.run(bus_rx, &mut shutdown).await;
 
@@ -186,10 +206,14 @@ struct Pipeline<'a> {
     rules: RuleEngine,
     /// Consecutive failed flushes.
     failing_flushes: u32,
+    /// Acknowledgements waiting for the flush that makes their samples durable.
+    waiting: Vec<Ack>,
+    /// When the flush for `waiting` is due (group commit).
+    ack_deadline: Option<tokio::time::Instant>,
 }
 
 impl Pipeline<'_> {
-    async fn run(mut self, mut bus: mpsc::Receiver<Vec<Sample>>, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
+    async fn run(mut self, mut bus: mpsc::Receiver<Batch>, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
         let mut flush_tick = tokio::time::interval(self.config.storage.flush_interval.as_duration());
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut report_tick = tokio::time::interval(Duration::from_secs(60));
@@ -198,11 +222,14 @@ impl Pipeline<'_> {
         loop {
             tokio::select! {
                 batch = bus.recv() => match batch {
-                    Some(batch) => self.ingest(&batch, &mut events).await?,
+                    Some(batch) => self.ingest(batch, &mut events).await?,
                     // Every source has stopped (after shutdown): drain done.
                     None => break,
                 },
                 _ = flush_tick.tick() => self.flush().await?,
+                // Acknowledgements are waiting: flush soon rather than at the next tick, so
+                // the broker's in-flight window keeps moving (group commit).
+                _ = tokio::time::sleep_until(self.ack_deadline.unwrap_or_else(tokio::time::Instant::now)), if self.ack_deadline.is_some() => self.flush().await?,
                 _ = report_tick.tick() => tracing::info!(stats = %self.stats.summary(), "running"),
                 // Sources see the same signal and stop; keep receiving until they have.
                 _ = shutdown.changed(), if !*shutdown.borrow() => {}
@@ -211,14 +238,23 @@ impl Pipeline<'_> {
         self.flush().await
     }
 
-    async fn ingest(&mut self, batch: &[Sample], events: &mut Vec<AlertEvent>) -> Result<()> {
+    async fn ingest(&mut self, batch: Batch, events: &mut Vec<AlertEvent>) -> Result<()> {
+        let Batch { samples: batch, ack } = batch;
+        let batch = &batch[..];
         self.stats.samples_in.add(batch.len() as u64);
         // The last resort of retention, and the bound on memory while flushes fail: refuse
-        // (and count) rather than fail writes or grow without limit.
+        // (and count) rather than fail writes or grow without limit. A refused batch is not
+        // acknowledged: its broker keeps it.
         if self.stats.storage_pressure.get() == PRESSURE_DISK_FULL || self.store.pending_len() > MAX_PENDING {
             self.stats.samples_rejected.add(batch.len() as u64);
         } else {
             self.store.append(batch);
+            if let Some(ack) = ack {
+                self.waiting.push(ack);
+                if self.ack_deadline.is_none() {
+                    self.ack_deadline = Some(tokio::time::Instant::now() + self.config.storage.ack_delay.as_duration());
+                }
+            }
         }
         for s in batch {
             self.rules.observe(s, events);
@@ -261,10 +297,17 @@ impl Pipeline<'_> {
                 self.failing_flushes = 0;
                 self.stats.flushes.inc();
                 self.stats.samples_stored.add(f.samples as u64);
+                // Everything appended before this flush is durable now.
+                for ack in self.waiting.drain(..) {
+                    ack.done();
+                }
+                self.ack_deadline = None;
             }
             Err(e) => {
                 self.stats.flush_errors.inc();
                 self.failing_flushes += 1;
+                // Retry at the regular pace, not in a tight loop.
+                self.ack_deadline = None;
                 if self.failing_flushes == 1 {
                     tracing::error!(error = %e, buffered = self.store.pending_len(), "flush failed; samples stay buffered and are retried");
                 }

@@ -38,6 +38,9 @@ pub struct Config {
     /// Modbus devices to poll.
     #[serde(default)]
     pub modbus: Vec<ModbusDevice>,
+    /// MQTT brokers to subscribe to.
+    #[serde(default)]
+    pub mqtt: Vec<MqttInput>,
     /// Machines and the rules that watch them.
     #[serde(default)]
     pub asset: Vec<Asset>,
@@ -106,6 +109,10 @@ pub struct StorageConfig {
     /// Memory sled may use as a page cache.
     #[serde(default = "defaults::cache")]
     pub cache: ByteSize,
+    /// With MQTT QoS 1 inputs: the store is flushed at most this long after a message
+    /// arrives, so its acknowledgement reaches the broker quickly (group commit).
+    #[serde(default = "defaults::ack_delay")]
+    pub ack_delay: Dur,
     /// Samples stay in the write-ahead log at most this long before they are compressed
     /// into per-sensor chunks (sooner when many accumulate).
     #[serde(default = "defaults::seal_interval")]
@@ -143,6 +150,7 @@ impl Default for StorageConfig {
             max_disk: defaults::max_disk(),
             flush_interval: defaults::flush_interval(),
             cache: defaults::cache(),
+            ack_delay: defaults::ack_delay(),
             seal_interval: defaults::seal_interval(),
             retention_interval: defaults::retention_interval(),
             archive_dir: None,
@@ -286,6 +294,83 @@ pub enum WordOrder {
     CDAB,
 }
 
+/// `[[mqtt]]`: an MQTT broker whose topics carry sensor values.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttInput {
+    /// Broker URL, `mqtt://host[:port]` (1883 by default).
+    pub broker: String,
+    /// Client id; with `clean_session = false` it names the session the broker keeps, so
+    /// it must be stable and unique per gateway. Default `forewarn-{agent}-in{N}`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Username for the broker.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password; prefer `password_file` or `password_env` (never logged).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// File whose first line is the password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// MQTT keep-alive.
+    #[serde(default = "defaults::keep_alive")]
+    pub keep_alive: Dur,
+    /// 0 (at most once) or 1 (at least once: acknowledged only once stored durably).
+    #[serde(default = "defaults::qos")]
+    pub qos: u8,
+    /// `false` keeps the session (subscriptions, queued QoS 1 messages) at the broker while
+    /// the agent is away: nothing published meanwhile is lost.
+    #[serde(default)]
+    pub clean_session: bool,
+    /// Messages from the future by more than this are refused (a clock gone wrong).
+    #[serde(default = "defaults::max_future")]
+    pub max_future: Dur,
+    /// Subscriptions, each with its decoder.
+    #[serde(default)]
+    pub subscribe: Vec<Subscription>,
+}
+
+/// `[[mqtt.subscribe]]`: a topic (or topic template) and how its payloads become samples.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    /// A topic filter (`+`, `#` wildcards) or template whose `{name}` levels capture
+    /// names: `plant/{line}/{machine}/telemetry` subscribes to `plant/+/+/telemetry`.
+    pub topic: String,
+    /// Payload format: `number`, `json`, `sparkplug` or `influx`.
+    #[serde(default)]
+    pub format: PayloadFormat,
+    /// Sensor-name template: the topic's `{names}`, and per format `{field}` (json: each
+    /// numeric field; influx: each field), `{measurement}` and tags (influx), `{group}`,
+    /// `{node}`, `{device}`, `{metric}` (sparkplug). Default per format: number: the topic
+    /// with `/` as `.`; json: `{field}`; influx: `{measurement}.{field}`; sparkplug:
+    /// `{node}.{device}.{metric}`.
+    #[serde(default)]
+    pub sensor: Option<String>,
+    /// json: the field holding the time (epoch seconds or milliseconds, or RFC 3339);
+    /// arrival time when absent.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    /// json: a dotted path to the one value to read (e.g. `data.value`), instead of every
+    /// numeric field. With an array payload of objects, the path inside each element.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadFormat {
+    #[default]
+    Number,
+    Json,
+    Sparkplug,
+    Influx,
+}
+
 /// `[[asset]]`: a machine and what watches it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -365,6 +450,9 @@ mod defaults {
     pub fn cache() -> ByteSize {
         ByteSize(32 << 20)
     }
+    pub fn ack_delay() -> Dur {
+        Dur::from_millis(10)
+    }
     pub fn seal_interval() -> Dur {
         Dur::from_secs(600)
     }
@@ -376,6 +464,12 @@ mod defaults {
     }
     pub fn yes() -> bool {
         true
+    }
+    pub fn qos() -> u8 {
+        1
+    }
+    pub fn max_future() -> Dur {
+        Dur::from_secs(300)
     }
     pub fn http_listen() -> String {
         "127.0.0.1:9321".into()
@@ -487,6 +581,14 @@ impl Config {
             .collect();
         tiers.sort_by_key(|t| t.every_ms);
         tiers
+    }
+
+    /// Client id of the `i`th MQTT input.
+    pub fn mqtt_client_id(&self, i: usize) -> String {
+        self.mqtt
+            .get(i)
+            .and_then(|m| m.client_id.clone())
+            .unwrap_or_else(|| format!("forewarn-{}-in{i}", self.agent.id))
     }
 
     /// MQTT client id for the upstream connection.

@@ -24,6 +24,9 @@ impl Counter {
     }
 }
 
+/// Reads one counter of an MQTT subscription.
+type InputField = fn(&InputStats) -> u64;
+
 /// Reads one counter of a device.
 type DeviceField = fn(&DeviceStats) -> u64;
 
@@ -38,6 +41,18 @@ pub struct DeviceStats {
     pub connects: Counter,
     pub connect_failures: Counter,
     pub missed_deadlines: Counter,
+}
+
+/// Per MQTT subscription (and, for `unknown_topic`, per input).
+#[derive(Debug, Default)]
+pub struct InputStats {
+    pub messages: Counter,
+    pub samples: Counter,
+    pub malformed: Counter,
+    pub non_finite: Counter,
+    pub future: Counter,
+    pub unknown_topic: Counter,
+    pub seq_gaps: Counter,
 }
 
 /// Whole-agent figures.
@@ -56,12 +71,36 @@ pub struct Stats {
     pub alerts_published: Counter,
     pub outbox_depth: Counter,
     devices: Mutex<BTreeMap<String, Arc<DeviceStats>>>,
+    inputs: Mutex<BTreeMap<String, Arc<InputStats>>>,
 }
 
 impl Stats {
     pub fn device(&self, name: &str) -> Arc<DeviceStats> {
         let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         devices.entry(name.to_string()).or_default().clone()
+    }
+
+    pub fn input(&self, name: &str) -> Arc<InputStats> {
+        let mut inputs = self.inputs.lock().unwrap_or_else(|p| p.into_inner());
+        inputs.entry(name.to_string()).or_default().clone()
+    }
+
+    pub fn inputs_json(&self) -> serde_json::Value {
+        let inputs = self.inputs.lock().unwrap_or_else(|p| p.into_inner());
+        inputs
+            .iter()
+            .map(|(name, i)| {
+                (
+                    name.clone(),
+                    serde_json::json!({
+                        "messages": i.messages.get(), "samples": i.samples.get(), "malformed": i.malformed.get(),
+                        "non_finite": i.non_finite.get(), "future": i.future.get(), "unknown_topic": i.unknown_topic.get(),
+                        "seq_gaps": i.seq_gaps.get(),
+                    }),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
     }
 
     pub fn storage_pressure(&self) -> &'static str {
@@ -168,6 +207,25 @@ impl Stats {
                 s.push_str(&format!("forewarn_{name}{{device=\"{device}\"}} {}\n", get(d)));
             }
         }
+        let inputs = self.inputs.lock().unwrap_or_else(|p| p.into_inner());
+        let fields: [(&str, InputField); 6] = [
+            ("mqtt_messages_total", |i| i.messages.get()),
+            ("mqtt_samples_total", |i| i.samples.get()),
+            ("mqtt_malformed_total", |i| i.malformed.get()),
+            ("mqtt_non_finite_total", |i| i.non_finite.get()),
+            ("mqtt_future_total", |i| i.future.get()),
+            ("mqtt_unknown_topic_total", |i| i.unknown_topic.get()),
+        ];
+        for (name, get) in fields {
+            s.push_str(&format!("# TYPE forewarn_{name} counter\n"));
+            for (input, i) in inputs.iter() {
+                s.push_str(&format!(
+                    "forewarn_{name}{{subscription=\"{}\"}} {}\n",
+                    input.replace('"', "'"),
+                    get(i)
+                ));
+            }
+        }
         s
     }
 
@@ -183,6 +241,18 @@ impl Stats {
             self.alerts_published.get(),
             self.outbox_depth.get()
         );
+        let inputs = self.inputs.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, i) in inputs.iter() {
+            s.push_str(&format!(
+                " {name}:messages={},samples={},malformed={},non_finite={},future={},unknown_topic={}",
+                i.messages.get(),
+                i.samples.get(),
+                i.malformed.get(),
+                i.non_finite.get(),
+                i.future.get(),
+                i.unknown_topic.get()
+            ));
+        }
         let devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         for (name, d) in devices.iter() {
             s.push_str(&format!(

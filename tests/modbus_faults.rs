@@ -27,7 +27,13 @@ fn config(devices: &[(&str, u16)]) -> Config {
 }
 
 /// Starts a poller for every device; sensor `s{i}` gets id `i`.
-fn start(config: &Config) -> (mpsc::Receiver<Vec<Sample>>, watch::Sender<bool>, Vec<Arc<DeviceStats>>) {
+fn start(
+    config: &Config,
+) -> (
+    mpsc::Receiver<forewarn::source::Batch>,
+    watch::Sender<bool>,
+    Vec<Arc<DeviceStats>>,
+) {
     let (tx, rx) = mpsc::channel(1024);
     let (stop, stop_rx) = watch::channel(false);
     let mut stats = Vec::new();
@@ -46,11 +52,11 @@ fn start(config: &Config) -> (mpsc::Receiver<Vec<Sample>>, watch::Sender<bool>, 
     (rx, stop, stats)
 }
 
-async fn collect(rx: &mut mpsc::Receiver<Vec<Sample>>, for_: Duration) -> Vec<Sample> {
+async fn collect(rx: &mut mpsc::Receiver<forewarn::source::Batch>, for_: Duration) -> Vec<Sample> {
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + for_;
     while let Ok(Some(batch)) = tokio::time::timeout_at(deadline, rx.recv()).await {
-        out.extend(batch);
+        out.extend(batch.samples);
     }
     out
 }

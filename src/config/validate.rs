@@ -232,6 +232,10 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
         }
     }
 
+    let globs = check_mqtt(c, &mut out);
+    let known =
+        |name: &str| sensors.contains_key(name) || globs.iter().any(|g| crate::store::query::glob_match(g, name));
+
     let mut assets = HashSet::new();
     for (i, a) in c.asset.iter().enumerate() {
         let base = vec![k("asset"), Seg::Index(i)];
@@ -246,10 +250,10 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
             out.push((at(&base, &[k("id")]), format!("duplicate asset id {:?}", a.id)));
         }
         for (j, s) in a.sensors.iter().enumerate() {
-            if !sensors.contains_key(s.as_str()) {
+            if !known(s) {
                 out.push((
                     at(&base, &[k("sensors"), Seg::Index(j)]),
-                    format!("unknown sensor {s:?}: no register defines it"),
+                    format!("unknown sensor {s:?}: no register or MQTT subscription defines it"),
                 ));
             }
         }
@@ -267,16 +271,123 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
                     format!("duplicate rule name {:?} in this asset", r.name),
                 ));
             }
-            if !sensors.contains_key(r.sensor.as_str()) {
+            if !known(&r.sensor) {
                 out.push((
                     at(&rb, &[k("sensor")]),
-                    format!("rule on unknown sensor {:?}: no register defines it", r.sensor),
+                    format!(
+                        "rule on unknown sensor {:?}: no register or MQTT subscription defines it",
+                        r.sensor
+                    ),
                 ));
             }
             check_rule_limits(r, &rb, &mut out);
         }
     }
     out
+}
+
+/// Checks `[[mqtt]]`; returns a glob per subscription of the sensor names it can produce.
+fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<String> {
+    use super::PayloadFormat;
+    let mut globs = Vec::new();
+    let mut client_ids = HashSet::new();
+    for (i, m) in c.mqtt.iter().enumerate() {
+        let base = vec![k("mqtt"), Seg::Index(i)];
+        if let Err(e) = parse_broker_url(&m.broker) {
+            out.push((at(&base, &[k("broker")]), e));
+        }
+        if m.qos > 1 {
+            out.push((
+                at(&base, &[k("qos")]),
+                format!("qos {} is not supported: use 0 or 1", m.qos),
+            ));
+        }
+        let id = c.mqtt_client_id(i);
+        if !client_ids.insert(id.clone()) {
+            out.push((
+                at(&base, &[k("client_id")]),
+                format!("client id {id:?} is used twice; the broker would disconnect one of them"),
+            ));
+        }
+        let secrets = [
+            m.password.is_some(),
+            m.password_file.is_some(),
+            m.password_env.is_some(),
+        ];
+        if secrets.iter().filter(|s| **s).count() > 1 {
+            out.push((
+                at(&base, &[k("password")]),
+                "set only one of password, password_file, password_env".into(),
+            ));
+        }
+        if let Some(f) = &m.password_file {
+            if std::fs::metadata(f).is_err() {
+                out.push((at(&base, &[k("password_file")]), format!("cannot read {}", f.display())));
+            }
+        }
+        if m.subscribe.is_empty() {
+            out.push((
+                at(&base, &[k("subscribe")]),
+                "an [[mqtt]] input needs at least one [[mqtt.subscribe]]".into(),
+            ));
+        }
+        for (j, sub) in m.subscribe.iter().enumerate() {
+            let sb = at(&base, &[k("subscribe"), Seg::Index(j)]);
+            let topic_vars = match crate::source::mqtt::topic::TopicTemplate::parse(&sub.topic) {
+                Ok(t) => t.vars().map(str::to_string).collect::<Vec<_>>(),
+                Err(e) => {
+                    out.push((at(&sb, &[k("topic")]), e));
+                    continue;
+                }
+            };
+            let format_vars: &[&str] = match sub.format {
+                PayloadFormat::Number => &[],
+                PayloadFormat::Json if sub.value.is_some() => &[],
+                PayloadFormat::Json => &["field"],
+                PayloadFormat::Influx => &["measurement", "field", "*"],
+                PayloadFormat::Sparkplug => &["group", "node", "device", "metric"],
+            };
+            let template = crate::source::mqtt::sensor_template(sub);
+            let mut rest = template.as_str();
+            while let Some(open) = rest.find('{') {
+                let Some(close) = rest[open..].find('}') else {
+                    out.push((at(&sb, &[k("sensor")]), format!("unclosed '{{' in {template:?}")));
+                    break;
+                };
+                let name = &rest[open + 1..open + close];
+                if name != "topic"
+                    && !topic_vars.iter().any(|v| v == name)
+                    && !format_vars.contains(&name)
+                    && !format_vars.contains(&"*")
+                {
+                    let mut allowed: Vec<String> = topic_vars.iter().map(|v| format!("{{{v}}}")).collect();
+                    allowed.extend(format_vars.iter().map(|v| format!("{{{v}}}")));
+                    out.push((
+                        at(&sb, &[k("sensor")]),
+                        format!(
+                            "unknown placeholder {{{name}}} for a {:?} subscription; allowed: {}",
+                            sub.format,
+                            if allowed.is_empty() {
+                                "none".into()
+                            } else {
+                                allowed.join(", ")
+                            }
+                        )
+                        .to_lowercase(),
+                    ));
+                }
+                rest = &rest[open + close + 1..];
+            }
+            if sub.format != PayloadFormat::Json && (sub.timestamp.is_some() || sub.value.is_some()) {
+                out.push((
+                    sb.clone(),
+                    "`timestamp` and `value` apply to format = \"json\" only".into(),
+                ));
+            }
+            globs.push(crate::source::mqtt::sensor_glob(&template));
+        }
+    }
+    globs
 }
 
 fn check_rule_limits(r: &Rule, rb: &KeyPath, out: &mut Vec<(KeyPath, String)>) {

@@ -44,6 +44,8 @@ pub struct Mosquitto {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Extra lines for mosquitto.conf.
+    extra: String,
 }
 
 impl Mosquitto {
@@ -53,6 +55,7 @@ impl Mosquitto {
             port: free_port(),
             dir,
             child: None,
+            extra: String::new(),
         };
         m.restart();
         m
@@ -61,7 +64,7 @@ impl Mosquitto {
     /// Starts the broker again on the same port (after [`Mosquitto::stop`]).
     pub fn restart(&mut self) {
         let conf = self.dir.path().join("mosquitto.conf");
-        let persistence = if self.dir.path().join("persist").exists() {
+        let mut persistence = if self.dir.path().join("persist").exists() {
             format!(
                 "persistence true\npersistence_location {}/\n",
                 self.dir.path().display()
@@ -69,10 +72,11 @@ impl Mosquitto {
         } else {
             "persistence false\n".to_string()
         };
+        persistence.push_str(&self.extra);
         // `user root`: as root, Mosquitto would otherwise drop to its own user, which
         // cannot write the persistence file into this test's private directory.
         let conf_text = format!(
-            "listener {} 127.0.0.1\nallow_anonymous true\nuser root\nlog_dest stderr\nlog_type all\n{persistence}",
+            "listener {} 127.0.0.1\nallow_anonymous true\nuser root\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n{persistence}",
             self.port
         );
         std::fs::write(&conf, conf_text).expect("write conf");
@@ -101,6 +105,20 @@ impl Mosquitto {
     }
 
     /// Keeps sessions and queued QoS 1 messages across [`Mosquitto::stop_gracefully`].
+    /// A persistent broker with extra config lines (e.g. queue and in-flight limits).
+    pub fn start_persistent_with(extra: &str) -> Mosquitto {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("persist"), "").expect("marker");
+        let mut m = Mosquitto {
+            port: free_port(),
+            dir,
+            child: None,
+            extra: extra.to_string(),
+        };
+        m.restart();
+        m
+    }
+
     pub fn start_persistent() -> Mosquitto {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("persist"), "").expect("marker");
@@ -108,6 +126,7 @@ impl Mosquitto {
             port: free_port(),
             dir,
             child: None,
+            extra: String::new(),
         };
         m.restart();
         m

@@ -129,7 +129,7 @@ async fn connect(address: &str, unit: u8, limit: Duration) -> Result<Context, St
 pub struct DevicePoller {
     pub device: ModbusDevice,
     pub plan: Vec<ReadRequest>,
-    pub bus: mpsc::Sender<Vec<Sample>>,
+    pub bus: mpsc::Sender<crate::source::Batch>,
     pub stats: Arc<DeviceStats>,
     /// Delay of the first poll, so that devices do not all fire at the same instant.
     pub stagger: Duration,
@@ -236,7 +236,7 @@ impl DevicePoller {
             if cycle_start.elapsed() > interval {
                 stats.missed_deadlines.inc();
             }
-            if !samples.is_empty() && bus.send(samples).await.is_err() {
+            if !samples.is_empty() && bus.send(samples.into()).await.is_err() {
                 break;
             }
         }
