@@ -11,7 +11,7 @@ use common::*;
 use forewarn::config::{Config, RegisterKind};
 use forewarn::demo::modbus_server::{Behaviour, RegisterBank};
 use forewarn::sample::{Quality, Sample};
-use forewarn::source::modbus::{device_plan, DevicePoller};
+use forewarn::source::modbus::{plan_buses, spawn};
 use forewarn::stats::DeviceStats;
 use tokio::sync::{mpsc, watch};
 
@@ -26,22 +26,21 @@ fn config(devices: &[(&str, u16)]) -> Config {
     Config::parse(&text, std::path::Path::new("t.toml")).unwrap()
 }
 
-/// Starts a poller for every device; sensor `s{i}` gets id `i`.
+/// Starts polling every device; sensor `s{i}` gets id `i`.
 fn start(config: &Config) -> (mpsc::Receiver<Vec<Sample>>, watch::Sender<bool>, Vec<Arc<DeviceStats>>) {
     let (tx, rx) = mpsc::channel(1024);
     let (stop, stop_rx) = watch::channel(false);
-    let mut stats = Vec::new();
-    for (i, d) in config.modbus.iter().enumerate() {
-        let s = Arc::new(DeviceStats::default());
-        stats.push(s.clone());
-        let poller = DevicePoller {
-            device: d.clone(),
-            plan: device_plan(d, &|_| i as u32),
-            bus: tx.clone(),
-            stats: s,
-            stagger: Duration::ZERO,
-        };
-        tokio::spawn(poller.run(stop_rx.clone()));
+    let stats: Vec<Arc<DeviceStats>> = config.modbus.iter().map(|_| Arc::default()).collect();
+    let index = |device: &str| config.modbus.iter().position(|d| d.device == device).unwrap();
+    let buses = plan_buses(
+        &config.modbus,
+        &|sensor| sensor.trim_start_matches('s').parse().unwrap(),
+        &|device| stats[index(device)].clone(),
+    );
+    for mut b in buses {
+        // These tests look at each device from its first poll.
+        b.stagger.iter_mut().flatten().for_each(|d| *d = Duration::ZERO);
+        spawn(vec![b], &tx, &stop_rx);
     }
     (rx, stop, stats)
 }
