@@ -289,3 +289,5 @@ sensors = ["pump1.bearing_temp", "pump1.vibration"]
         data = data_dir.display()
     )
 }
+
+pub mod peer;

@@ -288,11 +288,12 @@ impl Bus {
                 break;
             }
         }
-        let limit = self
-            .units
-            .first()
-            .map(|u| u.device.timeout.as_duration())
-            .unwrap_or_default();
-        self.link.close(limit).await;
+        self.close().await;
+    }
+
+    /// Closes the connection politely, within the first unit's timeout.
+    pub async fn close(&mut self) {
+        let limit = self.units.first().map(|u| u.device.timeout.as_duration());
+        self.link.close(limit.unwrap_or_default()).await;
     }
 }
