@@ -24,6 +24,8 @@ pub enum Behaviour {
     Silent,
     /// Answers every read with this exception code.
     Exception(u8),
+    /// Answers normally, this many milliseconds late.
+    Delay(u64),
 }
 
 #[derive(Debug, Default)]
@@ -34,6 +36,7 @@ struct Bank {
     discrete: HashMap<u16, bool>,
     behaviour: Behaviour,
     requests: u64,
+    connections: u64,
 }
 
 /// Shared register bank; clones see the same registers.
@@ -58,6 +61,11 @@ impl RegisterBank {
                 RegisterKind::Discrete => b.discrete.insert(a, *w != 0).map(|_| ()),
             };
         }
+    }
+
+    /// Client connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.bank().connections
     }
 
     /// Requests answered or refused so far.
@@ -112,6 +120,13 @@ impl Service for BankService {
             Behaviour::Silent => return Box::pin(std::future::pending()),
             Behaviour::Exception(code) => Err(ExceptionCode::new(code)),
             Behaviour::Normal => self.0.answer(req),
+            Behaviour::Delay(ms) => {
+                let reply = self.0.answer(req);
+                return Box::pin(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    reply
+                });
+            }
         };
         Box::pin(std::future::ready(reply))
     }
@@ -122,6 +137,7 @@ pub async fn serve(listener: TcpListener, bank: RegisterBank) -> std::io::Result
     let server = Server::new(listener);
     let on_connected = |stream, addr| {
         let bank = bank.clone();
+        bank.bank().connections += 1;
         async move { accept_tcp_connection(stream, addr, move |_| Ok(Some(BankService(bank.clone())))) }
     };
     server
