@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::peer::ModbusPeer;
+use common::peer::{forewarn_poll_once, ModbusPeer};
 use common::*;
 use forewarn::config::{Config, RegisterKind};
 use forewarn::demo::modbus_server::{Behaviour, RegisterBank};
@@ -280,20 +280,10 @@ fn poll_once_finishes_in_about_one_timeout_when_a_device_hangs() {
         device("hung", &format!("127.0.0.1:{silent_port}"), "", &[(0, 0), (1, 200)]).replace("150ms", "1s"),
         device("ok", &format!("127.0.0.1:{healthy_port}"), "", &[(2, 0)]).replace("150ms", "1s")
     );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("f.toml");
-    std::fs::write(&path, text).unwrap();
-    let started = std::time::Instant::now();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_forewarn"))
-        .args(["--log", "error", "poll", "--once", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let elapsed = started.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (lines, code, elapsed) = forewarn_poll_once(&text);
+    let stdout = format!("{lines:#?}");
     assert!(elapsed < Duration::from_millis(1800), "took {elapsed:?}");
-    assert_eq!(out.status.code(), Some(3), "a bad value exits 3");
+    assert_eq!(code, Some(3), "a bad value exits 3");
     assert_eq!(lines.len(), 3, "{stdout}");
     assert_eq!(
         (lines[0]["sensor"].as_str(), lines[0]["quality"].as_str()),

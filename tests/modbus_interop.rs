@@ -6,9 +6,8 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use common::peer::ModbusPeer;
+use common::peer::{forewarn_poll_once, ModbusPeer};
 use common::*;
 use serde_json::{json, Value};
 
@@ -178,25 +177,6 @@ fn register_toml(c: &Case, base: u32, prefix: &str) -> String {
     )
 }
 
-fn poll_once(config: &str) -> (Vec<Value>, bool, Duration) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("forewarn.toml");
-    std::fs::write(&path, config).unwrap();
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_forewarn"))
-        .args(["--log", "error", "poll", "--once", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let elapsed = started.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
-        .collect();
-    (lines, out.status.success(), elapsed)
-}
-
 const HEAD: &str = "[agent]\nid = \"interop\"\n[upstream]\nbroker = \"mqtt://127.0.0.1:1\"\n";
 
 #[test]
@@ -217,7 +197,7 @@ fn every_type_order_table_and_scale_decodes_as_written() {
         config += &register_toml(c, 1, "b1.");
     }
 
-    let (lines, ok, _) = poll_once(&config);
+    let (lines, code, _) = forewarn_poll_once(&config);
     let expected = cases.len() + cases.iter().filter(|c| c.table == "holding").count();
     assert_eq!(lines.len(), expected, "{lines:#?}");
     for line in &lines {
@@ -240,7 +220,7 @@ fn every_type_order_table_and_scale_decodes_as_written() {
         }
         assert!(line["raw"].as_array().is_some_and(|r| !r.is_empty()), "{line}");
     }
-    assert!(ok, "poll exits 0 when every value is good");
+    assert_eq!(code, Some(0), "poll exits 0 when every value is good");
 }
 
 #[test]
@@ -253,7 +233,7 @@ fn raw_registers_are_shown_in_hex() {
     let config = format!(
         "{HEAD}[[modbus]]\ndevice = \"d\"\naddress = \"127.0.0.1:{port}\"\n  [[modbus.register]]\n  sensor = \"t\"\n  kind = \"holding\"\n  address = 3\n  type = \"f32\"\n  order = \"CDAB\"\n  unit = \"degC\"\n"
     );
-    let (lines, _, _) = poll_once(&config);
+    let (lines, _, _) = forewarn_poll_once(&config);
     assert_eq!(
         lines,
         vec![

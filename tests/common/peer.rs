@@ -133,3 +133,24 @@ impl Drop for PtyPair {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `forewarn poll --once` on a config text: the JSON lines, the exit code and how
+/// long it took.
+pub fn forewarn_poll_once(config: &str) -> (Vec<serde_json::Value>, Option<i32>, Duration) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("forewarn.toml");
+    std::fs::write(&path, config).expect("write config");
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_forewarn"))
+        .args(["--log", "error", "poll", "--once", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run forewarn poll");
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect();
+    (lines, out.status.code(), elapsed)
+}

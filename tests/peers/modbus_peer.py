@@ -117,6 +117,8 @@ async def main():
     parser.add_argument("--tcp", type=int)
     parser.add_argument("--serial")
     parser.add_argument("--baud", type=int, default=19200)
+    # Linux pseudo-terminals refuse parity settings: tests over socat use "N".
+    parser.add_argument("--parity", default="N", choices=["N", "E", "O"])
     parser.add_argument("--unit", type=int, action="append")
     parser.add_argument("--silent", action="store_true")
     args = parser.parse_args()
@@ -128,7 +130,7 @@ async def main():
     units = args.unit or [1]
     context = ModbusServerContext(devices={u: MapContext(spec) for u in units}, single=False)
     if args.serial:
-        server = ModbusSerialServer(context, port=args.serial, baudrate=args.baud, parity="E",
+        server = ModbusSerialServer(context, port=args.serial, baudrate=args.baud, parity=args.parity,
                                     ignore_missing_devices=True)
     else:
         server = ModbusTcpServer(context, address=("127.0.0.1", args.tcp))
