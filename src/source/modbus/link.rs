@@ -14,8 +14,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::pin::Pin;
 use tokio::net::lookup_host;
-use tokio::time::{sleep_until, timeout, Instant};
+
+use tokio::time::{sleep_until, timeout, Instant, Sleep};
 use tokio_modbus::client::{Client, Context, Reader};
 use tokio_modbus::slave::SlaveContext;
 use tokio_modbus::Slave;
@@ -55,6 +57,9 @@ pub struct Link {
     ctx: Option<Context>,
     /// When the line may carry the next request (serial only).
     quiet_until: Instant,
+    /// One timer re-armed for each request: registering a fresh timer per request would
+    /// wake the runtime's timer driver every time, which costs more than the request.
+    deadline: Pin<Box<Sleep>>,
 }
 
 impl Link {
@@ -64,6 +69,7 @@ impl Link {
             serial,
             ctx: None,
             quiet_until: Instant::now(),
+            deadline: Box::pin(sleep_until(Instant::now())),
         }
     }
 
@@ -136,7 +142,13 @@ impl Link {
                 RegisterKind::Input => ctx.read_input_registers(start, count).await.map(|r| r.map(Data::Words)),
             }
         };
-        let result = timeout(limit, call).await;
+        self.deadline.as_mut().reset(Instant::now() + limit);
+        let deadline = &mut self.deadline;
+        let result = tokio::select! {
+            biased;
+            r = call => Ok(r),
+            _ = deadline => Err(()),
+        };
         if self.is_serial() {
             self.quiet_until = Instant::now() + self.serial.effective_pause();
         }
