@@ -14,6 +14,7 @@
 //!   own and marked bad, so the rest of the device keeps being read.
 //! - Samples carry the time their request was sent.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +22,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
-use crate::config::ModbusDevice;
-use crate::sample::{now_ms, Quality, Sample};
+use crate::config::{DataType, ModbusDevice};
+use crate::sample::{now_ms, Quality, Sample, SensorId};
 use crate::stats::DeviceStats;
 
 use super::link::{Link, ReadFailure};
@@ -252,6 +253,8 @@ impl Bus {
                 due.push((u, g, start + delay));
             }
         }
+        // Last text of each string sensor: history stores only its fingerprint.
+        let mut texts: HashMap<SensorId, String> = HashMap::new();
         loop {
             let Some(k) = (0..due.len()).min_by_key(|&k| due[k].2) else {
                 return;
@@ -264,8 +267,12 @@ impl Bus {
             let began = Instant::now();
             let mut samples = Vec::new();
             let polled = {
+                let texts = &mut texts;
                 let mut sink = |r: &ReadRequest, ts: i64, outcome: Outcome<'_>| match outcome {
-                    Outcome::Data(d) => reading::decode_fields(r, d, ts, &mut samples),
+                    Outcome::Data(d) => {
+                        reading::decode_fields(r, d, ts, &mut samples);
+                        log_changed_texts(r, d, texts);
+                    }
                     Outcome::Failed(q) => reading::mark_bad(std::iter::once(r), ts, q, &mut samples),
                 };
                 self.poll_group(u, g, false, &mut sink).await
@@ -295,5 +302,18 @@ impl Bus {
     pub async fn close(&mut self) {
         let limit = self.units.first().map(|u| u.device.timeout.as_duration());
         self.link.close(limit.unwrap_or_default()).await;
+    }
+}
+
+/// Logs the text of string sensors when it changes (their samples hold a fingerprint).
+fn log_changed_texts(r: &ReadRequest, data: &Data, last: &mut HashMap<SensorId, String>) {
+    for f in r.fields.iter().filter(|f| f.data_type == DataType::String) {
+        let Some(text) = reading::field_text(f, data) else {
+            continue;
+        };
+        if last.get(&f.sensor) != Some(&text) {
+            tracing::info!(sensor = %f.name, text = %text, "text changed");
+            last.insert(f.sensor, text);
+        }
     }
 }
