@@ -24,7 +24,7 @@ use crate::config::{parse_broker_url, Config};
 use crate::detect::rule::RuleEngine;
 use crate::detect::{AlertEvent, AlertState};
 use crate::sample::SensorId;
-use crate::source::modbus::{device_plan, DevicePoller};
+use crate::source::modbus::{plan_buses, spawn as spawn_buses};
 use crate::source::mqtt::MqttSource;
 use crate::source::{Ack, Batch};
 use crate::stats::Stats;
@@ -84,20 +84,11 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     }
 
     let (bus_tx, bus_rx) = mpsc::channel::<Batch>(BUS_CAPACITY);
-    let mut tasks = Vec::new();
-    let n = config.modbus.len().max(1) as u32;
-    for (i, device) in config.modbus.iter().enumerate() {
-        let plan = device_plan(device, &|name| ids[name]);
-        tracing::info!(device = %device.device, address = %device.address, requests = plan.len(), registers = device.register.len(), "polling");
-        let poller = DevicePoller {
-            device: device.clone(),
-            stagger: device.interval.as_duration() * i as u32 / n,
-            plan,
-            bus: bus_tx.clone(),
-            stats: stats.device(&device.device),
-        };
-        tasks.push(tokio::spawn(poller.run(shutdown.clone())));
+    let buses = plan_buses(&config.modbus, &|name| ids[name], &|device| stats.device(device));
+    for d in &config.modbus {
+        tracing::info!(device = %d.device, address = %d.address, unit = d.unit, registers = d.register.len(), "polling");
     }
+    let mut tasks = spawn_buses(buses, &bus_tx, &shutdown);
     for (i, input) in config.mqtt.iter().enumerate() {
         let source = MqttSource {
             input: input.clone(),

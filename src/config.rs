@@ -9,8 +9,12 @@
 
 pub mod footprint;
 mod load;
+mod modbus;
+mod modbus_checks;
 pub mod units;
 mod validate;
+
+pub use modbus::*;
 
 pub use validate::parse_broker_url;
 
@@ -191,107 +195,6 @@ impl Default for UpstreamConfig {
             max_inflight: defaults::inflight(),
         }
     }
-}
-
-/// `[[modbus]]`: one Modbus TCP device (a PLC, a meter, a gateway).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModbusDevice {
-    /// Name of the device, unique; used in logs and metrics.
-    pub device: String,
-    /// `host:port` of the device (Modbus TCP).
-    pub address: String,
-    /// Modbus unit id (slave id), 0–247.
-    #[serde(default = "defaults::unit")]
-    pub unit: u8,
-    /// Time between two polls of all registers.
-    #[serde(default = "defaults::interval")]
-    pub interval: Dur,
-    /// Bound on each request, connect included; a device that does not answer in time is
-    /// disconnected and reconnected with backoff.
-    #[serde(default = "defaults::timeout")]
-    pub timeout: Dur,
-    /// Registers closer than this many words are read in one request.
-    #[serde(default = "defaults::max_gap")]
-    pub max_gap: u16,
-    /// Words per request, at most (125 is the protocol's limit; some devices need less).
-    #[serde(default = "defaults::max_registers")]
-    pub max_registers: u16,
-    /// The registers to read.
-    #[serde(default)]
-    pub register: Vec<Register>,
-}
-
-/// `[[modbus.register]]`: one value read from a device.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Register {
-    /// Sensor name, unique across the config (e.g. `pump1.bearing_temp`).
-    pub sensor: String,
-    /// Register table: `holding` (FC3) or `input` (FC4).
-    pub kind: RegisterKind,
-    /// Protocol address of the first register, 0–65535.
-    pub address: u32,
-    /// How the registers encode the value.
-    #[serde(rename = "type")]
-    pub data_type: DataType,
-    /// Word and byte order of values that span several registers.
-    #[serde(default)]
-    pub order: WordOrder,
-    /// The stored value is `raw * scale + offset`.
-    #[serde(default = "defaults::scale")]
-    pub scale: f64,
-    /// Added after scaling.
-    #[serde(default)]
-    pub offset: f64,
-    /// Engineering unit, for people reading alerts and exports (e.g. `degC`).
-    #[serde(default)]
-    pub unit: Option<String>,
-}
-
-/// Modbus register tables that hold 16-bit words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RegisterKind {
-    Holding,
-    Input,
-}
-
-/// Numeric encodings of one to four registers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DataType {
-    U16,
-    I16,
-    U32,
-    I32,
-    U64,
-    I64,
-    F32,
-    F64,
-}
-
-impl DataType {
-    /// Registers the value occupies.
-    pub fn words(self) -> u16 {
-        match self {
-            DataType::U16 | DataType::I16 => 1,
-            DataType::U32 | DataType::I32 | DataType::F32 => 2,
-            DataType::U64 | DataType::I64 | DataType::F64 => 4,
-        }
-    }
-}
-
-/// Byte order of multi-register values: `ABCD` is big-endian (the Modbus convention),
-/// `DCBA` fully little-endian, `BADC` bytes swapped within each register, `CDAB`
-/// registers in reverse order (common on PLCs that store floats low word first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum WordOrder {
-    #[default]
-    ABCD,
-    DCBA,
-    BADC,
-    CDAB,
 }
 
 /// `[[mqtt]]`: an MQTT broker whose topics carry sensor values.
@@ -483,24 +386,6 @@ mod defaults {
     pub fn inflight() -> u16 {
         100
     }
-    pub fn unit() -> u8 {
-        1
-    }
-    pub fn interval() -> Dur {
-        Dur::from_secs(1)
-    }
-    pub fn timeout() -> Dur {
-        Dur::from_secs(1)
-    }
-    pub fn max_gap() -> u16 {
-        10
-    }
-    pub fn max_registers() -> u16 {
-        125
-    }
-    pub fn scale() -> f64 {
-        1.0
-    }
 }
 
 /// One thing wrong with a config file.
@@ -620,34 +505,7 @@ pub fn summary(c: &Config) -> String {
         plural(rules)
     );
     for d in &c.modbus {
-        let plan = crate::source::modbus::device_plan(d, &|_| 0);
-        let _ = writeln!(
-            s,
-            "  device {} at {} unit {}: every {}, timeout {}, {} request{} per poll",
-            d.device,
-            d.address,
-            d.unit,
-            d.interval,
-            d.timeout,
-            plan.len(),
-            plural(plan.len())
-        );
-        for r in &plan {
-            let names: Vec<&str> = r.fields.iter().map(|f| f.name.as_str()).collect();
-            let table = match r.kind {
-                RegisterKind::Holding => "holding",
-                RegisterKind::Input => "input",
-            };
-            let last = u32::from(r.start) + u32::from(r.count) - 1;
-            let _ = writeln!(
-                s,
-                "    {table} {}..{last} ({} word{}): {}",
-                r.start,
-                r.count,
-                plural(usize::from(r.count)),
-                names.join(", ")
-            );
-        }
+        s.push_str(&crate::source::modbus::describe(d));
     }
     let _ = writeln!(
         s,

@@ -2,26 +2,26 @@
 //! references between sections, address ranges, ordered limits). Each check adds a
 //! problem and carries on, so one run reports everything.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use super::load::{KeyPath, Seg};
-use super::{Config, Rule};
+use super::{Config, DataType, Rule};
 
 fn key(parts: &[&str]) -> KeyPath {
     parts.iter().map(|p| Seg::Key((*p).to_string())).collect()
 }
 
-fn at(base: &KeyPath, more: &[Seg]) -> KeyPath {
+pub(super) fn at(base: &KeyPath, more: &[Seg]) -> KeyPath {
     base.iter().chain(more).cloned().collect()
 }
 
-fn k(name: &str) -> Seg {
+pub(super) fn k(name: &str) -> Seg {
     Seg::Key(name.to_string())
 }
 
 /// A name that is safe inside MQTT topics and log lines.
-fn is_plain_name(s: &str, extra: &[char]) -> bool {
+pub(super) fn is_plain_name(s: &str, extra: &[char]) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') || extra.contains(&c))
@@ -141,96 +141,7 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
         out.push((key(&["upstream", "keep_alive"]), "must be at least 5s".into()));
     }
 
-    let mut devices = HashSet::new();
-    let mut sensors: HashMap<&str, KeyPath> = HashMap::new();
-    for (i, d) in c.modbus.iter().enumerate() {
-        let base = vec![k("modbus"), Seg::Index(i)];
-        if !is_plain_name(&d.device, &[]) {
-            out.push((
-                at(&base, &[k("device")]),
-                "must be non-empty and use only letters, digits, '-', '_' and '.'".into(),
-            ));
-        } else if !devices.insert(d.device.as_str()) {
-            out.push((
-                at(&base, &[k("device")]),
-                format!("duplicate device name {:?}", d.device),
-            ));
-        }
-        if d.address
-            .rsplit_once(':')
-            .and_then(|(h, p)| (!h.is_empty()).then(|| p.parse::<u16>().ok()))
-            .flatten()
-            .is_none()
-        {
-            out.push((at(&base, &[k("address")]), format!("{:?} is not host:port", d.address)));
-        }
-        if d.unit > 247 {
-            out.push((at(&base, &[k("unit")]), format!("unit id {} is outside 0..247", d.unit)));
-        }
-        if d.interval.0 < Duration::from_millis(10) {
-            out.push((at(&base, &[k("interval")]), "must be at least 10ms".into()));
-        }
-        if d.timeout.0 < Duration::from_millis(1) {
-            out.push((at(&base, &[k("timeout")]), "must be at least 1ms".into()));
-        }
-        if d.max_registers == 0 || d.max_registers > 125 {
-            out.push((
-                at(&base, &[k("max_registers")]),
-                format!("{} is outside 1..125", d.max_registers),
-            ));
-        }
-        if d.register.is_empty() {
-            out.push((
-                at(&base, &[k("register")]),
-                "a device needs at least one [[modbus.register]]".into(),
-            ));
-        }
-        for (j, r) in d.register.iter().enumerate() {
-            let rb = at(&base, &[k("register"), Seg::Index(j)]);
-            if !is_plain_name(&r.sensor, &[':']) {
-                out.push((
-                    at(&rb, &[k("sensor")]),
-                    "must be non-empty and use only letters, digits, '-', '_', '.' and ':'".into(),
-                ));
-            } else if let Some(first) = sensors.insert(r.sensor.as_str(), rb.clone()) {
-                out.push((
-                    at(&rb, &[k("sensor")]),
-                    format!(
-                        "duplicate sensor {:?} (first defined at {})",
-                        r.sensor,
-                        super::load::path_string(&first)
-                    ),
-                ));
-            }
-            let last = r.address + u32::from(r.data_type.words()) - 1;
-            if last > 65_535 {
-                out.push((
-                    at(&rb, &[k("address")]),
-                    format!(
-                        "address {} out of range: a {:?} there ends at {last}, past 65535",
-                        r.address, r.data_type
-                    )
-                    .to_lowercase(),
-                ));
-            }
-            if r.data_type.words() > d.max_registers {
-                out.push((
-                    at(&rb, &[k("type")]),
-                    format!(
-                        "needs {} registers, more than max_registers = {}",
-                        r.data_type.words(),
-                        d.max_registers
-                    ),
-                ));
-            }
-            if !r.scale.is_finite() || r.scale == 0.0 {
-                out.push((at(&rb, &[k("scale")]), "must be a finite, non-zero number".into()));
-            }
-            if !r.offset.is_finite() {
-                out.push((at(&rb, &[k("offset")]), "must be a finite number".into()));
-            }
-        }
-    }
+    let sensors = super::modbus_checks::check_devices(c, &mut out);
 
     let globs = check_mqtt(c, &mut out);
     let known =
@@ -271,14 +182,19 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
                     format!("duplicate rule name {:?} in this asset", r.name),
                 ));
             }
-            if !known(&r.sensor) {
-                out.push((
+            match sensors.get(r.sensor.as_str()) {
+                None if !known(&r.sensor) => out.push((
                     at(&rb, &[k("sensor")]),
                     format!(
                         "rule on unknown sensor {:?}: no register or MQTT subscription defines it",
                         r.sensor
                     ),
-                ));
+                )),
+                Some(reg) if reg.data_type == DataType::String => out.push((
+                    at(&rb, &[k("sensor")]),
+                    format!("rule on string sensor {:?}: a threshold needs a number", r.sensor),
+                )),
+                _ => {}
             }
             check_rule_limits(r, &rb, &mut out);
         }

@@ -313,3 +313,5 @@ sensors = ["pump1.bearing_temp", "pump1.vibration"]
         data = data_dir.display()
     )
 }
+
+pub mod peer;
