@@ -373,3 +373,65 @@ fn plans_with_groups_bits_and_rtu_are_printed() {
         assert!(out.stdout.contains(s), "summary lacks {s:?}:\n{}", out.stdout);
     }
 }
+
+/// The quick start with an `[[mqtt]]` input appended.
+fn with_mqtt(body: &str) -> String {
+    format!("{QUICKSTART}\n[[mqtt]]\nbroker = \"mqtt://127.0.0.1:1883\"\n{body}\n")
+}
+
+#[test]
+fn the_readme_mqtt_example_is_accepted() {
+    let text = with_mqtt(
+        "client_id = \"forewarn-gw-01-in\"\nqos = 1\nclean_session = false\n[[mqtt.subscribe]]\n\
+         topic = \"plant/{line}/{machine}/telemetry\"\nformat = \"json\"\nsensor = \"{machine}.{field}\"\ntimestamp = \"ts\"\n",
+    );
+    let out = check(&text);
+    assert!(out.ok, "{}", out.stderr);
+}
+
+#[test]
+fn mqtt_inputs_are_checked() {
+    let sub = |topic: &str, rest: &str| format!("[[mqtt.subscribe]]\ntopic = \"{topic}\"\n{rest}");
+    assert_problem(
+        &with_mqtt(&sub("plant/x{line}/t", "")),
+        &["mqtt[0].subscribe[0].topic:", "whole level"],
+    );
+    assert_problem(
+        &with_mqtt(&sub(
+            "plant/{line}/t",
+            "format = \"json\"\nsensor = \"{machine}.{field}\"\n",
+        )),
+        &["mqtt[0].subscribe[0].sensor: unknown placeholder {machine}"],
+    );
+    assert_problem(
+        &with_mqtt(&format!("qos = 2\n{}", sub("a", ""))),
+        &["mqtt[0].qos: qos 2 is not supported"],
+    );
+    assert_problem(
+        &with_mqtt(&format!("password = \"x\"\npassword_env = \"P\"\n{}", sub("a", ""))),
+        &["set only one of password, password_file, password_env"],
+    );
+    assert_problem(
+        &with_mqtt(""),
+        &["mqtt[0].subscribe: an [[mqtt]] input needs at least one"],
+    );
+    assert_problem(
+        &with_mqtt(&sub("a/b", "format = \"xml\"\n")),
+        &["mqtt[0].subscribe[0].format: unknown variant `xml`"],
+    );
+    assert_problem(
+        &with_mqtt(&sub("a/b", "format = \"number\"\ntimestamp = \"ts\"\n")),
+        &["apply to format = \"json\" only"],
+    );
+    // A rule may watch a sensor that only an MQTT subscription names.
+    let rule_on_mqtt = with_mqtt(&sub("plant/{machine}/temp", "")).replacen(
+        "  sensor = \"pump1.bearing_temp\"\n  above",
+        "  sensor = \"plant.pump7.temp\"\n  above",
+        1,
+    );
+    assert!(check(&rule_on_mqtt).ok, "{}", check(&rule_on_mqtt).stderr);
+    assert_problem(
+        &rule_on_mqtt.replacen("plant.pump7.temp", "plant.pump7.pressure", 1),
+        &["rule on unknown sensor \"plant.pump7.pressure\""],
+    );
+}

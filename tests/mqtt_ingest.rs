@@ -234,3 +234,62 @@ async fn topics_from_an_old_session_are_counted_as_unknown() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sparkplug_b_and_influx_payloads_through_the_broker() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let cfg = dir.path().join("forewarn.toml");
+    let extra = r#"
+  [[mqtt.subscribe]]
+  topic = "spBv1.0/#"
+  format = "sparkplug"                 # sensors named {node}.{device}.{metric}
+  [[mqtt.subscribe]]
+  topic = "telegraf/{host}"
+  format = "influx"
+  sensor = "{host}.{measurement}.{field}"
+"#;
+    std::fs::write(&cfg, config(&dir.path().join("data"), broker.port, http, extra)).unwrap();
+    let agent = AgentProcess::start(&cfg, &dir.path().join("agent.log"));
+    agent
+        .wait_for_log("mqtt input connected", Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus");
+    let publisher = Publisher::connect(broker.port).await;
+    // Birth certificates first: the DDATA names its metric only by alias.
+    for file in [
+        "spBv1.0__plant1__NBIRTH__edge1.bin",
+        "spBv1.0__plant1__DBIRTH__edge1__pump1.bin",
+        "spBv1.0__plant1__DDATA__edge1__pump1.bin",
+    ] {
+        let topic = file.trim_end_matches(".bin").replace("__", "/");
+        publisher
+            .send(&topic, std::fs::read(format!("{corpus}/sparkplug/{file}")).unwrap())
+            .await;
+    }
+    publisher
+        .send(
+            "telegraf/gw7",
+            std::fs::read(format!("{corpus}/influx/plant_sensors_crlf.txt")).unwrap(),
+        )
+        .await;
+
+    wait_until("sparkplug metrics stored", Duration::from_secs(10), || {
+        api(http, "/query?sensor=edge1.pump1.Pump_Speed").lines().count() == 2
+    })
+    .await;
+    let speed = api(http, "/query?sensor=edge1.pump1.Pump_Speed");
+    assert!(
+        speed.contains("\"value\":1450") && speed.contains("\"value\":1462.5"),
+        "{speed}"
+    );
+    assert!(api(http, "/query?sensor=edge1.pump1.Pump_Fault_Code").contains("\"value\":-1"));
+    wait_until("influx fields stored", Duration::from_secs(10), || {
+        api(http, "/query?sensor=gw7.temperature.value").contains("\"value\":21.5")
+    })
+    .await;
+    assert!(api(http, "/query?sensor=gw7.pump_status.rpm").contains("\"value\":1450"));
+}

@@ -300,7 +300,7 @@ fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<String> {
                     "`timestamp` and `value` apply to format = \"json\" only".into(),
                 ));
             }
-            globs.push(crate::source::mqtt::sensor_glob(&template));
+            globs.push(crate::source::mqtt::sensor_glob(&template, &sub.topic));
         }
     }
     globs

@@ -239,4 +239,61 @@ mod tests {
         let (_, e) = decode_json(br#"{"ts": [1], "a": 1}"#, Some("ts"), None);
         assert!(matches!(e[0], DecodeError::BadTime(_)));
     }
+
+    /// Random bytes and mutations of real payloads: errors, never panics; and the corpus
+    /// of real-world payloads keeps decoding to the same number of readings.
+    #[test]
+    fn fuzz_never_panics_and_corpus_holds() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/json");
+        let mut seeds: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .expect("fuzz/corpus/json exists")
+            .map(|e| {
+                let path = e.expect("entry").path();
+                (
+                    path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+                    std::fs::read(&path).expect("readable"),
+                )
+            })
+            .collect();
+        seeds.sort();
+        let expected = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/expected.txt"))
+            .expect("expected.txt");
+        for (name, bytes) in &seeds {
+            let want: usize = expected
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(&format!("json/{name} "))
+                        .and_then(|n| n.trim().parse().ok())
+                })
+                .unwrap_or_else(|| panic!("json/{name} has no expected count"));
+            let (r, _) = decode_json(bytes, Some("ts"), None);
+            assert_eq!(r.len(), want, "{name}");
+        }
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..20_000 {
+            let mut buf = seeds[round % seeds.len()].1.clone();
+            match next() % 4 {
+                0 => buf.truncate((next() as usize) % (buf.len() + 1)),
+                1 if !buf.is_empty() => {
+                    let i = (next() as usize) % buf.len();
+                    buf[i] ^= 1 << (next() % 8);
+                }
+                2 if !buf.is_empty() => {
+                    let i = (next() as usize) % buf.len();
+                    let chars = b"{}[]\",:0.e-9tn\\";
+                    buf[i] = chars[(next() as usize) % chars.len()];
+                }
+                _ => buf = (0..next() % 64).map(|_| next() as u8).collect(),
+            }
+            let _ = decode_json(&buf, Some("ts"), Some("a.0"));
+            let _ = decode_json(&buf, Some("ts"), None);
+            let _ = decode_number(&buf);
+        }
+    }
 }

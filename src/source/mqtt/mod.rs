@@ -18,7 +18,9 @@
 //! Reconnects use exponential backoff with jitter; subscriptions are renewed on every
 //! connect.
 
+pub mod influx;
 pub mod json;
+pub mod sparkplug;
 pub mod topic;
 
 use std::collections::HashMap;
@@ -46,6 +48,7 @@ pub struct Reading {
     pub value: f64,
 }
 
+/// Why (part of) a payload could not be decoded; each variant says where.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
     #[error("malformed payload: {0}")]
@@ -54,6 +57,26 @@ pub enum DecodeError {
     NonFinite(String),
     #[error("unreadable time: {0}")]
     BadTime(String),
+    /// A line of a text payload; `line` and `column` are 1-based, the column counts
+    /// bytes so it stays meaningful for non-UTF-8 input.
+    #[error("line {line}, column {column}: {reason}")]
+    Line { line: usize, column: usize, reason: String },
+    /// The MQTT topic does not have the shape the decoder needs.
+    #[error("topic {topic:?}: {reason}")]
+    Topic { topic: String, reason: String },
+    /// A binary payload is not a valid message; `reason` names the field path.
+    #[error("payload on {topic:?}: {reason}")]
+    Payload { topic: String, reason: String },
+}
+
+impl DecodeError {
+    fn is_non_finite(&self) -> bool {
+        match self {
+            DecodeError::NonFinite(_) => true,
+            DecodeError::Line { reason, .. } => reason.contains("not a finite number"),
+            _ => false,
+        }
+    }
 }
 
 /// The sensor-name template of a subscription, its default filled in.
@@ -69,8 +92,21 @@ pub fn sensor_template(sub: &Subscription) -> String {
     }
 }
 
-/// A glob of every name a template can produce (placeholders become `*`).
-pub fn sensor_glob(template: &str) -> String {
+/// A glob of every name a subscription's sensor template can produce (placeholders
+/// become `*`; `{topic}` becomes the topic filter with `/` as `.`).
+pub fn sensor_glob(template: &str, topic: &str) -> String {
+    let topic_glob: String = topic
+        .split('/')
+        .map(|level| {
+            if level.starts_with('{') || level == "+" || level == "#" {
+                "*"
+            } else {
+                level
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".");
+    let template = template.replace("{topic}", &topic_glob);
     let mut out = String::new();
     let mut in_var = false;
     for c in template.chars() {
@@ -296,11 +332,12 @@ impl MqttSource {
         };
         let st = &sub.stats;
         st.messages.inc();
-        let (readings, errors) = decoders.decode(sub.config.format, &sub.config, &p.topic, &p.payload);
+        let (readings, errors) = decoders.decode(sub.config.format, &sub.config, &p.topic, &p.payload, st);
         for e in &errors {
-            match e {
-                DecodeError::NonFinite(_) => st.non_finite.inc(),
-                _ => st.malformed.inc(),
+            if e.is_non_finite() {
+                st.non_finite.inc();
+            } else {
+                st.malformed.inc();
             }
             rate_limited(
                 &st.malformed,
@@ -349,17 +386,21 @@ fn rate_limited(counter: &crate::stats::Counter, log: impl FnOnce()) {
     }
 }
 
-/// The decoders, with the state some formats keep between messages.
+/// The decoders, with the state some formats keep between messages (Sparkplug's aliases
+/// and sequence numbers).
 #[derive(Default)]
-struct Decoders {}
+struct Decoders {
+    sparkplug: sparkplug::Sparkplug,
+}
 
 impl Decoders {
     fn decode(
         &mut self,
         format: PayloadFormat,
         sub: &Subscription,
-        _topic: &str,
+        topic: &str,
         payload: &[u8],
+        st: &InputStats,
     ) -> (Vec<Reading>, Vec<DecodeError>) {
         match format {
             PayloadFormat::Number => match json::decode_number(payload) {
@@ -367,12 +408,31 @@ impl Decoders {
                 Err(e) => (vec![], vec![e]),
             },
             PayloadFormat::Json => json::decode_json(payload, sub.timestamp.as_deref(), sub.value.as_deref()),
-            PayloadFormat::Sparkplug | PayloadFormat::Influx => (
-                vec![],
-                vec![DecodeError::Malformed(format!(
-                    "{format:?} payloads are not decoded by this build"
-                ))],
-            ),
+            PayloadFormat::Influx => influx::decode(payload),
+            PayloadFormat::Sparkplug => match self.sparkplug.decode(topic, payload) {
+                Ok(d) => {
+                    if let Some((expected, got)) = d.seq_gap {
+                        st.seq_gaps.inc();
+                        rate_limited(&st.seq_gaps, || {
+                            tracing::warn!(
+                                topic,
+                                expected,
+                                got,
+                                "sparkplug sequence gap: messages were lost before they reached the broker or us"
+                            )
+                        });
+                    }
+                    let mut errors = Vec::new();
+                    if d.unknown_aliases > 0 {
+                        errors.push(DecodeError::Malformed(format!(
+                            "{} metric aliases without a birth certificate (waiting for the next NBIRTH/DBIRTH)",
+                            d.unknown_aliases
+                        )));
+                    }
+                    (d.readings, errors)
+                }
+                Err(e) => (vec![], vec![e]),
+            },
         }
     }
 }
@@ -390,7 +450,8 @@ mod tests {
             Some("pump7.temp_C")
         );
         assert_eq!(render("{machine}.{nope}", &[&topic]), None);
-        assert_eq!(sensor_glob("{machine}.{field}"), "*.*");
-        assert_eq!(sensor_glob("boiler.pressure"), "boiler.pressure");
+        assert_eq!(sensor_glob("{machine}.{field}", "p/{machine}"), "*.*");
+        assert_eq!(sensor_glob("boiler.pressure", "x"), "boiler.pressure");
+        assert_eq!(sensor_glob("{topic}", "plant/{m}/temp"), "plant.*.temp");
     }
 }
