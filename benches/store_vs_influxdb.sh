@@ -75,6 +75,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get update -qq
     # the package's own service must not start (we run our own influxd)
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    # where systemd runs, the package starts its own service on :8086 (all interfaces)
+    if command -v systemctl >/dev/null && systemctl is-active --quiet influxdb 2>/dev/null; then
+        systemctl stop influxdb; systemctl disable --quiet influxdb || true
+    fi
 fi
 python3 -c 'import numpy' 2>/dev/null || { log "installing numpy"; python3 -m pip install -q numpy; }
 if [ -z "${FOREWARN_BIN:-}" ]; then
@@ -116,7 +120,7 @@ fi
 sync # no writeback of the generated files during the measurements
 CSV_BYTES=$(stat -c %s "$SIG/wide.csv")
 LP_FILES=$(find "$SIG/lp" -name '*.lp' | wc -l)
-log "data: $(fmt_int $SAMPLES) samples, CSV $((CSV_BYTES / 1048576)) MiB, $LP_FILES line-protocol files"
+log "data: $(fmt_int $SAMPLES) samples, CSV $(awk -v b="$CSV_BYTES" 'BEGIN {printf "%.1f", b / 1048576}') MiB, $LP_FILES line-protocol files"
 
 FROM=$(date -u -d "@$START_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
 TO=$(date -u -d "@$((START_EPOCH + SECS))" +%Y-%m-%dT%H:%M:%SZ)
@@ -153,7 +157,6 @@ t1=$(now_ns)
 FW_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
 FW_CPU=$(awk -v u="$(tv "$WORK/fw-import.time" 'User time')" -v s="$(tv "$WORK/fw-import.time" 'System time')" 'BEGIN {printf "%.2f", u + s}')
 FW_RSS_KB=$(tv "$WORK/fw-import.time" 'Maximum resident set size')
-FW_SELF_RATE=$(tail -1 "$WORK/fw-import.out" | sed -E 's/.*\(([0-9]+) samples\/s\).*/\1/')
 FW_ROWS_SAMPLES=$(tail -1 "$WORK/fw-import.out")
 sync
 FW_DU_B=$(du -sb "$FW_DATA" | cut -f1)
@@ -163,12 +166,24 @@ FW_STORED=$(stats_samples "$FW_CFG")
 log "forewarn: import $FW_WALL s wall, $FW_CPU s CPU, max RSS $FW_RSS_KB KiB, du $FW_DU_B B"
 
 log "forewarn: one sensor-day reads"
-fw_query() { # from to [extra args] -> wall ms; the result in $WORK/fw-q.csv
-    local a b
-    a=$(now_ns)
-    "$BIN" query --config "$FW_CFG" --sensor "$QUERY_SENSOR" --from "$1" --to "$2" "${@:3}" --format csv >"$WORK/fw-q.csv"
-    b=$(now_ns)
-    awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f\n", (b - a) / 1e6}'
+# timed OUT CMD...: runs CMD once with stdout to OUT; prints "wall_ms cpu_ms" (the child's
+# own user+sys time from wait4, which other load on the machine does not inflate)
+cat >"$WORK/timed.py" <<'PY'
+import os, sys, time
+out, cmd = sys.argv[1], sys.argv[2:]
+fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+t0 = time.perf_counter()
+pid = os.posix_spawnp(cmd[0], cmd, os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, fd, 1)])
+_, status, ru = os.wait4(pid, 0)
+wall = (time.perf_counter() - t0) * 1000
+if os.waitstatus_to_exitcode(status) != 0:
+    sys.exit(f"{cmd[0]} failed: {status}")
+print(f"{wall:.2f} {(ru.ru_utime + ru.ru_stime) * 1000:.2f}")
+PY
+timed() { python3 "$WORK/timed.py" "$@"; }
+col() { awk -v c="$1" '{print $c}' "$2"; }
+fw_query() { # from to [extra args] -> "wall_ms cpu_ms"; the result in $WORK/fw-q.csv
+    timed "$WORK/fw-q.csv" "$BIN" query --config "$FW_CFG" --sensor "$QUERY_SENSOR" --from "$1" --to "$2" "${@:3}" --format csv
 }
 fw_query "$FROM" "$TO" >/dev/null # the first open after an import also writes sled's snapshot
 : >"$WORK/fw-q.ms"; : >"$WORK/fw-q0.ms"
@@ -178,15 +193,18 @@ for _ in $(seq $RUNS); do
 done
 : >"$WORK/fw-qagg.ms"
 for _ in $(seq $RUNS); do fw_query "$FROM" "$TO" --every 1h >>"$WORK/fw-qagg.ms"; done
-FW_QAGG_MS=$(median <"$WORK/fw-qagg.ms")
+FW_QAGG_MS=$(col 1 "$WORK/fw-qagg.ms" | median)
+FW_QAGG_CPU=$(col 2 "$WORK/fw-qagg.ms" | median)
 fw_query "$FROM" "$TO" >/dev/null
 FW_Q_ROWS=$(($(wc -l <"$WORK/fw-q.csv") - 1))
 /usr/bin/time -v -o "$WORK/fw-query.time" "$BIN" query --config "$FW_CFG" --sensor "$QUERY_SENSOR" --from "$FROM" --to "$TO" --format csv >/dev/null
 FW_Q_RSS_KB=$(tv "$WORK/fw-query.time" 'Maximum resident set size')
-FW_Q_MS=$(median <"$WORK/fw-q.ms")
-FW_Q0_MS=$(median <"$WORK/fw-q0.ms")
-FW_Q_MIN=$(sort -g "$WORK/fw-q.ms" | head -1)
-FW_Q0_MIN=$(sort -g "$WORK/fw-q0.ms" | head -1)
+FW_Q_MS=$(col 1 "$WORK/fw-q.ms" | median)
+FW_Q0_MS=$(col 1 "$WORK/fw-q0.ms" | median)
+FW_Q_CPU=$(col 2 "$WORK/fw-q.ms" | median)
+FW_Q0_CPU=$(col 2 "$WORK/fw-q0.ms" | median)
+FW_Q_MIN=$(col 1 "$WORK/fw-q.ms" | sort -g | head -1)
+FW_Q0_MIN=$(col 1 "$WORK/fw-q0.ms" | sort -g | head -1)
 # the read itself: fastest full-range run minus fastest empty-range run (the least disturbed
 # run of each; medians can cross over when other processes load the machine)
 FW_Q_NET=$(awk -v a="$FW_Q_MIN" -v b="$FW_Q0_MIN" 'BEGIN {printf "%.2f", a - b}')
@@ -199,6 +217,7 @@ SKAB_FILES=()
 SKAB_LINE="not run: no SKAB files under $SKAB_DIR"
 SKAB8_LINE=
 if [ -d "$SKAB_DIR" ]; then
+    SKAB_DIR=$(cd "$SKAB_DIR" && pwd)
     while IFS= read -r f; do
         head -c 9 "$f" | grep -q '^datetime;' && SKAB_FILES+=("$f")
     done < <(find "$SKAB_DIR" -name '*.csv' | sort)
@@ -231,6 +250,7 @@ log "influxdb: starting influxd $INFLUX_VERSION on 127.0.0.1:$INFLUX_PORT"
 IX=$WORK/influxdb
 rm -rf "$IX"; mkdir -p "$IX"
 cat >"$IX/influxdb.conf" <<EOF
+# Debian's build reads reporting-enabled, upstream 1.x reporting-disabled
 reporting-enabled = false
 reporting-disabled = true
 bind-address = "127.0.0.1:$INFLUX_RPC_PORT"
@@ -393,13 +413,9 @@ ix_http() { # query -> seconds (curl's time_total: the request alone, no process
     curl -sf -G "$URL/query" -H 'Accept: application/csv' --data-urlencode db=bench \
         --data-urlencode epoch=s --data-urlencode "q=$1" -o "$WORK/ix-q.csv" -w '%{time_total}\n'
 }
-ix_cli() { # query -> wall ms of the influx CLI, process start included
-    local a b
-    a=$(now_ns)
-    influx -host 127.0.0.1 -port "$INFLUX_PORT" -database bench -precision s -format csv \
-        -execute "$1" >"$WORK/ix-cli.csv"
-    b=$(now_ns)
-    awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f\n", (b - a) / 1e6}'
+ix_cli() { # query -> "wall_ms cpu_ms" of the influx CLI, process start included
+    timed "$WORK/ix-cli.csv" influx -host 127.0.0.1 -port "$INFLUX_PORT" -database bench \
+        -precision s -format csv -execute "$1"
 }
 ix_http "$Q" >/dev/null
 : >"$WORK/ix-http.s"; : >"$WORK/ix-http0.s"; : >"$WORK/ix-cli.ms"; : >"$WORK/ix-cli0.ms"
@@ -413,8 +429,9 @@ ix_http "$Q" >/dev/null
 IX_Q_ROWS=$(($(wc -l <"$WORK/ix-q.csv") - 1))
 IX_HTTP_MS=$(awk '{printf "%.2f\n", $1 * 1000}' "$WORK/ix-http.s" | median)
 IX_HTTP0_MS=$(awk '{printf "%.2f\n", $1 * 1000}' "$WORK/ix-http0.s" | median)
-IX_CLI_MS=$(median <"$WORK/ix-cli.ms")
-IX_CLI0_MS=$(median <"$WORK/ix-cli0.ms")
+IX_CLI_MS=$(col 1 "$WORK/ix-cli.ms" | median)
+IX_CLI0_MS=$(col 1 "$WORK/ix-cli0.ms" | median)
+IX_CLI_CPU=$(col 2 "$WORK/ix-cli.ms" | median)
 IX_HTTP_MIN=$(awk '{printf "%.2f\n", $1 * 1000}' "$WORK/ix-http.s" | sort -g | head -1)
 IX_HWM=$(hwm_kb "$INFLUX_PID")
 log "influxdb: sensor-day HTTP $IX_HTTP_MS ms, CLI $IX_CLI_MS ms, $IX_Q_ROWS rows"
@@ -443,7 +460,7 @@ cat <<EOF
 
 $SENSORS sensors x $HOURS h at 1 Hz = $(fmt_int $SAMPLES) samples (benches/gen_signals.py, seed
 20240101: slow sine drift with a 1–6 h period + random walk + gaussian noise, quantised to 0.1 or
-0.01). forewarn reads a $((CSV_BYTES / 1048576)) MiB wide CSV with \`forewarn import\`; InfluxDB
+0.01). forewarn reads a $(awk -v b="$CSV_BYTES" 'BEGIN {printf "%.1f", b / 1048576}') MiB wide CSV with \`forewarn import\`; InfluxDB
 gets the same samples as line protocol (\`m,sensor=sN value=V <s>\`, $LP_FILES batches of
 10,000 lines, time-ordered) POSTed to \`/write?precision=s\` by $INFLUX_WRITERS keep-alive writers.
 
@@ -455,6 +472,7 @@ gets the same samples as line protocol (\`m,sensor=sN value=V <s>\`, $LP_FILES b
 | bytes/sample allocated (\`du -sB1\`) | $FW_BPS_ALLOC | $IX_BPS_ALLOC | | | $(better "$FW_BPS_ALLOC < $IX_BPS_ALLOC") |
 | peak RSS while ingesting | $(mib $FW_RSS_KB) MiB | $(mib $IX_HWM_INGEST) MiB | < 64 MB | $(yes_no "$FW_RSS_KB * 1024 < 64000000") | $(better "$FW_RSS_KB < $IX_HWM_INGEST") |
 | one sensor-day read, CLI process included (median of $RUNS) | $FW_Q_MS ms | $IX_CLI_MS ms | < 20 ms | $(yes_no "$FW_Q_MS < 20") | $(better "$FW_Q_MS < $IX_CLI_MS") |
+| one sensor-day read, CPU time of that process (median) | $FW_Q_CPU ms | $IX_CLI_CPU ms (client only) | | | $(better "$FW_Q_CPU < $IX_CLI_CPU") |
 | one sensor-day read, query alone (forewarn: minus start-up; InfluxDB: HTTP /query) | $FW_Q_NET ms | $IX_HTTP_MS ms | < 20 ms | $(yes_no "$FW_Q_NET < 20") | $(better "$FW_Q_NET < $IX_HTTP_MS") |
 | SKAB, bytes/sample (\`du -sb\`), 8 sensors + 2 label columns | $SKAB_LINE | | ≤ 2 | | |
 | SKAB, bytes/sample (\`du -sb\`), 8 sensor columns only | ${SKAB8_LINE:-–} | | ≤ 2 | | |
@@ -467,7 +485,7 @@ Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /p
 forewarn
 - import: $FW_WALL s wall, $FW_CPU s CPU (user+sys), max RSS $FW_RSS_KB KiB; its own report: \`$FW_ROWS_SAMPLES\`
 - store: $(fmt_int $FW_DU_B) B (\`du -sb\`), $(fmt_int $FW_DU_ALLOC) B allocated, $(fmt_int $FW_STORED) samples stored; \`store-stats\`: $(echo "$FW_STATS" | head -1)
-- read: \`forewarn query --sensor $QUERY_SENSOR --from $FROM --to $TO --format csv\` → $FW_Q_ROWS rows; median $FW_Q_MS ms per process (fastest $FW_Q_MIN ms), $FW_Q0_MS ms (fastest $FW_Q0_MIN ms) for the same command on an empty range (start-up, config, opening sled), so $FW_Q_NET ms for the read itself (fastest minus fastest); max RSS of the query $FW_Q_RSS_KB KiB; the same day with \`--every 1h\` (all $(fmt_int $FW_Q_ROWS) samples read and decoded, one row per hour printed) median $FW_QAGG_MS ms
+- read: \`forewarn query --sensor $QUERY_SENSOR --from $FROM --to $TO --format csv\` → $FW_Q_ROWS rows; median $FW_Q_MS ms per process (fastest $FW_Q_MIN ms), $FW_Q0_MS ms (fastest $FW_Q0_MIN ms) for the same command on an empty range (start-up, config, opening sled), so $FW_Q_NET ms for the read itself (fastest minus fastest); CPU time (user+sys) median $FW_Q_CPU ms, $FW_Q0_CPU ms on the empty range; max RSS of the query $FW_Q_RSS_KB KiB; the same day with \`--every 1h\` (all $(fmt_int $FW_Q_ROWS) samples read and decoded, one row per hour printed) median $FW_QAGG_MS ms, CPU $FW_QAGG_CPU ms
 - the first open after the import recovers sled's log, writes a snapshot and fsyncs (that query is not timed); the data dir is $(fmt_int $FW_DU_AFTER_Q) B ($FW_BPS_AFTER_Q B/sample) after it and stays so over further opens
 - durability: the import fsyncs every 3,600 rows ($(fmt_int $((3600 * SENSORS))) samples)
 
@@ -480,7 +498,7 @@ InfluxDB
 - ingest: $(fmt_int $IX_LINES) points in $(printf %.2f "$IX_WALL") s wall; influxd used $IX_CPU s CPU, the Python writers $(printf %.2f "$IX_CLIENT_CPU") s ($(fmt_int $IX_RATE_CPU_ALL) samples per CPU-second both together); $IX_RETRIES batches had to be retried
 - disk: waited $IX_SETTLE s after the last write until the WAL was empty and the data dir unchanged for 15 s (settled: $IX_SETTLED; $IX_TSM TSM files); data+wal $(fmt_int $IX_DU_B) B (\`du -sb\`), $(fmt_int $IX_DU_ALLOC) B allocated; meta dir not counted; of that the TSM files $(fmt_int $IX_TSM_B) B ($(calc %.3f "$IX_TSM_B / $IX_LINES") B/sample) and the series file \`_series\` $(fmt_int $IX_SERIES_B) B apparent, $(fmt_int $IX_SERIES_ALLOC) B allocated (preallocated sparse segments)
 - RSS: VmHWM $IX_HWM_INGEST KiB right after ingest, $IX_HWM_SETTLED KiB after compaction, $IX_HWM KiB after the reads
-- read: \`$Q\` → $IX_Q_ROWS rows; HTTP \`/query\` (CSV) median $IX_HTTP_MS ms (fastest $IX_HTTP_MIN ms; curl's time_total, empty range $IX_HTTP0_MS ms); \`influx -execute … -format csv\` median $IX_CLI_MS ms (empty range $IX_CLI0_MS ms)
+- read: \`$Q\` → $IX_Q_ROWS rows; HTTP \`/query\` (CSV) median $IX_HTTP_MS ms (fastest $IX_HTTP_MIN ms; curl's time_total, empty range $IX_HTTP0_MS ms); \`influx -execute … -format csv\` median $IX_CLI_MS ms, CPU $IX_CLI_CPU ms (empty range $IX_CLI0_MS ms)
 EOF
 } >"$RESULT"
 cat "$RESULT"
