@@ -4,7 +4,9 @@
 //! ```text
 //!  modbus device tasks ──Vec<Sample>──> pipeline ──append──> store (flush every flush_interval)
 //!        (bounded channel: a full          │
-//!         pipeline slows polling)          └──observe──> rules ──AlertEvent──> outbox ──> publisher ──> MQTT
+//!         pipeline slows polling)          └──observe──> rules ──Observation──> lifecycle ──> outbox ──> publisher ──> MQTT
+//!                                                                           ^
+//!                                   retention ──storage alarms (channel)────┘
 //! ```
 //!
 //! Shutdown order: sources stop; the pipeline drains the channel, evaluates and flushes
@@ -18,11 +20,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::alert::publisher::{Publisher, UpstreamOptions};
-use crate::alert::{render_topic, Outbox};
-use crate::config::{parse_broker_url, Config};
+use crate::alert::lifecycle::Lifecycle;
+use crate::alert::publisher::Publisher;
+use crate::alert::sink::AlertSink;
+use crate::alert::status::StatusInfo;
+use crate::alert::Outbox;
+use crate::config::{Config, Severity};
 use crate::detect::rule::RuleEngine;
-use crate::detect::{AlertEvent, AlertState};
+use crate::detect::{AlarmDef, AlarmId, Level, Observation, Policy};
 use crate::sample::SensorId;
 use crate::source::modbus::{plan_buses, spawn as spawn_buses};
 use crate::source::mqtt::MqttSource;
@@ -108,20 +113,45 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     drop(bus_tx);
 
     let shutdown_http = shutdown.clone();
-    let (host, port) = parse_broker_url(&config.upstream.broker).map_err(anyhow::Error::msg)?;
+    let upstream = crate::alert::upstream::options(&config)?;
     let wake = Arc::new(Notify::new());
+
+    let mut lifecycle = Lifecycle::from_config(&config);
+    let rules = RuleEngine::new(&config, &|name| ids.get(name).copied(), &mut |d| lifecycle.register(d));
+    let storage_alarms = STORAGE_RULES.map(|rule| {
+        lifecycle.register(AlarmDef {
+            asset: STORAGE_ASSET.into(),
+            rule: rule.into(),
+            severity: Severity::Critical,
+            policy: Policy::default(),
+        })
+    });
+    let (alerts, restored) = AlertSink::open(
+        lifecycle,
+        outbox.clone(),
+        wake.clone(),
+        stats.clone(),
+        &config.agent.id,
+        config.upstream.site.as_deref(),
+        &config.upstream.alert_topic,
+    )
+    .context("reading the alert states")?;
+    if restored.open > 0 {
+        tracing::info!(open = restored.open, "open alerts carried over from the last run");
+    }
+    for key in &restored.dropped {
+        tracing::warn!(alarm = %key.replace('\u{1f}', "/"), "state of an alarm that is no longer configured dropped; no cleared alert will follow");
+    }
+    let (alarm_tx, alarm_rx) = mpsc::channel::<(AlarmId, Observation)>(16);
+
     let publisher = Publisher {
-        options: UpstreamOptions {
-            host,
-            port,
-            client_id: config.upstream_client_id(),
-            keep_alive: config.upstream.keep_alive.as_duration(),
-            max_inflight: config.upstream.max_inflight,
-        },
+        options: upstream,
         outbox: outbox.clone(),
         wake: wake.clone(),
         stats: stats.clone(),
         drain_grace: Duration::from_secs(2),
+        status: StatusInfo::new(&config),
+        acked: None,
     };
     let publisher = tokio::spawn(publisher.run(shutdown.clone()));
 
@@ -156,29 +186,25 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
             rollups: config.rollup_tiers(),
         },
         every: config.storage.retention_interval.as_duration(),
-        outbox: outbox.clone(),
-        wake: wake.clone(),
         stats: stats.clone(),
-        agent: config.agent.id.clone(),
-        topic: render_topic(&config.upstream.alert_topic, &config.agent.id, STORAGE_ASSET),
+        alarms: alarm_tx,
+        alarm_ids: storage_alarms,
     };
     tasks.push(tokio::spawn(retention.run(shutdown.clone())));
 
-    let rules = RuleEngine::new(&config, &|name| ids.get(name).copied());
     tracing::info!(agent = %config.agent.id, sensors = ids.len(), rules = rules.len(), data_dir = %data_dir.display(), "agent started");
 
     let pipeline = Pipeline {
         config: &config,
         store: store.clone(),
-        outbox,
-        wake,
+        alerts,
         stats: stats.clone(),
         rules,
         failing_flushes: 0,
         waiting: Vec::new(),
         ack_deadline: None,
     };
-    let result = pipeline.run(bus_rx, &mut shutdown).await;
+    let result = pipeline.run(bus_rx, alarm_rx, &mut shutdown).await;
 
     for t in tasks {
         let _ = t.await;
@@ -191,8 +217,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
 struct Pipeline<'a> {
     config: &'a Config,
     store: Store,
-    outbox: Outbox,
-    wake: Arc<Notify>,
+    alerts: AlertSink,
     stats: Arc<Stats>,
     rules: RuleEngine,
     /// Consecutive failed flushes.
@@ -204,7 +229,12 @@ struct Pipeline<'a> {
 }
 
 impl Pipeline<'_> {
-    async fn run(mut self, mut bus: mpsc::Receiver<Batch>, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
+    async fn run(
+        mut self,
+        mut bus: mpsc::Receiver<Batch>,
+        mut alarms: mpsc::Receiver<(AlarmId, Observation)>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<()> {
         let mut flush_tick = tokio::time::interval(self.config.storage.flush_interval.as_duration());
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut report_tick = tokio::time::interval(Duration::from_secs(60));
@@ -217,6 +247,9 @@ impl Pipeline<'_> {
                     // Every source has stopped (after shutdown): drain done.
                     None => break,
                 },
+                Some(alarm) = alarms.recv() => {
+                    self.alerts.observe([alarm]).await.context("raising a storage alert")?;
+                }
                 _ = flush_tick.tick() => self.flush().await?,
                 // Acknowledgements are waiting: flush soon rather than at the next tick, so
                 // the broker's in-flight window keeps moving (group commit).
@@ -229,7 +262,7 @@ impl Pipeline<'_> {
         self.flush().await
     }
 
-    async fn ingest(&mut self, batch: Batch, events: &mut Vec<AlertEvent>) -> Result<()> {
+    async fn ingest(&mut self, batch: Batch, observations: &mut Vec<(AlarmId, Observation)>) -> Result<()> {
         let Batch { samples: batch, ack } = batch;
         let batch = &batch[..];
         self.stats.samples_in.add(batch.len() as u64);
@@ -248,30 +281,14 @@ impl Pipeline<'_> {
             }
         }
         for s in batch {
-            self.rules.observe(s, events);
+            self.rules.observe(s, observations);
         }
-        for event in events.drain(..) {
-            let topic = render_topic(&self.config.upstream.alert_topic, &self.config.agent.id, &event.asset);
-            let (outbox, agent) = (self.outbox.clone(), self.config.agent.id.clone());
-            let pushed =
-                tokio::task::spawn_blocking(move || outbox.push(&agent, &topic, &event).map(|m| (m, event))).await?;
-            match pushed {
-                Ok((msg, event)) => {
-                    self.stats.alerts_raised.inc();
-                    self.stats.outbox_depth.set(self.outbox.len() as u64);
-                    let verb = if event.state == AlertState::Raised {
-                        "alert raised"
-                    } else {
-                        "alert cleared"
-                    };
-                    tracing::info!(asset = %event.asset, rule = %event.rule, sensor = %event.sensor, value = event.value, seq = msg.seq, "{verb}");
-                    self.wake.notify_one();
-                }
-                // The outbox lives in the same database as the history: if it cannot be
-                // written, nothing durable can be promised any more.
-                Err(e) => return Err(anyhow::Error::new(e).context("writing an alert to the outbox")),
-            }
-        }
+        // The outbox lives in the same database as the history: if it cannot be written,
+        // nothing durable can be promised any more.
+        self.alerts
+            .observe(observations.drain(..))
+            .await
+            .context("writing alerts to the outbox")?;
         Ok(())
     }
 
@@ -279,6 +296,9 @@ impl Pipeline<'_> {
     /// keeps failing although the disk has space (sled stops writing after an I/O error)
     /// ends the agent with an error, so that the service manager restarts it.
     async fn flush(&mut self) -> Result<()> {
+        if let Err(e) = self.alerts.save_states().await {
+            tracing::error!(error = %e, "cannot save alert states; a pending timer may restart after a crash");
+        }
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.flush()).await? {
             Ok(f) => {
@@ -314,24 +334,27 @@ impl Pipeline<'_> {
     }
 }
 
-/// Periodic retention, and the storage alert when the budget cannot be kept.
+/// Periodic retention, and the storage alarms when the budget cannot be kept.
 struct Retention {
     store: Store,
     data_dir: std::path::PathBuf,
     policy: retention::Policy,
     every: Duration,
-    outbox: Outbox,
-    wake: Arc<Notify>,
     stats: Arc<Stats>,
-    agent: String,
-    topic: String,
+    /// To the pipeline, whose lifecycle turns them into alerts.
+    alarms: mpsc::Sender<(AlarmId, Observation)>,
+    /// `storage-budget` and `disk-full`, in [`STORAGE_RULES`] order.
+    alarm_ids: [AlarmId; 2],
 }
+
+/// The agent's own alarms, on the asset [`STORAGE_ASSET`].
+const STORAGE_RULES: [&str; 2] = ["storage-budget", "disk-full"];
 
 impl Retention {
     async fn run(self, shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut firing: HashMap<&'static str, i64> = HashMap::new();
+        let mut was = Pressure::Ok;
         let stop = wait_true(shutdown);
         tokio::pin!(stop);
         loop {
@@ -358,49 +381,34 @@ impl Retention {
                 Pressure::OverBudget => 1,
                 Pressure::DiskFull => PRESSURE_DISK_FULL,
             });
-            let now = crate::time::now_ms();
-            // Two independent alarms, each raised once and cleared once.
-            for (rule, active) in [
-                ("storage-budget", report.pressure == Pressure::OverBudget),
-                ("disk-full", report.pressure == Pressure::DiskFull),
-            ] {
-                let state = match (firing.get(rule).copied(), active) {
-                    (None, true) => {
-                        firing.insert(rule, now);
-                        AlertState::Raised
-                    }
-                    (Some(_), false) => AlertState::Cleared,
-                    _ => continue,
-                };
-                let first_seen_ms = if state == AlertState::Cleared {
-                    firing.remove(rule).unwrap_or(now)
-                } else {
-                    now
-                };
-                match (rule, state) {
-                    (_, AlertState::Cleared) => tracing::info!(rule, "storage alarm cleared"),
-                    ("disk-full", _) => tracing::error!(free = report.free, "filesystem nearly full: refusing new samples until space is freed"),
-                    _ => tracing::error!(used = report.used, budget = self.policy.max_disk, "storage over budget with nothing older than raw_retention left to evict; raising a storage alert"),
+            if report.pressure != was {
+                match report.pressure {
+                    Pressure::DiskFull => tracing::error!(free = report.free, "filesystem nearly full: refusing new samples until space is freed"),
+                    Pressure::OverBudget => tracing::error!(used = report.used, budget = self.policy.max_disk, "storage over budget with nothing older than raw_retention left to evict; raising a storage alert"),
+                    Pressure::Ok => tracing::info!("storage back within its budget"),
                 }
-                let event = AlertEvent {
-                    asset: STORAGE_ASSET.into(),
-                    rule: rule.into(),
-                    state,
-                    severity: crate::config::Severity::Critical,
+                was = report.pressure;
+            }
+            // Two independent alarms; the lifecycle raises each once and clears it once,
+            // across restarts too.
+            let now = crate::time::now_ms();
+            let budget = self.policy.max_disk as f64;
+            for (id, active) in self.alarm_ids.into_iter().zip([
+                report.pressure == Pressure::OverBudget,
+                report.pressure == Pressure::DiskFull,
+            ]) {
+                let obs = Observation {
+                    ts_ms: now,
+                    level: if active { Level::Alarm } else { Level::Normal },
                     sensor: "data_dir".into(),
                     value: report.used as f64,
-                    threshold: self.policy.max_disk as f64,
-                    ts_ms: now,
-                    first_seen_ms,
+                    threshold: budget,
+                    clear_threshold: budget,
+                    score: None,
+                    sensors: Vec::new(),
                 };
-                let (outbox, agent, topic) = (self.outbox.clone(), self.agent.clone(), self.topic.clone());
-                match tokio::task::spawn_blocking(move || outbox.push(&agent, &topic, &event)).await {
-                    Ok(Ok(_)) => {
-                        self.stats.alerts_raised.inc();
-                        self.wake.notify_one();
-                    }
-                    Ok(Err(e)) => tracing::error!(error = %e, "cannot store the storage alert"),
-                    Err(_) => {}
+                if self.alarms.send((id, obs)).await.is_err() {
+                    return;
                 }
             }
         }

@@ -16,7 +16,7 @@ mod validate;
 
 pub use modbus::*;
 
-pub use validate::parse_broker_url;
+pub use validate::{parse_broker, parse_broker_url, BrokerAddr};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -183,6 +183,59 @@ pub struct UpstreamConfig {
     /// Alerts published but not yet acknowledged by the broker, at most.
     #[serde(default = "defaults::inflight")]
     pub max_inflight: u16,
+    /// Name of the site (plant) this gateway belongs to; `{site}` in topic templates.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// Topic of the retained birth message (`online`) and of the last will (`offline`);
+    /// `{agent}` and `{site}` are substituted.
+    #[serde(default = "defaults::status_topic")]
+    pub status_topic: String,
+    /// Topic of the periodic heartbeat with health figures.
+    #[serde(default = "defaults::heartbeat_topic")]
+    pub heartbeat_topic: String,
+    /// Time between two heartbeats.
+    #[serde(default = "defaults::heartbeat_interval")]
+    pub heartbeat_interval: Dur,
+    /// PEM file of the certificate authorities that sign the broker's certificate;
+    /// required with `mqtts://`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate of this gateway, for brokers that require client certificates
+    /// (mutual TLS); goes with `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `client_cert`.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// MQTT user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// MQTT password written in the config (prefer `password_file` or `password_env`).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// File whose content (without a trailing newline) is the MQTT password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Environment variable that holds the MQTT password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+/// A value that must never appear in logs or in `Debug` output (a password).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
 }
 
 impl Default for UpstreamConfig {
@@ -193,6 +246,17 @@ impl Default for UpstreamConfig {
             client_id: None,
             keep_alive: defaults::keep_alive(),
             max_inflight: defaults::inflight(),
+            site: None,
+            status_topic: defaults::status_topic(),
+            heartbeat_topic: defaults::heartbeat_topic(),
+            heartbeat_interval: defaults::heartbeat_interval(),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            username: None,
+            password: None,
+            password_file: None,
+            password_env: None,
         }
     }
 }
@@ -286,6 +350,11 @@ pub struct Asset {
     /// Threshold rules on this machine's sensors.
     #[serde(default)]
     pub rule: Vec<Rule>,
+    /// `id` of the parent asset (e.g. `line1` for `line1/pump1`). While the parent has an
+    /// open incident, new alarms of this asset and its descendants are folded into it.
+    /// Parents are only what this field says; an id's slashes imply nothing.
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
 /// `[[asset.rule]]`: a threshold with hysteresis. Set `above` (high alarm) or `below`
@@ -313,6 +382,17 @@ pub struct Rule {
     /// `info`, `warning` or `critical`.
     #[serde(default)]
     pub severity: Severity,
+    /// The value must stay past the limit this long before the alert is raised; a
+    /// shorter excursion raises nothing.
+    #[serde(default)]
+    pub min_duration: Dur,
+    /// The value must stay past the clear level this long before the alert clears.
+    #[serde(default)]
+    pub clear_after: Dur,
+    /// While the alert stays raised, a `renotify` message is sent this often. Never when
+    /// unset.
+    #[serde(default)]
+    pub renotify: Option<Dur>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -379,6 +459,15 @@ mod defaults {
     }
     pub fn alert_topic() -> String {
         "forewarn/{agent}/alerts/{asset}".into()
+    }
+    pub fn status_topic() -> String {
+        "forewarn/{agent}/status".into()
+    }
+    pub fn heartbeat_topic() -> String {
+        "forewarn/{agent}/heartbeat".into()
+    }
+    pub fn heartbeat_interval() -> Dur {
+        Dur::from_secs(60)
     }
     pub fn keep_alive() -> Dur {
         Dur::from_secs(30)

@@ -2,7 +2,7 @@
 //! references between sections, address ranges, ordered limits). Each check adds a
 //! problem and carries on, so one run reports everything.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::load::{KeyPath, Seg};
@@ -27,12 +27,32 @@ pub(super) fn is_plain_name(s: &str, extra: &[char]) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') || extra.contains(&c))
 }
 
-/// Parses `mqtt://host[:port]` into host and port.
+/// A parsed broker URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddr {
+    pub host: String,
+    pub port: u16,
+    /// `mqtts://`: TLS, port 8883 by default.
+    pub tls: bool,
+}
+
+/// Parses `mqtt://host[:port]` into host and port (`mqtts://` is accepted too).
 pub fn parse_broker_url(url: &str) -> Result<(String, u16), String> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or_else(|| format!("broker {url:?} must start with mqtt://"))?;
+    parse_broker(url).map(|b| (b.host, b.port))
+}
+
+/// Parses `mqtt://host[:port]` (port 1883 by default) or `mqtts://host[:port]` (TLS,
+/// port 8883 by default).
+pub fn parse_broker(url: &str) -> Result<BrokerAddr, String> {
+    let (rest, tls) = if let Some(rest) = url.strip_prefix("mqtts://").or_else(|| url.strip_prefix("ssl://")) {
+        (rest, true)
+    } else {
+        let rest = url
+            .strip_prefix("mqtt://")
+            .or_else(|| url.strip_prefix("tcp://"))
+            .ok_or_else(|| format!("broker {url:?} must start with mqtt:// or mqtts://"))?;
+        (rest, false)
+    };
     let rest = rest.trim_end_matches('/');
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
@@ -41,12 +61,16 @@ pub fn parse_broker_url(url: &str) -> Result<(String, u16), String> {
                 .map_err(|_| format!("broker {url:?}: port {p:?} is not a number 1-65535"))?;
             (h.trim_start_matches('[').trim_end_matches(']'), port)
         }
-        _ => (rest, 1883),
+        _ => (rest, if tls { 8883 } else { 1883 }),
     };
     if host.is_empty() || host.contains('/') {
         return Err(format!("broker {url:?}: expected mqtt://host:port"));
     }
-    Ok((host.to_string(), port))
+    Ok(BrokerAddr {
+        host: host.to_string(),
+        port,
+        tls,
+    })
 }
 
 pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
@@ -130,10 +154,11 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
     }
     check_topic_template(
         &u.alert_topic,
-        &["agent", "asset"],
+        &["agent", "asset", "site"],
         key(&["upstream", "alert_topic"]),
         &mut out,
     );
+    check_upstream_session(c, &mut out);
     if u.max_inflight == 0 {
         out.push((key(&["upstream", "max_inflight"]), "must be at least 1".into()));
     }
@@ -160,6 +185,7 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
         } else if !assets.insert(a.id.as_str()) {
             out.push((at(&base, &[k("id")]), format!("duplicate asset id {:?}", a.id)));
         }
+        check_rule_timing(a, &base, &mut out);
         for (j, s) in a.sensors.iter().enumerate() {
             if !known(s) {
                 out.push((
@@ -199,6 +225,7 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
             check_rule_limits(r, &rb, &mut out);
         }
     }
+    check_asset_tree(c, &mut out);
     out
 }
 
@@ -306,6 +333,151 @@ fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<String> {
     globs
 }
 
+/// Site, status topics, TLS files and credentials of `[upstream]`.
+fn check_upstream_session(c: &Config, out: &mut Vec<(KeyPath, String)>) {
+    let u = &c.upstream;
+    let up = |name: &str| key(&["upstream", name]);
+    if let Some(site) = &u.site {
+        if !is_plain_name(site, &[]) {
+            out.push((
+                up("site"),
+                "must be non-empty and use only letters, digits, '-', '_' and '.'".into(),
+            ));
+        }
+    }
+    check_topic_template(&u.status_topic, &["agent", "site"], up("status_topic"), out);
+    check_topic_template(&u.heartbeat_topic, &["agent", "site"], up("heartbeat_topic"), out);
+    for (name, t) in [
+        ("alert_topic", &u.alert_topic),
+        ("status_topic", &u.status_topic),
+        ("heartbeat_topic", &u.heartbeat_topic),
+    ] {
+        if u.site.is_none() && t.contains("{site}") {
+            out.push((up(name), "uses {site} but upstream.site is not set".into()));
+        }
+    }
+    if u.status_topic == u.heartbeat_topic {
+        out.push((up("heartbeat_topic"), "must differ from status_topic".into()));
+    }
+    if u.heartbeat_interval.0 < Duration::from_secs(1) {
+        out.push((up("heartbeat_interval"), "must be at least 1s".into()));
+    }
+
+    let tls = parse_broker(&u.broker).is_ok_and(|b| b.tls);
+    if tls && u.ca_file.is_none() {
+        out.push((
+            up("ca_file"),
+            "an mqtts:// broker needs ca_file (the CA that signed the broker's certificate; the system bundle, e.g. /etc/ssl/certs/ca-certificates.crt, for a public CA)".into(),
+        ));
+    }
+    for (name, file) in [
+        ("ca_file", &u.ca_file),
+        ("client_cert", &u.client_cert),
+        ("client_key", &u.client_key),
+    ] {
+        let Some(path) = file else { continue };
+        if !tls {
+            out.push((up(name), "TLS options need an mqtts:// broker".into()));
+        }
+        readable(path, up(name), out);
+    }
+    match (&u.client_cert, &u.client_key) {
+        (Some(_), None) => out.push((up("client_key"), "client_cert needs client_key".into())),
+        (None, Some(_)) => out.push((up("client_cert"), "client_key needs client_cert".into())),
+        _ => {}
+    }
+
+    let sources: Vec<&str> = [
+        ("password", u.password.is_some()),
+        ("password_file", u.password_file.is_some()),
+        ("password_env", u.password_env.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(n, set)| set.then_some(n))
+    .collect();
+    if sources.len() > 1 {
+        out.push((up(sources[1]), format!("set only one of {}", sources.join(", "))));
+    }
+    if let Some(first) = sources.first() {
+        if u.username.as_deref().is_none_or(str::is_empty) {
+            out.push((up(first), "a password needs upstream.username".into()));
+        }
+    }
+    if let Some(path) = &u.password_file {
+        readable(path, up("password_file"), out);
+    }
+    if let Some(var) = &u.password_env {
+        if var.is_empty() || var.contains(['=', '\0']) {
+            out.push((
+                up("password_env"),
+                format!("{var:?} is not an environment variable name"),
+            ));
+        }
+    }
+}
+
+fn readable(path: &std::path::Path, at: KeyPath, out: &mut Vec<(KeyPath, String)>) {
+    if let Err(e) = std::fs::File::open(path) {
+        out.push((at, format!("cannot read {}: {e}", path.display())));
+    }
+}
+
+/// `parent` names another asset, and following parents never comes back to the start.
+fn check_asset_tree(c: &Config, out: &mut Vec<(KeyPath, String)>) {
+    let parent_of: HashMap<&str, &str> = c
+        .asset
+        .iter()
+        .filter_map(|a| a.parent.as_deref().map(|p| (a.id.as_str(), p)))
+        .collect();
+    for (i, a) in c.asset.iter().enumerate() {
+        let Some(parent) = a.parent.as_deref() else { continue };
+        let path = vec![k("asset"), Seg::Index(i), k("parent")];
+        if parent == a.id {
+            out.push((path, "an asset cannot be its own parent".into()));
+        } else if !c.asset.iter().any(|o| o.id == parent) {
+            out.push((
+                path,
+                format!("unknown parent {parent:?}: no [[asset]] has this id (declare the parent as an asset, it may have no sensors)"),
+            ));
+        } else {
+            let mut seen = HashSet::from([a.id.as_str()]);
+            let mut at_id = parent;
+            while let Some(next) = parent_of.get(at_id) {
+                if !seen.insert(at_id) {
+                    break;
+                }
+                if *next == a.id {
+                    out.push((
+                        path,
+                        format!("parent {parent:?} leads back to {:?}: the asset tree has a cycle", a.id),
+                    ));
+                    break;
+                }
+                at_id = next;
+            }
+        }
+    }
+}
+
+/// Lifecycle durations of an asset's rules.
+fn check_rule_timing(a: &super::Asset, base: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
+    const DAY: Duration = Duration::from_secs(86_400);
+    for (j, r) in a.rule.iter().enumerate() {
+        let rb = at(base, &[k("rule"), Seg::Index(j)]);
+        for (name, d) in [("min_duration", r.min_duration), ("clear_after", r.clear_after)] {
+            if d.0 > DAY {
+                out.push((at(&rb, &[k(name)]), format!("{d} is longer than 1d")));
+            }
+        }
+        if let Some(every) = r.renotify.filter(|d| d.0 < Duration::from_secs(1)) {
+            out.push((
+                at(&rb, &[k("renotify")]),
+                format!("{every} is shorter than 1s: it would flood the broker"),
+            ));
+        }
+    }
+}
+
 fn check_rule_limits(r: &Rule, rb: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
     let finite = |v: Option<f64>, name: &str, out: &mut Vec<(KeyPath, String)>| {
         if v.is_some_and(|v| !v.is_finite()) {
@@ -353,7 +525,7 @@ fn check_rule_limits(r: &Rule, rb: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
     }
 }
 
-fn check_topic_template(t: &str, allowed: &[&str], path: KeyPath, out: &mut Vec<(KeyPath, String)>) {
+pub(super) fn check_topic_template(t: &str, allowed: &[&str], path: KeyPath, out: &mut Vec<(KeyPath, String)>) {
     if t.is_empty() || t.contains(['+', '#']) || t.starts_with('$') {
         out.push((
             path.clone(),
