@@ -24,6 +24,7 @@ listener $port 127.0.0.1
 allow_anonymous true
 user root
 max_queued_messages 0
+queue_qos0_messages true
 max_inflight_messages $INFLIGHT
 CONF
 "$mosq" -c "$work/mosquitto.conf" 2>"$work/mosquitto.log" &
@@ -47,7 +48,7 @@ sub_rate() { # $1 = qos
   publish "$1"
   local start end
   start=$(date +%s.%N)
-  mosquitto_sub -p "$port" -i "bench-sub-q$1" -c -q "$1" -t 'plant/+/+/telemetry' -C "$N" > /dev/null
+  mosquitto_sub -p "$port" -i "bench-sub-q$1" -c -q "$1" -t 'plant/+/+/telemetry' -C "$N" -W 600 > /dev/null
   end=$(date +%s.%N)
   python3 -c "print(f'{$N/($end-$start):.0f}')"
 }

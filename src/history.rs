@@ -20,7 +20,13 @@ fn load(path: &Path) -> Result<Config> {
 
 fn open_store(config: &Config) -> Result<Store> {
     let dir = &config.agent.data_dir;
-    Store::open(dir, StoreOptions::default()).map_err(|e| {
+    // Commands read or write once, in order: a small page cache is enough and keeps a
+    // gateway's memory for the agent.
+    let opts = StoreOptions {
+        cache_bytes: 8 << 20,
+        ..StoreOptions::default()
+    };
+    Store::open(dir, opts).map_err(|e| {
         let hint = if e.to_string().contains("lock") || e.to_string().contains("WouldBlock") {
             " — a running agent holds it; enable [http] so queries go through the agent, or stop it for imports"
         } else {

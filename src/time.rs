@@ -108,6 +108,34 @@ pub fn format_rfc3339_ms(ts_ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
 }
 
+/// Writes `YYYY-MM-DDTHH:MM:SS.mmmZ` into `buf` without allocating, for exports that
+/// format millions of timestamps; `None` outside years 0..=9999.
+pub fn rfc3339_ms_into(ts_ms: i64, buf: &mut [u8; 24]) -> Option<&[u8]> {
+    let days = ts_ms.div_euclid(86_400_000);
+    let in_day = ts_ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
+    let fields = [
+        (0, y, 4),
+        (5, m, 2),
+        (8, d, 2),
+        (11, in_day / 3_600_000, 2),
+        (14, in_day / 60_000 % 60, 2),
+        (17, in_day / 1000 % 60, 2),
+        (20, in_day % 1000, 3),
+    ];
+    buf.copy_from_slice(b"0000-00-00T00:00:00.000Z");
+    for (at, mut v, width) in fields {
+        for i in (0..width).rev() {
+            buf[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    Some(&buf[..])
+}
+
 /// `YYYY-MM-DD` of a timestamp, UTC.
 pub fn format_date(ts_ms: i64) -> String {
     let (y, m, d) = civil_from_days(ts_ms.div_euclid(86_400_000));
@@ -145,5 +173,9 @@ mod tests {
         }
         assert_eq!(format_rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
         assert_eq!(format_date(1_700_000_000_123), "2023-11-14");
+        let mut buf = [0u8; 24];
+        for t in [0, 1_700_000_000_123, -1000, 951_782_400_000] {
+            assert_eq!(rfc3339_ms_into(t, &mut buf).unwrap(), format_rfc3339_ms(t).as_bytes());
+        }
     }
 }

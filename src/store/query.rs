@@ -90,10 +90,11 @@ pub fn run(store: &Store, q: &Query, tiers: &[Tier], out: &mut dyn Write) -> Res
     let mut rows = 0;
     for (id, name) in sensors {
         let samples = store.read(id, q.from_ms, q.to_ms)?;
+        let name_json = json_str(&name);
         match q.every_ms {
             None => {
                 for s in &samples {
-                    write_raw(out, q.format, &name, s).map_err(io)?;
+                    write_raw(out, q.format, &name, &name_json, s).map_err(io)?;
                     rows += 1;
                 }
             }
@@ -165,30 +166,39 @@ pub fn aggregate(samples: &[Sample], every_ms: i64) -> Vec<Bucket> {
     out
 }
 
-fn write_raw(out: &mut dyn Write, f: Format, name: &str, s: &Sample) -> std::io::Result<()> {
-    let ts = format_rfc3339_ms(s.ts_ms);
-    match f {
-        Format::Jsonl if s.quality.is_good() => {
-            writeln!(
-                out,
-                "{{\"sensor\":{},\"ts\":\"{ts}\",\"value\":{}}}",
-                json_str(name),
-                num(s.value)
-            )
+/// One raw sample. Exports of a sensor-day are 86,400 of these, so nothing here allocates:
+/// the sensor's JSON name is made once per sensor, the time goes through a stack buffer.
+fn write_raw(out: &mut dyn Write, f: Format, name: &str, name_json: &str, s: &Sample) -> std::io::Result<()> {
+    let mut buf = [0u8; 24];
+    let owned;
+    let ts: &[u8] = match crate::time::rfc3339_ms_into(s.ts_ms, &mut buf) {
+        Some(b) => b,
+        None => {
+            owned = format_rfc3339_ms(s.ts_ms);
+            owned.as_bytes()
         }
-        Format::Jsonl => writeln!(
-            out,
-            "{{\"sensor\":{},\"ts\":\"{ts}\",\"value\":null,\"quality\":{}}}",
-            json_str(name),
-            json_str(&s.quality.to_string())
-        ),
-        Format::Csv => {
-            let value = if s.value.is_finite() {
-                format!("{}", s.value)
+    };
+    match f {
+        Format::Jsonl => {
+            out.write_all(b"{\"sensor\":")?;
+            out.write_all(name_json.as_bytes())?;
+            out.write_all(b",\"ts\":\"")?;
+            out.write_all(ts)?;
+            if s.quality.is_good() && s.value.is_finite() {
+                write!(out, "\",\"value\":{}}}\n", s.value)
             } else {
-                String::new()
-            };
-            writeln!(out, "{name},{ts},{value},{}", s.quality)
+                write!(out, "\",\"value\":null,\"quality\":\"{}\"}}\n", s.quality)
+            }
+        }
+        Format::Csv => {
+            out.write_all(name.as_bytes())?;
+            out.write_all(b",")?;
+            out.write_all(ts)?;
+            if s.value.is_finite() {
+                write!(out, ",{},{}\n", s.value, s.quality)
+            } else {
+                write!(out, ",,{}\n", s.quality)
+            }
         }
     }
 }
