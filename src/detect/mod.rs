@@ -3,6 +3,7 @@
 //! they keep only bounded state.
 
 pub mod rule;
+pub mod skab;
 
 /// Whether an alert starts or ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
