@@ -358,6 +358,8 @@ impl Retention {
                     threshold: self.policy.max_disk as f64,
                     ts_ms: now,
                     first_seen_ms,
+                    score: None,
+                    contributions: Vec::new(),
                 };
                 let (outbox, agent, topic) = (self.outbox.clone(), self.agent.clone(), self.topic.clone());
                 match tokio::task::spawn_blocking(move || outbox.push(&agent, &topic, &event)).await {

@@ -9,6 +9,7 @@
 
 pub mod footprint;
 mod load;
+pub mod model;
 pub mod units;
 mod validate;
 
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use model::ModelConfig;
 pub use units::{ByteSize, Dur};
 
 /// Where the daemon looks for its config when `--config` is not given.
@@ -298,6 +300,12 @@ pub struct Asset {
     /// Threshold rules on this machine's sensors.
     #[serde(default)]
     pub rule: Vec<Rule>,
+    /// The `id` of the asset this one belongs to (a line, a site): assets form a tree.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// The failure-prediction model of this machine (trained by `forewarn train`).
+    #[serde(default)]
+    pub model: Option<ModelConfig>,
 }
 
 /// `[[asset.rule]]`: a threshold with hysteresis. Set `above` (high alarm) or `below`

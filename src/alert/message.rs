@@ -24,6 +24,20 @@ pub struct AlertMessage {
     pub ts: String,
     /// When the incident began, RFC 3339 UTC.
     pub first_seen: String,
+    /// Model alerts only: the normalised score (`threshold` is then 1.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Model alerts only: the sensors that contribute most, largest first, with their
+    /// share of the score.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contributions: Vec<Contribution>,
+}
+
+/// One sensor's share of a model alert's score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contribution {
+    pub sensor: String,
+    pub share: f64,
 }
 
 impl AlertMessage {
@@ -41,6 +55,15 @@ impl AlertMessage {
             threshold: e.threshold,
             ts: rfc3339_ms(e.ts_ms),
             first_seen: rfc3339_ms(e.first_seen_ms),
+            score: e.score,
+            contributions: e
+                .contributions
+                .iter()
+                .map(|(sensor, share)| Contribution {
+                    sensor: sensor.clone(),
+                    share: *share,
+                })
+                .collect(),
         }
     }
 }

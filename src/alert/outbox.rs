@@ -134,6 +134,8 @@ mod tests {
             threshold: 80.0,
             ts_ms: 1_700_000_000_000,
             first_seen_ms: 1_700_000_000_000,
+            score: None,
+            contributions: Vec::new(),
         }
     }
 

@@ -275,8 +275,95 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
             }
             check_rule_limits(r, &rb, &mut out);
         }
+        if let Some(m) = &a.model {
+            check_model(m, a.sensors.len(), &at(&base, &[k("model")]), &mut out);
+        }
     }
+    check_asset_tree(c, &mut out);
     out
+}
+
+/// `parent` names another asset, and following parents never comes back (a tree).
+fn check_asset_tree(c: &Config, out: &mut Vec<(KeyPath, String)>) {
+    let parents: HashMap<&str, &str> = c
+        .asset
+        .iter()
+        .filter_map(|a| a.parent.as_deref().map(|p| (a.id.as_str(), p)))
+        .collect();
+    for (i, a) in c.asset.iter().enumerate() {
+        let Some(parent) = a.parent.as_deref() else { continue };
+        let path = key_at(i, "parent");
+        if parent == a.id {
+            out.push((path, "an asset cannot be its own parent".into()));
+        } else if !c.asset.iter().any(|o| o.id == parent) {
+            out.push((
+                path,
+                format!("unknown parent asset {parent:?}: no [[asset]] has this id"),
+            ));
+        } else {
+            let mut seen = HashSet::from([a.id.as_str()]);
+            let mut at_id = parent;
+            while let Some(next) = parents.get(at_id) {
+                if !seen.insert(at_id) {
+                    out.push((
+                        path,
+                        format!("parent {parent:?} leads back to {:?}: assets must form a tree", a.id),
+                    ));
+                    break;
+                }
+                at_id = next;
+            }
+        }
+    }
+}
+
+fn key_at(asset: usize, name: &str) -> KeyPath {
+    vec![k("asset"), Seg::Index(asset), k(name)]
+}
+
+fn check_model(m: &super::ModelConfig, sensors: usize, base: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
+    let mut bad = |name: &str, msg: String| out.push((at(base, &[k(name)]), msg));
+    if sensors == 0 {
+        bad("detector", "a model needs the asset to have sensors".into());
+    }
+    if m.period.0 < Duration::from_millis(10) || m.period.0 > Duration::from_secs(3600) {
+        bad("period", format!("{} is outside 10ms..1h", m.period));
+    }
+    if m.max_hold > 1000 {
+        bad("max_hold", format!("{} is more than 1000 periods", m.max_hold));
+    }
+    if m.window == 0 || m.window > 3600 {
+        bad("window", format!("{} is outside 1..3600 periods", m.window));
+    }
+    for (name, v) in [("adapt", m.adapt), ("adapt_alarm", m.adapt_alarm)] {
+        if !(0.0..=1.0).contains(&v) {
+            bad(name, format!("{v} is outside 0..1"));
+        }
+    }
+    if !(m.variance > 0.0 && m.variance <= 1.0) {
+        bad("variance", format!("{} is outside (0, 1]", m.variance));
+    }
+    if !(m.quantile >= 0.5 && m.quantile <= 1.0) {
+        bad("quantile", format!("{} is outside 0.5..1", m.quantile));
+    }
+    if !(m.factor.is_finite() && m.factor > 0.0) {
+        bad("factor", "must be a positive number".into());
+    }
+    if m.alarm_n == 0 || m.alarm_n > 3600 {
+        bad("alarm_n", format!("{} is outside 1..3600", m.alarm_n));
+    }
+    if m.alarm_k == 0 || m.alarm_k > m.alarm_n {
+        bad(
+            "alarm_k",
+            format!("alarm_k = {} must be between 1 and alarm_n = {}", m.alarm_k, m.alarm_n),
+        );
+    }
+    if m.contributors == 0 {
+        bad("contributors", "must be at least 1".into());
+    }
+    if m.file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
+        bad("file", "must not be empty".into());
+    }
 }
 
 fn check_rule_limits(r: &Rule, rb: &KeyPath, out: &mut Vec<(KeyPath, String)>) {

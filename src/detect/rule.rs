@@ -108,6 +108,8 @@ impl RuleEngine {
                 threshold,
                 ts_ms: s.ts_ms,
                 first_seen_ms,
+                score: None,
+                contributions: Vec::new(),
             });
         }
     }
