@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use crate::alert::publisher::{Publisher, UpstreamOptions};
 use crate::alert::{render_topic, Outbox};
 use crate::config::{parse_broker_url, Config};
+use crate::detect::live::{LoadOutcome, ModelEngine};
 use crate::detect::rule::RuleEngine;
 use crate::detect::{AlertEvent, AlertState};
 use crate::sample::{Sample, SensorId};
@@ -156,7 +157,11 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     tasks.push(tokio::spawn(retention.run(shutdown.clone())));
 
     let rules = RuleEngine::new(&config, &|name| ids.get(name).copied());
-    tracing::info!(agent = %config.agent.id, sensors = ids.len(), rules = rules.len(), data_dir = %data_dir.display(), "agent started");
+    let models = load_models(&config, &ids);
+    tracing::info!(agent = %config.agent.id, sensors = ids.len(), rules = rules.len(), models = models.len(), data_dir = %data_dir.display(), "agent started");
+    // SIGHUP reloads the models (after `forewarn train`); the listener ends with the agent.
+    let reload = Arc::new(Notify::new());
+    tasks.push(tokio::spawn(forward_hangups(reload.clone(), shutdown.clone())));
 
     let pipeline = Pipeline {
         config: &config,
@@ -165,6 +170,9 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         wake,
         stats: stats.clone(),
         rules,
+        models,
+        ids,
+        reload,
         failing_flushes: 0,
     };
     let result = pipeline.run(bus_rx, &mut shutdown).await;
@@ -184,6 +192,11 @@ struct Pipeline<'a> {
     wake: Arc<Notify>,
     stats: Arc<Stats>,
     rules: RuleEngine,
+    /// Failure-prediction models, per asset.
+    models: ModelEngine,
+    ids: HashMap<String, SensorId>,
+    /// Notified on SIGHUP.
+    reload: Arc<Notify>,
     /// Consecutive failed flushes.
     failing_flushes: u32,
 }
@@ -204,6 +217,12 @@ impl Pipeline<'_> {
                 },
                 _ = flush_tick.tick() => self.flush().await?,
                 _ = report_tick.tick() => tracing::info!(stats = %self.stats.summary(), "running"),
+                _ = self.reload.notified() => {
+                    let next = load_models(self.config, &self.ids);
+                    self.models.replace(next, crate::time::now_ms(), &mut events);
+                    tracing::info!(models = self.models.len(), "models reloaded");
+                    self.publish(&mut events).await?;
+                }
                 // Sources see the same signal and stop; keep receiving until they have.
                 _ = shutdown.changed(), if !*shutdown.borrow() => {}
             }
@@ -222,7 +241,13 @@ impl Pipeline<'_> {
         }
         for s in batch {
             self.rules.observe(s, events);
+            self.models.observe(s, events);
         }
+        self.publish(events).await
+    }
+
+    /// Writes alert events to the outbox and wakes the publisher.
+    async fn publish(&mut self, events: &mut Vec<AlertEvent>) -> Result<()> {
         for event in events.drain(..) {
             let topic = render_topic(&self.config.upstream.alert_topic, &self.config.agent.id, &event.asset);
             let (outbox, agent) = (self.outbox.clone(), self.config.agent.id.clone());
@@ -278,6 +303,40 @@ impl Pipeline<'_> {
         }
         Ok(())
     }
+}
+
+/// Loads every configured model; a machine whose model cannot be used runs without one.
+fn load_models(config: &Config, ids: &HashMap<String, SensorId>) -> ModelEngine {
+    let (engine, outcomes) = ModelEngine::load(config, &|name| ids.get(name).copied());
+    for o in outcomes {
+        match o {
+            LoadOutcome::Loaded { asset, path } => tracing::info!(%asset, model = %path.display(), "model loaded"),
+            LoadOutcome::Failed { asset, error } => {
+                tracing::warn!(%asset, error = %error, "no model for this asset; train one with `forewarn train`, then send SIGHUP")
+            }
+        }
+    }
+    engine
+}
+
+async fn forward_hangups(reload: Arc<Notify>, shutdown: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        let stop = wait_true(shutdown);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = hup.recv() => reload.notify_one(),
+                _ = &mut stop => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    wait_true(shutdown).await;
 }
 
 /// Periodic retention, and the storage alert when the budget cannot be kept.
