@@ -32,17 +32,17 @@ impl Default for TrainOptions {
             period_ms: 1000,
             max_hold: 5,
             features: FeatureParams {
-                window: 5,
+                window: 10,
                 adapt: 1.0 / 120.0,
                 adapt_alarm: 0.0,
             },
-            variance: 0.9,
+            variance: 0.95,
             quantile: 0.99,
-            factor: 2.0,
+            factor: 3.0,
             alarm: AlarmParams {
                 k: 3,
                 n: 5,
-                min_duration: 30,
+                min_duration: 10,
             },
         }
     }
