@@ -26,6 +26,8 @@ pub fn covariance(rows: &[Vec<f64>], m: usize) -> (Vec<f64>, Vec<Vec<f64>>) {
         }
     }
     let den = (n - 1.0).max(1.0);
+    // Only the upper triangle was summed; mirror it while scaling.
+    #[allow(clippy::needless_range_loop)]
     for i in 0..m {
         for j in i..m {
             cov[i][j] /= den;
