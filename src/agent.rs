@@ -4,8 +4,13 @@
 //! ```text
 //!  modbus device tasks ──Vec<Sample>──> pipeline ──append──> store (flush every flush_interval)
 //!        (bounded channel: a full          │
-//!         pipeline slows polling)          └──observe──> rules ──AlertEvent──> outbox ──> publisher ──> MQTT
+//!         pipeline slows polling)          └──observe──> rules ───Observation──> lifecycle ──> outbox ──> publisher ──> MQTT
+//!                                                   └──> models ──┘          ^
+//!                                   retention ──storage alarms (channel)────┘
 //! ```
+//!
+//! SIGHUP reloads the failure-prediction models (after `forewarn train`); their alarms stay
+//! registered with the lifecycle, so open model alerts carry over a reload.
 //!
 //! Shutdown order: sources stop; the pipeline drains the channel, evaluates and flushes
 //! everything it received; the publisher keeps sending the outbox for a short grace
@@ -18,14 +23,19 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::alert::publisher::{Publisher, UpstreamOptions};
-use crate::alert::{render_topic, Outbox};
-use crate::config::{parse_broker_url, Config};
-use crate::detect::live::{LoadOutcome, ModelEngine};
+use crate::alert::lifecycle::Lifecycle;
+use crate::alert::publisher::Publisher;
+use crate::alert::sink::AlertSink;
+use crate::alert::status::StatusInfo;
+use crate::alert::Outbox;
+use crate::config::{Config, Severity};
+use crate::detect::live::{LoadOutcome, ModelAlarms, ModelEngine};
 use crate::detect::rule::RuleEngine;
-use crate::detect::{AlertEvent, AlertState};
-use crate::sample::{Sample, SensorId};
-use crate::source::modbus::{device_plan, DevicePoller};
+use crate::detect::{AlarmDef, AlarmId, Level, Observation, Policy};
+use crate::sample::SensorId;
+use crate::source::modbus::{plan_buses, spawn as spawn_buses};
+use crate::source::mqtt::MqttSource;
+use crate::source::{Ack, Batch};
 use crate::stats::Stats;
 use crate::store::retention::{self, Pressure};
 use crate::store::{SealPolicy, Store, StoreError, StoreOptions};
@@ -82,38 +92,71 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         );
     }
 
-    let (bus_tx, bus_rx) = mpsc::channel::<Vec<Sample>>(BUS_CAPACITY);
-    let mut tasks = Vec::new();
-    let n = config.modbus.len().max(1) as u32;
-    for (i, device) in config.modbus.iter().enumerate() {
-        let plan = device_plan(device, &|name| ids[name]);
-        tracing::info!(device = %device.device, address = %device.address, requests = plan.len(), registers = device.register.len(), "polling");
-        let poller = DevicePoller {
-            device: device.clone(),
-            stagger: device.interval.as_duration() * i as u32 / n,
-            plan,
+    let (bus_tx, bus_rx) = mpsc::channel::<Batch>(BUS_CAPACITY);
+    let buses = plan_buses(&config.modbus, &|name| ids[name], &|device| stats.device(device));
+    for d in &config.modbus {
+        tracing::info!(device = %d.device, address = %d.address, unit = d.unit, registers = d.register.len(), "polling");
+    }
+    let mut tasks = spawn_buses(buses, &bus_tx, &shutdown);
+    for (i, input) in config.mqtt.iter().enumerate() {
+        let source = MqttSource {
+            input: input.clone(),
+            client_id: config.mqtt_client_id(i),
+            store: store.clone(),
             bus: bus_tx.clone(),
-            stats: stats.device(&device.device),
+            stats: stats.clone(),
         };
-        tasks.push(tokio::spawn(poller.run(shutdown.clone())));
+        tracing::info!(broker = %input.broker, client = %source.client_id, subscriptions = input.subscribe.len(), "subscribing");
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = source.run(stop).await {
+                tracing::error!(error = %e, "mqtt input stopped");
+            }
+        }));
     }
     drop(bus_tx);
 
     let shutdown_http = shutdown.clone();
-    let (host, port) = parse_broker_url(&config.upstream.broker).map_err(anyhow::Error::msg)?;
+    let upstream = crate::alert::upstream::options(&config)?;
     let wake = Arc::new(Notify::new());
+
+    let mut lifecycle = Lifecycle::from_config(&config);
+    let rules = RuleEngine::new(&config, &|name| ids.get(name).copied(), &mut |d| lifecycle.register(d));
+    let model_alarms = ModelAlarms::register(&config, &mut |d| lifecycle.register(d));
+    let storage_alarms = STORAGE_RULES.map(|rule| {
+        lifecycle.register(AlarmDef {
+            asset: STORAGE_ASSET.into(),
+            rule: rule.into(),
+            severity: Severity::Critical,
+            policy: Policy::default(),
+        })
+    });
+    let (alerts, restored) = AlertSink::open(
+        lifecycle,
+        outbox.clone(),
+        wake.clone(),
+        stats.clone(),
+        &config.agent.id,
+        config.upstream.site.as_deref(),
+        &config.upstream.alert_topic,
+    )
+    .context("reading the alert states")?;
+    if restored.open > 0 {
+        tracing::info!(open = restored.open, "open alerts carried over from the last run");
+    }
+    for key in &restored.dropped {
+        tracing::warn!(alarm = %key.replace('\u{1f}', "/"), "state of an alarm that is no longer configured dropped; no cleared alert will follow");
+    }
+    let (alarm_tx, alarm_rx) = mpsc::channel::<(AlarmId, Observation)>(16);
+
     let publisher = Publisher {
-        options: UpstreamOptions {
-            host,
-            port,
-            client_id: config.upstream_client_id(),
-            keep_alive: config.upstream.keep_alive.as_duration(),
-            max_inflight: config.upstream.max_inflight,
-        },
+        options: upstream,
         outbox: outbox.clone(),
         wake: wake.clone(),
         stats: stats.clone(),
         drain_grace: Duration::from_secs(2),
+        status: StatusInfo::new(&config),
+        acked: None,
     };
     let publisher = tokio::spawn(publisher.run(shutdown.clone()));
 
@@ -148,16 +191,13 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
             rollups: config.rollup_tiers(),
         },
         every: config.storage.retention_interval.as_duration(),
-        outbox: outbox.clone(),
-        wake: wake.clone(),
         stats: stats.clone(),
-        agent: config.agent.id.clone(),
-        topic: render_topic(&config.upstream.alert_topic, &config.agent.id, STORAGE_ASSET),
+        alarms: alarm_tx,
+        alarm_ids: storage_alarms,
     };
     tasks.push(tokio::spawn(retention.run(shutdown.clone())));
 
-    let rules = RuleEngine::new(&config, &|name| ids.get(name).copied());
-    let models = load_models(&config, &ids);
+    let models = load_models(&config, &ids, &model_alarms);
     tracing::info!(agent = %config.agent.id, sensors = ids.len(), rules = rules.len(), models = models.len(), data_dir = %data_dir.display(), "agent started");
     // SIGHUP reloads the models (after `forewarn train`); the listener ends with the agent.
     let reload = Arc::new(Notify::new());
@@ -166,16 +206,18 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     let pipeline = Pipeline {
         config: &config,
         store: store.clone(),
-        outbox,
-        wake,
+        alerts,
         stats: stats.clone(),
         rules,
         models,
+        model_alarms,
         ids,
         reload,
         failing_flushes: 0,
+        waiting: Vec::new(),
+        ack_deadline: None,
     };
-    let result = pipeline.run(bus_rx, &mut shutdown).await;
+    let result = pipeline.run(bus_rx, alarm_rx, &mut shutdown).await;
 
     for t in tasks {
         let _ = t.await;
@@ -188,21 +230,30 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
 struct Pipeline<'a> {
     config: &'a Config,
     store: Store,
-    outbox: Outbox,
-    wake: Arc<Notify>,
+    alerts: AlertSink,
     stats: Arc<Stats>,
     rules: RuleEngine,
     /// Failure-prediction models, per asset.
     models: ModelEngine,
+    model_alarms: ModelAlarms,
     ids: HashMap<String, SensorId>,
     /// Notified on SIGHUP.
     reload: Arc<Notify>,
     /// Consecutive failed flushes.
     failing_flushes: u32,
+    /// Acknowledgements waiting for the flush that makes their samples durable.
+    waiting: Vec<Ack>,
+    /// When the flush for `waiting` is due (group commit).
+    ack_deadline: Option<tokio::time::Instant>,
 }
 
 impl Pipeline<'_> {
-    async fn run(mut self, mut bus: mpsc::Receiver<Vec<Sample>>, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
+    async fn run(
+        mut self,
+        mut bus: mpsc::Receiver<Batch>,
+        mut alarms: mpsc::Receiver<(AlarmId, Observation)>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<()> {
         let mut flush_tick = tokio::time::interval(self.config.storage.flush_interval.as_duration());
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut report_tick = tokio::time::interval(Duration::from_secs(60));
@@ -211,17 +262,21 @@ impl Pipeline<'_> {
         loop {
             tokio::select! {
                 batch = bus.recv() => match batch {
-                    Some(batch) => self.ingest(&batch, &mut events).await?,
+                    Some(batch) => self.ingest(batch, &mut events).await?,
                     // Every source has stopped (after shutdown): drain done.
                     None => break,
                 },
+                Some(alarm) = alarms.recv() => {
+                    self.alerts.observe([alarm]).await.context("raising a storage alert")?;
+                }
                 _ = flush_tick.tick() => self.flush().await?,
+                // Acknowledgements are waiting: flush soon rather than at the next tick, so
+                // the broker's in-flight window keeps moving (group commit).
+                _ = tokio::time::sleep_until(self.ack_deadline.unwrap_or_else(tokio::time::Instant::now)), if self.ack_deadline.is_some() => self.flush().await?,
                 _ = report_tick.tick() => tracing::info!(stats = %self.stats.summary(), "running"),
                 _ = self.reload.notified() => {
-                    let next = load_models(self.config, &self.ids);
-                    self.models.replace(next, crate::time::now_ms(), &mut events);
+                    self.models = load_models(self.config, &self.ids, &self.model_alarms);
                     tracing::info!(models = self.models.len(), "models reloaded");
-                    self.publish(&mut events).await?;
                 }
                 // Sources see the same signal and stop; keep receiving until they have.
                 _ = shutdown.changed(), if !*shutdown.borrow() => {}
@@ -230,46 +285,34 @@ impl Pipeline<'_> {
         self.flush().await
     }
 
-    async fn ingest(&mut self, batch: &[Sample], events: &mut Vec<AlertEvent>) -> Result<()> {
+    async fn ingest(&mut self, batch: Batch, observations: &mut Vec<(AlarmId, Observation)>) -> Result<()> {
+        let Batch { samples: batch, ack } = batch;
+        let batch = &batch[..];
         self.stats.samples_in.add(batch.len() as u64);
         // The last resort of retention, and the bound on memory while flushes fail: refuse
-        // (and count) rather than fail writes or grow without limit.
+        // (and count) rather than fail writes or grow without limit. A refused batch is not
+        // acknowledged: its broker keeps it.
         if self.stats.storage_pressure.get() == PRESSURE_DISK_FULL || self.store.pending_len() > MAX_PENDING {
             self.stats.samples_rejected.add(batch.len() as u64);
         } else {
             self.store.append(batch);
-        }
-        for s in batch {
-            self.rules.observe(s, events);
-            self.models.observe(s, events);
-        }
-        self.publish(events).await
-    }
-
-    /// Writes alert events to the outbox and wakes the publisher.
-    async fn publish(&mut self, events: &mut Vec<AlertEvent>) -> Result<()> {
-        for event in events.drain(..) {
-            let topic = render_topic(&self.config.upstream.alert_topic, &self.config.agent.id, &event.asset);
-            let (outbox, agent) = (self.outbox.clone(), self.config.agent.id.clone());
-            let pushed =
-                tokio::task::spawn_blocking(move || outbox.push(&agent, &topic, &event).map(|m| (m, event))).await?;
-            match pushed {
-                Ok((msg, event)) => {
-                    self.stats.alerts_raised.inc();
-                    self.stats.outbox_depth.set(self.outbox.len() as u64);
-                    let verb = if event.state == AlertState::Raised {
-                        "alert raised"
-                    } else {
-                        "alert cleared"
-                    };
-                    tracing::info!(asset = %event.asset, rule = %event.rule, sensor = %event.sensor, value = event.value, seq = msg.seq, "{verb}");
-                    self.wake.notify_one();
+            if let Some(ack) = ack {
+                self.waiting.push(ack);
+                if self.ack_deadline.is_none() {
+                    self.ack_deadline = Some(tokio::time::Instant::now() + self.config.storage.ack_delay.as_duration());
                 }
-                // The outbox lives in the same database as the history: if it cannot be
-                // written, nothing durable can be promised any more.
-                Err(e) => return Err(anyhow::Error::new(e).context("writing an alert to the outbox")),
             }
         }
+        for s in batch {
+            self.rules.observe(s, observations);
+            self.models.observe(s, observations);
+        }
+        // The outbox lives in the same database as the history: if it cannot be written,
+        // nothing durable can be promised any more.
+        self.alerts
+            .observe(observations.drain(..))
+            .await
+            .context("writing alerts to the outbox")?;
         Ok(())
     }
 
@@ -277,6 +320,9 @@ impl Pipeline<'_> {
     /// keeps failing although the disk has space (sled stops writing after an I/O error)
     /// ends the agent with an error, so that the service manager restarts it.
     async fn flush(&mut self) -> Result<()> {
+        if let Err(e) = self.alerts.save_states().await {
+            tracing::error!(error = %e, "cannot save alert states; a pending timer may restart after a crash");
+        }
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.flush()).await? {
             Ok(f) => {
@@ -286,10 +332,17 @@ impl Pipeline<'_> {
                 self.failing_flushes = 0;
                 self.stats.flushes.inc();
                 self.stats.samples_stored.add(f.samples as u64);
+                // Everything appended before this flush is durable now.
+                for ack in self.waiting.drain(..) {
+                    ack.done();
+                }
+                self.ack_deadline = None;
             }
             Err(e) => {
                 self.stats.flush_errors.inc();
                 self.failing_flushes += 1;
+                // Retry at the regular pace, not in a tight loop.
+                self.ack_deadline = None;
                 if self.failing_flushes == 1 {
                     tracing::error!(error = %e, buffered = self.store.pending_len(), "flush failed; samples stay buffered and are retried");
                 }
@@ -306,8 +359,8 @@ impl Pipeline<'_> {
 }
 
 /// Loads every configured model; a machine whose model cannot be used runs without one.
-fn load_models(config: &Config, ids: &HashMap<String, SensorId>) -> ModelEngine {
-    let (engine, outcomes) = ModelEngine::load(config, &|name| ids.get(name).copied());
+fn load_models(config: &Config, ids: &HashMap<String, SensorId>, alarms: &ModelAlarms) -> ModelEngine {
+    let (engine, outcomes) = ModelEngine::load(config, &|name| ids.get(name).copied(), alarms);
     for o in outcomes {
         match o {
             LoadOutcome::Loaded { asset, path } => tracing::info!(%asset, model = %path.display(), "model loaded"),
@@ -339,24 +392,27 @@ async fn forward_hangups(reload: Arc<Notify>, shutdown: watch::Receiver<bool>) {
     wait_true(shutdown).await;
 }
 
-/// Periodic retention, and the storage alert when the budget cannot be kept.
+/// Periodic retention, and the storage alarms when the budget cannot be kept.
 struct Retention {
     store: Store,
     data_dir: std::path::PathBuf,
     policy: retention::Policy,
     every: Duration,
-    outbox: Outbox,
-    wake: Arc<Notify>,
     stats: Arc<Stats>,
-    agent: String,
-    topic: String,
+    /// To the pipeline, whose lifecycle turns them into alerts.
+    alarms: mpsc::Sender<(AlarmId, Observation)>,
+    /// `storage-budget` and `disk-full`, in [`STORAGE_RULES`] order.
+    alarm_ids: [AlarmId; 2],
 }
+
+/// The agent's own alarms, on the asset [`STORAGE_ASSET`].
+const STORAGE_RULES: [&str; 2] = ["storage-budget", "disk-full"];
 
 impl Retention {
     async fn run(self, shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(self.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut firing: HashMap<&'static str, i64> = HashMap::new();
+        let mut was = Pressure::Ok;
         let stop = wait_true(shutdown);
         tokio::pin!(stop);
         loop {
@@ -383,51 +439,34 @@ impl Retention {
                 Pressure::OverBudget => 1,
                 Pressure::DiskFull => PRESSURE_DISK_FULL,
             });
-            let now = crate::time::now_ms();
-            // Two independent alarms, each raised once and cleared once.
-            for (rule, active) in [
-                ("storage-budget", report.pressure == Pressure::OverBudget),
-                ("disk-full", report.pressure == Pressure::DiskFull),
-            ] {
-                let state = match (firing.get(rule).copied(), active) {
-                    (None, true) => {
-                        firing.insert(rule, now);
-                        AlertState::Raised
-                    }
-                    (Some(_), false) => AlertState::Cleared,
-                    _ => continue,
-                };
-                let first_seen_ms = if state == AlertState::Cleared {
-                    firing.remove(rule).unwrap_or(now)
-                } else {
-                    now
-                };
-                match (rule, state) {
-                    (_, AlertState::Cleared) => tracing::info!(rule, "storage alarm cleared"),
-                    ("disk-full", _) => tracing::error!(free = report.free, "filesystem nearly full: refusing new samples until space is freed"),
-                    _ => tracing::error!(used = report.used, budget = self.policy.max_disk, "storage over budget with nothing older than raw_retention left to evict; raising a storage alert"),
+            if report.pressure != was {
+                match report.pressure {
+                    Pressure::DiskFull => tracing::error!(free = report.free, "filesystem nearly full: refusing new samples until space is freed"),
+                    Pressure::OverBudget => tracing::error!(used = report.used, budget = self.policy.max_disk, "storage over budget with nothing older than raw_retention left to evict; raising a storage alert"),
+                    Pressure::Ok => tracing::info!("storage back within its budget"),
                 }
-                let event = AlertEvent {
-                    asset: STORAGE_ASSET.into(),
-                    rule: rule.into(),
-                    state,
-                    severity: crate::config::Severity::Critical,
+                was = report.pressure;
+            }
+            // Two independent alarms; the lifecycle raises each once and clears it once,
+            // across restarts too.
+            let now = crate::time::now_ms();
+            let budget = self.policy.max_disk as f64;
+            for (id, active) in self.alarm_ids.into_iter().zip([
+                report.pressure == Pressure::OverBudget,
+                report.pressure == Pressure::DiskFull,
+            ]) {
+                let obs = Observation {
+                    ts_ms: now,
+                    level: if active { Level::Alarm } else { Level::Normal },
                     sensor: "data_dir".into(),
                     value: report.used as f64,
-                    threshold: self.policy.max_disk as f64,
-                    ts_ms: now,
-                    first_seen_ms,
+                    threshold: budget,
+                    clear_threshold: budget,
                     score: None,
-                    contributions: Vec::new(),
+                    sensors: Vec::new(),
                 };
-                let (outbox, agent, topic) = (self.outbox.clone(), self.agent.clone(), self.topic.clone());
-                match tokio::task::spawn_blocking(move || outbox.push(&agent, &topic, &event)).await {
-                    Ok(Ok(_)) => {
-                        self.stats.alerts_raised.inc();
-                        self.wake.notify_one();
-                    }
-                    Ok(Err(e)) => tracing::error!(error = %e, "cannot store the storage alert"),
-                    Err(_) => {}
+                if self.alarms.send((id, obs)).await.is_err() {
+                    return;
                 }
             }
         }

@@ -9,11 +9,15 @@
 
 pub mod footprint;
 mod load;
+mod modbus;
+mod modbus_checks;
 pub mod model;
 pub mod units;
 mod validate;
 
-pub use validate::parse_broker_url;
+pub use modbus::*;
+
+pub use validate::{parse_broker, parse_broker_url, BrokerAddr};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -40,6 +44,9 @@ pub struct Config {
     /// Modbus devices to poll.
     #[serde(default)]
     pub modbus: Vec<ModbusDevice>,
+    /// MQTT brokers to subscribe to.
+    #[serde(default)]
+    pub mqtt: Vec<MqttInput>,
     /// Machines and the rules that watch them.
     #[serde(default)]
     pub asset: Vec<Asset>,
@@ -108,6 +115,10 @@ pub struct StorageConfig {
     /// Memory sled may use as a page cache.
     #[serde(default = "defaults::cache")]
     pub cache: ByteSize,
+    /// With MQTT QoS 1 inputs: the store is flushed at most this long after a message
+    /// arrives, so its acknowledgement reaches the broker quickly (group commit).
+    #[serde(default = "defaults::ack_delay")]
+    pub ack_delay: Dur,
     /// Samples stay in the write-ahead log at most this long before they are compressed
     /// into per-sensor chunks (sooner when many accumulate).
     #[serde(default = "defaults::seal_interval")]
@@ -145,6 +156,7 @@ impl Default for StorageConfig {
             max_disk: defaults::max_disk(),
             flush_interval: defaults::flush_interval(),
             cache: defaults::cache(),
+            ack_delay: defaults::ack_delay(),
             seal_interval: defaults::seal_interval(),
             retention_interval: defaults::retention_interval(),
             archive_dir: None,
@@ -173,6 +185,59 @@ pub struct UpstreamConfig {
     /// Alerts published but not yet acknowledged by the broker, at most.
     #[serde(default = "defaults::inflight")]
     pub max_inflight: u16,
+    /// Name of the site (plant) this gateway belongs to; `{site}` in topic templates.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// Topic of the retained birth message (`online`) and of the last will (`offline`);
+    /// `{agent}` and `{site}` are substituted.
+    #[serde(default = "defaults::status_topic")]
+    pub status_topic: String,
+    /// Topic of the periodic heartbeat with health figures.
+    #[serde(default = "defaults::heartbeat_topic")]
+    pub heartbeat_topic: String,
+    /// Time between two heartbeats.
+    #[serde(default = "defaults::heartbeat_interval")]
+    pub heartbeat_interval: Dur,
+    /// PEM file of the certificate authorities that sign the broker's certificate;
+    /// required with `mqtts://`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate of this gateway, for brokers that require client certificates
+    /// (mutual TLS); goes with `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `client_cert`.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// MQTT user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// MQTT password written in the config (prefer `password_file` or `password_env`).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// File whose content (without a trailing newline) is the MQTT password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Environment variable that holds the MQTT password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+/// A value that must never appear in logs or in `Debug` output (a password).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
 }
 
 impl Default for UpstreamConfig {
@@ -183,109 +248,96 @@ impl Default for UpstreamConfig {
             client_id: None,
             keep_alive: defaults::keep_alive(),
             max_inflight: defaults::inflight(),
+            site: None,
+            status_topic: defaults::status_topic(),
+            heartbeat_topic: defaults::heartbeat_topic(),
+            heartbeat_interval: defaults::heartbeat_interval(),
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            username: None,
+            password: None,
+            password_file: None,
+            password_env: None,
         }
     }
 }
 
-/// `[[modbus]]`: one Modbus TCP device (a PLC, a meter, a gateway).
+/// `[[mqtt]]`: an MQTT broker whose topics carry sensor values.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ModbusDevice {
-    /// Name of the device, unique; used in logs and metrics.
-    pub device: String,
-    /// `host:port` of the device (Modbus TCP).
-    pub address: String,
-    /// Modbus unit id (slave id), 0–247.
-    #[serde(default = "defaults::unit")]
-    pub unit: u8,
-    /// Time between two polls of all registers.
-    #[serde(default = "defaults::interval")]
-    pub interval: Dur,
-    /// Bound on each request, connect included; a device that does not answer in time is
-    /// disconnected and reconnected with backoff.
-    #[serde(default = "defaults::timeout")]
-    pub timeout: Dur,
-    /// Registers closer than this many words are read in one request.
-    #[serde(default = "defaults::max_gap")]
-    pub max_gap: u16,
-    /// Words per request, at most (125 is the protocol's limit; some devices need less).
-    #[serde(default = "defaults::max_registers")]
-    pub max_registers: u16,
-    /// The registers to read.
+pub struct MqttInput {
+    /// Broker URL, `mqtt://host[:port]` (1883 by default).
+    pub broker: String,
+    /// Client id; with `clean_session = false` it names the session the broker keeps, so
+    /// it must be stable and unique per gateway. Default `forewarn-{agent}-in{N}`.
     #[serde(default)]
-    pub register: Vec<Register>,
+    pub client_id: Option<String>,
+    /// Username for the broker.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password; prefer `password_file` or `password_env` (never logged).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// File whose first line is the password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// MQTT keep-alive.
+    #[serde(default = "defaults::keep_alive")]
+    pub keep_alive: Dur,
+    /// 0 (at most once) or 1 (at least once: acknowledged only once stored durably).
+    #[serde(default = "defaults::qos")]
+    pub qos: u8,
+    /// `false` keeps the session (subscriptions, queued QoS 1 messages) at the broker while
+    /// the agent is away: nothing published meanwhile is lost.
+    #[serde(default)]
+    pub clean_session: bool,
+    /// Messages from the future by more than this are refused (a clock gone wrong).
+    #[serde(default = "defaults::max_future")]
+    pub max_future: Dur,
+    /// Subscriptions, each with its decoder.
+    #[serde(default)]
+    pub subscribe: Vec<Subscription>,
 }
 
-/// `[[modbus.register]]`: one value read from a device.
+/// `[[mqtt.subscribe]]`: a topic (or topic template) and how its payloads become samples.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Register {
-    /// Sensor name, unique across the config (e.g. `pump1.bearing_temp`).
-    pub sensor: String,
-    /// Register table: `holding` (FC3) or `input` (FC4).
-    pub kind: RegisterKind,
-    /// Protocol address of the first register, 0–65535.
-    pub address: u32,
-    /// How the registers encode the value.
-    #[serde(rename = "type")]
-    pub data_type: DataType,
-    /// Word and byte order of values that span several registers.
+pub struct Subscription {
+    /// A topic filter (`+`, `#` wildcards) or template whose `{name}` levels capture
+    /// names: `plant/{line}/{machine}/telemetry` subscribes to `plant/+/+/telemetry`.
+    pub topic: String,
+    /// Payload format: `number`, `json`, `sparkplug` or `influx`.
     #[serde(default)]
-    pub order: WordOrder,
-    /// The stored value is `raw * scale + offset`.
-    #[serde(default = "defaults::scale")]
-    pub scale: f64,
-    /// Added after scaling.
+    pub format: PayloadFormat,
+    /// Sensor-name template: the topic's `{names}`, and per format `{field}` (json: each
+    /// numeric field; influx: each field), `{measurement}` and tags (influx), `{group}`,
+    /// `{node}`, `{device}`, `{metric}` (sparkplug). Default per format: number: the topic
+    /// with `/` as `.`; json: `{field}`; influx: `{measurement}.{field}`; sparkplug:
+    /// `{node}.{device}.{metric}`.
     #[serde(default)]
-    pub offset: f64,
-    /// Engineering unit, for people reading alerts and exports (e.g. `degC`).
+    pub sensor: Option<String>,
+    /// json: the field holding the time (epoch seconds or milliseconds, or RFC 3339);
+    /// arrival time when absent.
     #[serde(default)]
-    pub unit: Option<String>,
+    pub timestamp: Option<String>,
+    /// json: a dotted path to the one value to read (e.g. `data.value`), instead of every
+    /// numeric field. With an array payload of objects, the path inside each element.
+    #[serde(default)]
+    pub value: Option<String>,
 }
 
-/// Modbus register tables that hold 16-bit words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RegisterKind {
-    Holding,
-    Input,
-}
-
-/// Numeric encodings of one to four registers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DataType {
-    U16,
-    I16,
-    U32,
-    I32,
-    U64,
-    I64,
-    F32,
-    F64,
-}
-
-impl DataType {
-    /// Registers the value occupies.
-    pub fn words(self) -> u16 {
-        match self {
-            DataType::U16 | DataType::I16 => 1,
-            DataType::U32 | DataType::I32 | DataType::F32 => 2,
-            DataType::U64 | DataType::I64 | DataType::F64 => 4,
-        }
-    }
-}
-
-/// Byte order of multi-register values: `ABCD` is big-endian (the Modbus convention),
-/// `DCBA` fully little-endian, `BADC` bytes swapped within each register, `CDAB`
-/// registers in reverse order (common on PLCs that store floats low word first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum WordOrder {
+#[serde(rename_all = "lowercase")]
+pub enum PayloadFormat {
     #[default]
-    ABCD,
-    DCBA,
-    BADC,
-    CDAB,
+    Number,
+    Json,
+    Sparkplug,
+    Influx,
 }
 
 /// `[[asset]]`: a machine and what watches it.
@@ -300,7 +352,9 @@ pub struct Asset {
     /// Threshold rules on this machine's sensors.
     #[serde(default)]
     pub rule: Vec<Rule>,
-    /// The `id` of the asset this one belongs to (a line, a site): assets form a tree.
+    /// `id` of the parent asset (e.g. `line1` for `line1/pump1`). While the parent has an
+    /// open incident, new alarms of this asset and its descendants are folded into it.
+    /// Parents are only what this field says; an id's slashes imply nothing.
     #[serde(default)]
     pub parent: Option<String>,
     /// The failure-prediction model of this machine (trained by `forewarn train`).
@@ -333,6 +387,17 @@ pub struct Rule {
     /// `info`, `warning` or `critical`.
     #[serde(default)]
     pub severity: Severity,
+    /// The value must stay past the limit this long before the alert is raised; a
+    /// shorter excursion raises nothing.
+    #[serde(default)]
+    pub min_duration: Dur,
+    /// The value must stay past the clear level this long before the alert clears.
+    #[serde(default)]
+    pub clear_after: Dur,
+    /// While the alert stays raised, a `renotify` message is sent this often. Never when
+    /// unset.
+    #[serde(default)]
+    pub renotify: Option<Dur>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -373,6 +438,9 @@ mod defaults {
     pub fn cache() -> ByteSize {
         ByteSize(32 << 20)
     }
+    pub fn ack_delay() -> Dur {
+        Dur::from_millis(10)
+    }
     pub fn seal_interval() -> Dur {
         Dur::from_secs(600)
     }
@@ -385,35 +453,32 @@ mod defaults {
     pub fn yes() -> bool {
         true
     }
+    pub fn qos() -> u8 {
+        1
+    }
+    pub fn max_future() -> Dur {
+        Dur::from_secs(300)
+    }
     pub fn http_listen() -> String {
         "127.0.0.1:9321".into()
     }
     pub fn alert_topic() -> String {
         "forewarn/{agent}/alerts/{asset}".into()
     }
+    pub fn status_topic() -> String {
+        "forewarn/{agent}/status".into()
+    }
+    pub fn heartbeat_topic() -> String {
+        "forewarn/{agent}/heartbeat".into()
+    }
+    pub fn heartbeat_interval() -> Dur {
+        Dur::from_secs(60)
+    }
     pub fn keep_alive() -> Dur {
         Dur::from_secs(30)
     }
     pub fn inflight() -> u16 {
         100
-    }
-    pub fn unit() -> u8 {
-        1
-    }
-    pub fn interval() -> Dur {
-        Dur::from_secs(1)
-    }
-    pub fn timeout() -> Dur {
-        Dur::from_secs(1)
-    }
-    pub fn max_gap() -> u16 {
-        10
-    }
-    pub fn max_registers() -> u16 {
-        125
-    }
-    pub fn scale() -> f64 {
-        1.0
     }
 }
 
@@ -497,6 +562,14 @@ impl Config {
         tiers
     }
 
+    /// Client id of the `i`th MQTT input.
+    pub fn mqtt_client_id(&self, i: usize) -> String {
+        self.mqtt
+            .get(i)
+            .and_then(|m| m.client_id.clone())
+            .unwrap_or_else(|| format!("forewarn-{}-in{i}", self.agent.id))
+    }
+
     /// MQTT client id for the upstream connection.
     pub fn upstream_client_id(&self) -> String {
         self.upstream
@@ -526,34 +599,7 @@ pub fn summary(c: &Config) -> String {
         plural(rules)
     );
     for d in &c.modbus {
-        let plan = crate::source::modbus::device_plan(d, &|_| 0);
-        let _ = writeln!(
-            s,
-            "  device {} at {} unit {}: every {}, timeout {}, {} request{} per poll",
-            d.device,
-            d.address,
-            d.unit,
-            d.interval,
-            d.timeout,
-            plan.len(),
-            plural(plan.len())
-        );
-        for r in &plan {
-            let names: Vec<&str> = r.fields.iter().map(|f| f.name.as_str()).collect();
-            let table = match r.kind {
-                RegisterKind::Holding => "holding",
-                RegisterKind::Input => "input",
-            };
-            let last = u32::from(r.start) + u32::from(r.count) - 1;
-            let _ = writeln!(
-                s,
-                "    {table} {}..{last} ({} word{}): {}",
-                r.start,
-                r.count,
-                plural(usize::from(r.count)),
-                names.join(", ")
-            );
-        }
+        s.push_str(&crate::source::modbus::describe(d));
     }
     let _ = writeln!(
         s,

@@ -238,6 +238,7 @@ fn health_json(state: &ApiState) -> String {
         "outbox_depth": s.outbox_depth.get(),
         "storage_pressure": s.storage_pressure(),
         "devices": s.devices_json(),
+        "mqtt": s.inputs_json(),
     })
     .to_string()
 }

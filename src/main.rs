@@ -1,5 +1,5 @@
-//! The `forewarn` command line: `run` the daemon, `check` a config, or `demo` the whole
-//! data flow on a simulated plant.
+//! The `forewarn` command line: `run` the daemon, `check` a config, `poll` devices once
+//! for commissioning, or `demo` the whole data flow on a simulated plant.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -169,6 +169,25 @@ enum Command {
         #[arg(long)]
         min_duration: Option<u32>,
     },
+    /// Commissioning: read every configured register once and print one JSON line per
+    /// sensor (sensor, device, value, quality, raw registers in hex); or, with --probe,
+    /// show every type and byte order of a few registers. Exits 3 if a value is not good.
+    #[command(group(clap::ArgGroup::new("mode").required(true).args(["once", "probe"])))]
+    Poll {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// Read every register once, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Read COUNT registers of DEVICE from ADDRESS (in the device's address base) and
+        /// print every type/byte-order interpretation.
+        #[arg(long, num_args = 3, value_names = ["DEVICE", "ADDRESS", "COUNT"])]
+        probe: Option<Vec<String>>,
+        /// Table read by --probe: holding, input, coil or discrete.
+        #[arg(long, default_value = "holding", requires = "probe")]
+        table: String,
+    },
     /// Run a simulated plant, an embedded broker and the agent in one process; alerts are
     /// printed on stdout as JSON lines.
     Demo {
@@ -199,6 +218,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
+        Command::Poll {
+            config,
+            once: _,
+            probe,
+            table,
+        } => poll(&config, probe.as_deref(), &table),
         Command::Demo { duration } => demo(duration.map(Duration::from_secs)),
         Command::Query {
             config,
@@ -330,6 +355,50 @@ fn run(path: &Path) -> Result<ExitCode> {
         agent.await.context("agent task")??;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn poll(path: &Path, probe: Option<&[String]>, table: &str) -> Result<ExitCode> {
+    use forewarn::config::RegisterKind;
+    use forewarn::source::modbus::once;
+    let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rt = runtime()?;
+    let Some(probe) = probe else {
+        let lines = rt.block_on(once::poll_once(&config.modbus));
+        let all_good = lines.iter().all(|l| l["quality"] == "good");
+        for line in lines {
+            println!("{line}");
+        }
+        return Ok(if all_good { ExitCode::SUCCESS } else { ExitCode::from(3) });
+    };
+    let [device, address, count] = probe else {
+        anyhow::bail!("--probe takes DEVICE ADDRESS COUNT");
+    };
+    let device = config
+        .modbus
+        .iter()
+        .find(|d| &d.device == device)
+        .with_context(|| format!("no [[modbus]] device named {device:?} in {}", path.display()))?;
+    let address: u32 = address
+        .parse()
+        .with_context(|| format!("ADDRESS {address:?} is not a number"))?;
+    let table = match table {
+        "holding" => RegisterKind::Holding,
+        "input" => RegisterKind::Input,
+        "coil" => RegisterKind::Coil,
+        "discrete" => RegisterKind::Discrete,
+        other => anyhow::bail!("--table {other:?}: expected holding, input, coil or discrete"),
+    };
+    let max = if table.is_bits() { 2000 } else { 125 };
+    let count: u16 = count
+        .parse()
+        .ok()
+        .filter(|c| (1..=max).contains(c))
+        .with_context(|| format!("COUNT {count:?} is not a number 1..{max}"))?;
+    let text = rt
+        .block_on(once::probe(device, table, address, count))
+        .map_err(anyhow::Error::msg)?;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn demo(duration: Option<Duration>) -> Result<ExitCode> {

@@ -213,3 +213,225 @@ fn rollup_tiers_and_http_are_checked() {
         &["http.listen: \"localhost\" is not ip:port"],
     );
 }
+
+/// The quick start with one more device appended (it becomes `modbus[1]`).
+fn with_device(device: &str) -> String {
+    format!("{QUICKSTART}\n[[modbus]]\ndevice = \"extra\"\n{device}\n")
+}
+
+const TCP: &str = "address = \"127.0.0.1:502\"\n";
+
+#[test]
+fn tables_and_types_must_match() {
+    assert_problem(
+        &with_device(&format!(
+            "{TCP}[[modbus.register]]\nsensor = \"x\"\nkind = \"coil\"\naddress = 0\ntype = \"u16\"\n"
+        )),
+        &["modbus[1].register[0].type: coil tables hold single bits: use type = \"bool\""],
+    );
+    assert_problem(
+        &with_device(&format!(
+            "{TCP}[[modbus.register]]\nsensor = \"x\"\nkind = \"holding\"\naddress = 0\ntype = \"bool\"\n"
+        )),
+        &["modbus[1].register[0].type: \"bool\" is for coil and discrete tables"],
+    );
+}
+
+#[test]
+fn bits_and_strings_need_their_options() {
+    let reg = |extra: &str| {
+        with_device(&format!(
+            "{TCP}[[modbus.register]]\nsensor = \"x\"\nkind = \"holding\"\naddress = 0\n{extra}\n"
+        ))
+    };
+    assert_problem(
+        &reg("type = \"bit\""),
+        &["modbus[1].register[0].bit: type = \"bit\" needs bit = 0..15"],
+    );
+    assert_problem(
+        &reg("type = \"bit\"\nbit = 16"),
+        &["modbus[1].register[0].bit: 16 is outside 0..15"],
+    );
+    assert_problem(
+        &reg("type = \"u16\"\nbit = 3"),
+        &["register[0].bit: only goes with type = \"bit\""],
+    );
+    assert_problem(
+        &reg("type = \"string\""),
+        &["register[0].length: type = \"string\" needs length"],
+    );
+    assert_problem(
+        &reg("type = \"string\"\nlength = 200"),
+        &["register[0].length: 200 is outside 1..125"],
+    );
+    assert_problem(
+        &reg("type = \"string\"\nlength = 4\norder = \"CDAB\""),
+        &["register[0].order: strings are ABCD"],
+    );
+    assert_problem(
+        &reg("type = \"u16\"\nlength = 4"),
+        &["register[0].length: only goes with type = \"string\""],
+    );
+    assert_problem(
+        &reg("type = \"u16\"\ninterval = \"5ms\""),
+        &["register[0].interval: must be at least 10ms"],
+    );
+}
+
+#[test]
+fn address_base_and_request_limits() {
+    let reg = "[[modbus.register]]\nsensor = \"x\"\nkind = \"holding\"\naddress = 0\ntype = \"u16\"\n";
+    assert_problem(
+        &with_device(&format!("{TCP}address_base = 1\n{reg}")),
+        &["modbus[1].register[0].address: address 0 does not exist with address_base = 1"],
+    );
+    assert_problem(
+        &with_device(&format!("{TCP}address_base = 2\n{reg}")),
+        &["modbus[1].address_base: 2 is neither 0 nor 1"],
+    );
+    assert_problem(
+        &with_device(&format!("{TCP}max_bits = 3000\n{reg}")),
+        &["modbus[1].max_bits: 3000 is outside 1..2000"],
+    );
+    assert_problem(
+        &with_device(&format!("address = \"plc.local\"\n{reg}")),
+        &["modbus[1].address: \"plc.local\" is neither host:port (TCP) nor rtu:///dev/PORT (RTU)"],
+    );
+}
+
+#[test]
+fn serial_settings_belong_to_rtu_and_agree_per_port() {
+    let reg =
+        |s: &str| format!("[[modbus.register]]\nsensor = \"{s}\"\nkind = \"holding\"\naddress = 0\ntype = \"u16\"\n");
+    assert_problem(
+        &with_device(&format!("{TCP}baud = 9600\n{}", reg("x"))),
+        &["modbus[1].baud: is a serial-line setting; this device is on TCP"],
+    );
+    assert_problem(
+        &with_device(&format!("address = \"rtu://ttyUSB0\"\n{}", reg("x"))),
+        &["modbus[1].address: \"rtu://ttyUSB0\": expected rtu:///dev/PORT"],
+    );
+    assert_problem(
+        &with_device(&format!("address = \"rtu:///dev/ttyUSB0\"\nunit = 0\n{}", reg("x"))),
+        &["modbus[1].unit: unit id 0 is outside 1..247"],
+    );
+    assert_problem(
+        &with_device(&format!(
+            "address = \"rtu:///dev/ttyUSB0\"\nparity = \"mark\"\n{}",
+            reg("x")
+        )),
+        &["modbus[1].parity: unknown variant `mark`"],
+    );
+    assert_problem(
+        &with_device(&format!(
+            "address = \"rtu:///dev/ttyUSB0\"\nshared_connection = true\n{}",
+            reg("x")
+        )),
+        &["modbus[1].shared_connection: is for TCP"],
+    );
+    let two = format!(
+        "{}\n[[modbus]]\ndevice = \"second\"\naddress = \"rtu:///dev/ttyUSB0\"\nunit = 1\nbaud = 9600\n{}",
+        with_device(&format!("address = \"rtu:///dev/ttyUSB0\"\nunit = 1\n{}", reg("x"))),
+        reg("y")
+    );
+    assert_problem(
+        &two,
+        &[
+            "modbus[2].unit: unit 1 is already polled on /dev/ttyUSB0",
+            "modbus[2].address: /dev/ttyUSB0 is also used by device \"extra\" with other line settings (19200 8E1 vs 9600 8E1)",
+        ],
+    );
+}
+
+#[test]
+fn rules_need_numbers_not_strings() {
+    let text = variant(
+        "  type = \"f32\"            # at least u16, i16, u32, i32, f32",
+        "  type = \"string\"\n  length = 4",
+    );
+    assert_problem(
+        &text,
+        &["asset[0].rule[0].sensor: rule on string sensor \"pump1.bearing_temp\": a threshold needs a number"],
+    );
+}
+
+#[test]
+fn plans_with_groups_bits_and_rtu_are_printed() {
+    let out = check(&with_device(
+        "address = \"rtu:///dev/ttyUSB0\"\nunit = 3\nbaud = 9600\nparity = \"none\"\naddress_base = 1\n\
+         [[modbus.register]]\nsensor = \"a\"\nkind = \"coil\"\naddress = 1\ntype = \"bool\"\n\
+         [[modbus.register]]\nsensor = \"b\"\nkind = \"coil\"\naddress = 9\ntype = \"bool\"\n\
+         [[modbus.register]]\nsensor = \"c\"\nkind = \"input\"\naddress = 100\ntype = \"string\"\nlength = 8\ninterval = \"1m\"\n",
+    ));
+    assert!(out.ok, "{}", out.stderr);
+    for s in [
+        "device extra at rtu:///dev/ttyUSB0 (9600 8N1) unit 3: every 1s, timeout 1s, 1-based addresses, 1 request per poll",
+        "    coil 1..9 (9 bits): a, b",
+        "   and every 1m: 1 request per poll",
+        "    input 100..107 (8 words): c",
+    ] {
+        assert!(out.stdout.contains(s), "summary lacks {s:?}:\n{}", out.stdout);
+    }
+}
+
+/// The quick start with an `[[mqtt]]` input appended.
+fn with_mqtt(body: &str) -> String {
+    format!("{QUICKSTART}\n[[mqtt]]\nbroker = \"mqtt://127.0.0.1:1883\"\n{body}\n")
+}
+
+#[test]
+fn the_readme_mqtt_example_is_accepted() {
+    let text = with_mqtt(
+        "client_id = \"forewarn-gw-01-in\"\nqos = 1\nclean_session = false\n[[mqtt.subscribe]]\n\
+         topic = \"plant/{line}/{machine}/telemetry\"\nformat = \"json\"\nsensor = \"{machine}.{field}\"\ntimestamp = \"ts\"\n",
+    );
+    let out = check(&text);
+    assert!(out.ok, "{}", out.stderr);
+}
+
+#[test]
+fn mqtt_inputs_are_checked() {
+    let sub = |topic: &str, rest: &str| format!("[[mqtt.subscribe]]\ntopic = \"{topic}\"\n{rest}");
+    assert_problem(
+        &with_mqtt(&sub("plant/x{line}/t", "")),
+        &["mqtt[0].subscribe[0].topic:", "whole level"],
+    );
+    assert_problem(
+        &with_mqtt(&sub(
+            "plant/{line}/t",
+            "format = \"json\"\nsensor = \"{machine}.{field}\"\n",
+        )),
+        &["mqtt[0].subscribe[0].sensor: unknown placeholder {machine}"],
+    );
+    assert_problem(
+        &with_mqtt(&format!("qos = 2\n{}", sub("a", ""))),
+        &["mqtt[0].qos: qos 2 is not supported"],
+    );
+    assert_problem(
+        &with_mqtt(&format!("password = \"x\"\npassword_env = \"P\"\n{}", sub("a", ""))),
+        &["set only one of password, password_file, password_env"],
+    );
+    assert_problem(
+        &with_mqtt(""),
+        &["mqtt[0].subscribe: an [[mqtt]] input needs at least one"],
+    );
+    assert_problem(
+        &with_mqtt(&sub("a/b", "format = \"xml\"\n")),
+        &["mqtt[0].subscribe[0].format: unknown variant `xml`"],
+    );
+    assert_problem(
+        &with_mqtt(&sub("a/b", "format = \"number\"\ntimestamp = \"ts\"\n")),
+        &["apply to format = \"json\" only"],
+    );
+    // A rule may watch a sensor that only an MQTT subscription names.
+    let rule_on_mqtt = with_mqtt(&sub("plant/{machine}/temp", "")).replacen(
+        "  sensor = \"pump1.bearing_temp\"\n  above",
+        "  sensor = \"plant.pump7.temp\"\n  above",
+        1,
+    );
+    assert!(check(&rule_on_mqtt).ok, "{}", check(&rule_on_mqtt).stderr);
+    assert_problem(
+        &rule_on_mqtt.replacen("plant.pump7.temp", "plant.pump7.pressure", 1),
+        &["rule on unknown sensor \"plant.pump7.pressure\""],
+    );
+}

@@ -31,7 +31,7 @@ async fn next_alert(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_raise_and_one_clear_reach_the_broker() {
     let broker = Mosquitto::start();
-    let mut alerts = subscribe(broker.port, "forewarn/#").await;
+    let mut alerts = subscribe(broker.port, "forewarn/+/alerts/#").await;
 
     let bank = RegisterBank::default();
     set_temp(&bank, 60.0);

@@ -153,7 +153,18 @@ fn check_rejects_bad_model_options_and_asset_trees() {
     let e = problems("[[asset]]\nid = \"x\"\nparent = \"nowhere\"\n");
     assert!(e.contains("asset[2].parent") && e.contains("unknown parent"), "{e}");
     let e = problems("[[asset]]\nid = \"p\"\nparent = \"q\"\n[[asset]]\nid = \"q\"\nparent = \"p\"\n");
-    assert!(e.contains("must form a tree"), "{e}");
+    assert!(e.contains("the asset tree has a cycle"), "{e}");
+    // The model's alarm is named like a rule of its asset, or re-notifies too often.
+    let e = problems(
+        "  [[asset.rule]]\n  name = \"model\"\n  sensor = \"a\"\n  above = 1.0\n  [asset.model]\n  renotify = \"100ms\"\n",
+    );
+    for key in ["asset[1].model.name", "asset[1].model.renotify"] {
+        assert!(e.contains(key), "{key} in {e}");
+    }
+    assert_eq!(
+        problems("  [[asset.rule]]\n  name = \"model\"\n  sensor = \"a\"\n  above = 1.0\n  [asset.model]\n  name = \"pca\"\n  renotify = \"1h\"\n"),
+        ""
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! An alert raised while the broker is down survives `kill -9` of the agent in the
-//! outbox and is delivered once the broker is back.
+//! outbox and is delivered once the broker is back; the restarted agent still knows the
+//! alert is open and clears it.
 
 mod common;
 
@@ -16,7 +17,7 @@ async fn alert_raised_during_outage_survives_kill9_and_arrives() {
     let mut broker = Mosquitto::start_persistent();
     // A persistent subscriber session, so the broker queues what arrives while the
     // subscriber is away.
-    drop(subscribe_as(broker.port, "forewarn/#", "outage-sub", false).await);
+    drop(subscribe_as(broker.port, "forewarn/+/alerts/#", "outage-sub", false).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     broker.stop_gracefully();
 
@@ -46,7 +47,7 @@ async fn alert_raised_during_outage_survives_kill9_and_arrives() {
         .wait_for_log("upstream broker connected", Duration::from_secs(40))
         .await;
 
-    let mut rx = subscribe_as(broker.port, "forewarn/#", "outage-sub", false).await;
+    let mut rx = subscribe_as(broker.port, "forewarn/+/alerts/#", "outage-sub", false).await;
     let (topic, payload) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .unwrap_or_else(|_| {
@@ -63,6 +64,18 @@ async fn alert_raised_during_outage_survives_kill9_and_arrives() {
         (msg["state"].as_str(), msg["seq"].as_u64(), msg["value"].as_f64()),
         (Some("raised"), Some(1), Some(88.0))
     );
+    // The restarted agent remembers the open alert: the bearing cooled while it was
+    // down, so the same incident is cleared (not forgotten, not raised again).
+    let (_, payload) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the cleared alert")
+        .unwrap();
+    let cleared: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        (cleared["state"].as_str(), cleared["seq"].as_u64()),
+        (Some("cleared"), Some(2))
+    );
+    assert_eq!(cleared["first_seen"], msg["ts"]);
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert!(rx.try_recv().is_err(), "only one alert was raised");
+    assert!(rx.try_recv().is_err(), "one incident, two messages");
 }

@@ -1,12 +1,22 @@
-//! Alerts leave the gateway through a durable outbox: an alert is written to the `outbox`
-//! tree and fsynced before it counts as raised ([`outbox`]), and a single publisher sends
-//! the outbox oldest first with MQTT QoS 1, deleting an entry only when the broker's
-//! PUBACK for it arrives ([`publisher`]). Broker down, agent killed, power lost: every
-//! alert arrives, in order, possibly twice (consumers de-duplicate by `id`), never lost.
+//! Alerts leave the gateway through a durable outbox. Detectors report observations; the
+//! lifecycle ([`lifecycle`]) turns them into one notification per incident change
+//! (pending, minimum duration, re-notify, folding into a parent asset's incident, state
+//! that survives restarts); the sink ([`sink`]) writes the messages ([`message`]) and the
+//! lifecycle records to the outbox ([`outbox`]) in one fsynced transaction before they
+//! count as raised; a single publisher ([`publisher`]) sends the outbox oldest first with
+//! MQTT QoS 1 over TCP or TLS ([`tls`]), deleting an entry only when the broker's PUBACK
+//! for it arrives, and keeps the gateway's status topic current ([`status`]). Broker down,
+//! agent killed, power lost: every alert arrives, in order, possibly twice (consumers
+//! de-duplicate by `id`), never lost.
 
+pub mod lifecycle;
 pub mod message;
 pub mod outbox;
 pub mod publisher;
+pub mod sink;
+pub mod status;
+pub mod tls;
+pub mod upstream;
 
 pub use message::AlertMessage;
 pub use outbox::Outbox;
@@ -14,4 +24,9 @@ pub use outbox::Outbox;
 /// Substitutes `{agent}` and `{asset}` in a topic template.
 pub fn render_topic(template: &str, agent: &str, asset: &str) -> String {
     template.replace("{agent}", agent).replace("{asset}", asset)
+}
+
+/// Substitutes `{site}`, `{agent}` and `{asset}` in a topic template.
+pub fn render_topic_at(template: &str, site: Option<&str>, agent: &str, asset: &str) -> String {
+    render_topic(&template.replace("{site}", site.unwrap_or("")), agent, asset)
 }

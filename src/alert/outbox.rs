@@ -1,12 +1,17 @@
 //! The outbox: alert messages waiting for the broker's acknowledgement, in a sled tree
-//! keyed by their sequence number, so iteration order is send order.
+//! keyed by their sequence number, so iteration order is send order (and so order per
+//! asset is kept).
 //!
-//! [`Outbox::push`] assigns the next sequence number and stores the message in one
-//! transaction, then fsyncs: when it returns, the alert survives a crash. Entries are
+//! [`Outbox::commit`] assigns the next sequence numbers, stores the messages and the
+//! alert lifecycle records that caused them in one transaction, then fsyncs: when it
+//! returns, the alerts survive a crash and a restart knows they were raised. Entries are
 //! removed only by [`Outbox::remove`], which the publisher calls on PUBACK; storage
-//! retention never touches this tree.
+//! retention never touches these trees. The depth is kept in a counter, so reporting it
+//! costs nothing on the publisher's hot path.
 
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -30,7 +35,16 @@ pub struct Outbox {
     db: sled::Db,
     tree: sled::Tree,
     meta: sled::Tree,
+    /// Lifecycle records of the alarms (`alert::lifecycle`).
+    states: sled::Tree,
+    depth: Arc<AtomicU64>,
 }
+
+/// A lifecycle record write: key, and value or `None` to delete.
+pub type StateWrite = (Vec<u8>, Option<Vec<u8>>);
+
+/// A stored lifecycle record: key and value.
+pub type StateRecord = (Vec<u8>, Vec<u8>);
 
 fn encode(topic: &str, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(4 + topic.len() + payload.len());
@@ -53,32 +67,73 @@ fn decode(seq: u64, v: &[u8]) -> Result<Entry, StoreError> {
 
 impl Outbox {
     pub fn open(db: &sled::Db) -> Result<Outbox, StoreError> {
+        let tree = db.open_tree("outbox")?;
+        let depth = Arc::new(AtomicU64::new(tree.len() as u64));
         Ok(Outbox {
             db: db.clone(),
-            tree: db.open_tree("outbox")?,
+            tree,
             meta: db.open_tree("alert_meta")?,
+            states: db.open_tree("alert_state")?,
+            depth,
         })
     }
 
-    /// Stores an alert durably; returns the message as it will be published.
+    /// Stores one alert durably; returns the message as it will be published.
     pub fn push(&self, agent: &str, topic: &str, event: &AlertEvent) -> Result<AlertMessage, StoreError> {
-        let result: Result<AlertMessage, TransactionError<String>> =
-            (&self.tree, &self.meta).transaction(|(tree, meta)| {
-                let last = meta
+        let mut msgs = self.commit(agent, &[(topic.to_string(), event.clone())], &[])?;
+        msgs.pop().ok_or_else(|| StoreError::Db("outbox: empty commit".into()))
+    }
+
+    /// Stores alerts (in order) and lifecycle records in one transaction; fsyncs when
+    /// there are alerts. Returns the messages as they will be published.
+    pub fn commit(
+        &self,
+        agent: &str,
+        alerts: &[(String, AlertEvent)],
+        states: &[StateWrite],
+    ) -> Result<Vec<AlertMessage>, StoreError> {
+        let result: Result<Vec<AlertMessage>, TransactionError<String>> = (&self.tree, &self.meta, &self.states)
+            .transaction(|(tree, meta, state_tree)| {
+                let mut seq = meta
                     .get(SEQ_KEY)?
                     .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
                     .unwrap_or(0);
-                let seq = last + 1;
-                let msg = AlertMessage::new(agent, seq, event);
-                let payload =
-                    serde_json::to_vec(&msg).map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
-                tree.insert(&seq.to_be_bytes()[..], encode(topic, &payload))?;
-                meta.insert(SEQ_KEY, &seq.to_be_bytes()[..])?;
-                Ok(msg)
+                let mut msgs = Vec::with_capacity(alerts.len());
+                for (topic, event) in alerts {
+                    seq += 1;
+                    let msg = AlertMessage::new(agent, seq, event);
+                    let payload =
+                        serde_json::to_vec(&msg).map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
+                    tree.insert(&seq.to_be_bytes()[..], encode(topic, &payload))?;
+                    msgs.push(msg);
+                }
+                if !alerts.is_empty() {
+                    meta.insert(SEQ_KEY, &seq.to_be_bytes()[..])?;
+                }
+                for (k, v) in states {
+                    match v {
+                        Some(v) => state_tree.insert(k.as_slice(), v.as_slice())?,
+                        None => state_tree.remove(k.as_slice())?,
+                    };
+                }
+                Ok(msgs)
             });
-        let msg = result.map_err(|e| StoreError::Db(format!("outbox: {e:?}")))?;
-        self.db.flush()?;
-        Ok(msg)
+        let msgs = result.map_err(|e| StoreError::Db(format!("outbox: {e:?}")))?;
+        self.depth.fetch_add(msgs.len() as u64, Ordering::Relaxed);
+        if !msgs.is_empty() {
+            self.db.flush()?;
+        }
+        Ok(msgs)
+    }
+
+    /// Every stored lifecycle record.
+    pub fn load_states(&self) -> Result<Vec<StateRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.states.iter() {
+            let (k, v) = item?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
     }
 
     /// The first entry after `after` (or the oldest, for `None`).
@@ -104,12 +159,18 @@ impl Outbox {
     /// Forgets an acknowledged entry. Not fsynced: if the removal is lost in a crash the
     /// alert is sent again, which consumers absorb by `id`.
     pub fn remove(&self, seq: u64) -> Result<(), StoreError> {
-        self.tree.remove(seq.to_be_bytes())?;
+        if self.tree.remove(seq.to_be_bytes())?.is_some() {
+            // Saturating: a commit's increment can land just after its entries are acked.
+            let _ = self
+                .depth
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| Some(d.saturating_sub(1)));
+        }
         Ok(())
     }
 
+    /// Alerts waiting for the broker.
     pub fn len(&self) -> usize {
-        self.tree.len()
+        self.depth.load(Ordering::Relaxed) as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -134,9 +195,34 @@ mod tests {
             threshold: 80.0,
             ts_ms: 1_700_000_000_000,
             first_seen_ms: 1_700_000_000_000,
-            score: None,
-            contributions: Vec::new(),
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn alerts_and_states_commit_together_and_depth_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let ob = Outbox::open(&db).unwrap();
+            let alerts = vec![("t/a".to_string(), event()), ("t/b".to_string(), event())];
+            let states = vec![
+                (b"a".to_vec(), Some(b"1".to_vec())),
+                (b"b".to_vec(), Some(b"2".to_vec())),
+            ];
+            let msgs = ob.commit("gw", &alerts, &states).unwrap();
+            assert_eq!(msgs.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2]);
+            assert_eq!(ob.len(), 2);
+            ob.remove(1).unwrap();
+            ob.remove(1).unwrap();
+            assert_eq!(ob.len(), 1);
+            ob.commit("gw", &[], &[(b"b".to_vec(), None)]).unwrap();
+            db.flush().unwrap();
+        }
+        let db = sled::open(dir.path()).unwrap();
+        let ob = Outbox::open(&db).unwrap();
+        assert_eq!(ob.len(), 1);
+        assert_eq!(ob.load_states().unwrap(), vec![(b"a".to_vec(), b"1".to_vec())]);
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn line_of(text: &str, root: &DeValue<'_>, path: &[Seg]) -> Option<usize> {
     best
 }
 
-const SECTIONS: &[&str] = &["agent", "storage", "upstream", "modbus", "asset", "http"];
+const SECTIONS: &[&str] = &["agent", "storage", "upstream", "modbus", "mqtt", "asset", "http"];
 
 pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
     let problem = |line, key: String, message: String| ConfigProblem {
@@ -106,6 +106,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
             "upstream" => section(value, at, &mut raw_problems, &mut config.upstream),
             "modbus" => config.modbus = elements(value, at, &mut raw_problems),
             "asset" => config.asset = elements(value, at, &mut raw_problems),
+            "mqtt" => config.mqtt = elements(value, at, &mut raw_problems),
             "http" => section(value, at, &mut raw_problems, &mut config.http),
             other => raw_problems.push((
                 at,

@@ -16,6 +16,10 @@ use crate::detect::train::TrainOptions;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
+    /// Name of the model's alarm: the `rule` of its alerts. Must differ from the names of
+    /// the asset's rules.
+    #[serde(default = "defaults::name")]
+    pub name: String,
     /// The model file; default `<data_dir>/models/<asset id, '/' as '__'>.json`.
     #[serde(default)]
     pub file: Option<PathBuf>,
@@ -60,6 +64,9 @@ pub struct ModelConfig {
     /// Severity of model alerts.
     #[serde(default)]
     pub severity: Severity,
+    /// While a model alert is open, send `renotify` this often (default: never).
+    #[serde(default)]
+    pub renotify: Option<Dur>,
     /// Sensors named in each model alert, largest contribution first.
     #[serde(default = "defaults::contributors")]
     pub contributors: usize,
@@ -100,6 +107,9 @@ mod defaults {
         let o = TrainOptions::default();
         Dur::from_millis(o.alarm.min_duration as u64 * o.period_ms as u64)
     }
+    pub fn name() -> String {
+        crate::detect::live::MODEL_RULE.into()
+    }
     pub fn contributors() -> usize {
         3
     }
@@ -108,6 +118,7 @@ mod defaults {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
+            name: defaults::name(),
             file: None,
             detector: DetectorKind::default(),
             period: defaults::period(),
@@ -122,6 +133,7 @@ impl Default for ModelConfig {
             alarm_n: defaults::alarm_n(),
             min_duration: defaults::min_duration(),
             severity: Severity::default(),
+            renotify: None,
             contributors: defaults::contributors(),
         }
     }

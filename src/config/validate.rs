@@ -6,33 +6,53 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::load::{KeyPath, Seg};
-use super::{Config, Rule};
+use super::{Config, DataType, Rule};
 
 fn key(parts: &[&str]) -> KeyPath {
     parts.iter().map(|p| Seg::Key((*p).to_string())).collect()
 }
 
-fn at(base: &KeyPath, more: &[Seg]) -> KeyPath {
+pub(super) fn at(base: &KeyPath, more: &[Seg]) -> KeyPath {
     base.iter().chain(more).cloned().collect()
 }
 
-fn k(name: &str) -> Seg {
+pub(super) fn k(name: &str) -> Seg {
     Seg::Key(name.to_string())
 }
 
 /// A name that is safe inside MQTT topics and log lines.
-fn is_plain_name(s: &str, extra: &[char]) -> bool {
+pub(super) fn is_plain_name(s: &str, extra: &[char]) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') || extra.contains(&c))
 }
 
-/// Parses `mqtt://host[:port]` into host and port.
+/// A parsed broker URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddr {
+    pub host: String,
+    pub port: u16,
+    /// `mqtts://`: TLS, port 8883 by default.
+    pub tls: bool,
+}
+
+/// Parses `mqtt://host[:port]` into host and port (`mqtts://` is accepted too).
 pub fn parse_broker_url(url: &str) -> Result<(String, u16), String> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or_else(|| format!("broker {url:?} must start with mqtt://"))?;
+    parse_broker(url).map(|b| (b.host, b.port))
+}
+
+/// Parses `mqtt://host[:port]` (port 1883 by default) or `mqtts://host[:port]` (TLS,
+/// port 8883 by default).
+pub fn parse_broker(url: &str) -> Result<BrokerAddr, String> {
+    let (rest, tls) = if let Some(rest) = url.strip_prefix("mqtts://").or_else(|| url.strip_prefix("ssl://")) {
+        (rest, true)
+    } else {
+        let rest = url
+            .strip_prefix("mqtt://")
+            .or_else(|| url.strip_prefix("tcp://"))
+            .ok_or_else(|| format!("broker {url:?} must start with mqtt:// or mqtts://"))?;
+        (rest, false)
+    };
     let rest = rest.trim_end_matches('/');
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
@@ -41,12 +61,16 @@ pub fn parse_broker_url(url: &str) -> Result<(String, u16), String> {
                 .map_err(|_| format!("broker {url:?}: port {p:?} is not a number 1-65535"))?;
             (h.trim_start_matches('[').trim_end_matches(']'), port)
         }
-        _ => (rest, 1883),
+        _ => (rest, if tls { 8883 } else { 1883 }),
     };
     if host.is_empty() || host.contains('/') {
         return Err(format!("broker {url:?}: expected mqtt://host:port"));
     }
-    Ok((host.to_string(), port))
+    Ok(BrokerAddr {
+        host: host.to_string(),
+        port,
+        tls,
+    })
 }
 
 pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
@@ -130,10 +154,11 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
     }
     check_topic_template(
         &u.alert_topic,
-        &["agent", "asset"],
+        &["agent", "asset", "site"],
         key(&["upstream", "alert_topic"]),
         &mut out,
     );
+    check_upstream_session(c, &mut out);
     if u.max_inflight == 0 {
         out.push((key(&["upstream", "max_inflight"]), "must be at least 1".into()));
     }
@@ -141,96 +166,11 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
         out.push((key(&["upstream", "keep_alive"]), "must be at least 5s".into()));
     }
 
-    let mut devices = HashSet::new();
-    let mut sensors: HashMap<&str, KeyPath> = HashMap::new();
-    for (i, d) in c.modbus.iter().enumerate() {
-        let base = vec![k("modbus"), Seg::Index(i)];
-        if !is_plain_name(&d.device, &[]) {
-            out.push((
-                at(&base, &[k("device")]),
-                "must be non-empty and use only letters, digits, '-', '_' and '.'".into(),
-            ));
-        } else if !devices.insert(d.device.as_str()) {
-            out.push((
-                at(&base, &[k("device")]),
-                format!("duplicate device name {:?}", d.device),
-            ));
-        }
-        if d.address
-            .rsplit_once(':')
-            .and_then(|(h, p)| (!h.is_empty()).then(|| p.parse::<u16>().ok()))
-            .flatten()
-            .is_none()
-        {
-            out.push((at(&base, &[k("address")]), format!("{:?} is not host:port", d.address)));
-        }
-        if d.unit > 247 {
-            out.push((at(&base, &[k("unit")]), format!("unit id {} is outside 0..247", d.unit)));
-        }
-        if d.interval.0 < Duration::from_millis(10) {
-            out.push((at(&base, &[k("interval")]), "must be at least 10ms".into()));
-        }
-        if d.timeout.0 < Duration::from_millis(1) {
-            out.push((at(&base, &[k("timeout")]), "must be at least 1ms".into()));
-        }
-        if d.max_registers == 0 || d.max_registers > 125 {
-            out.push((
-                at(&base, &[k("max_registers")]),
-                format!("{} is outside 1..125", d.max_registers),
-            ));
-        }
-        if d.register.is_empty() {
-            out.push((
-                at(&base, &[k("register")]),
-                "a device needs at least one [[modbus.register]]".into(),
-            ));
-        }
-        for (j, r) in d.register.iter().enumerate() {
-            let rb = at(&base, &[k("register"), Seg::Index(j)]);
-            if !is_plain_name(&r.sensor, &[':']) {
-                out.push((
-                    at(&rb, &[k("sensor")]),
-                    "must be non-empty and use only letters, digits, '-', '_', '.' and ':'".into(),
-                ));
-            } else if let Some(first) = sensors.insert(r.sensor.as_str(), rb.clone()) {
-                out.push((
-                    at(&rb, &[k("sensor")]),
-                    format!(
-                        "duplicate sensor {:?} (first defined at {})",
-                        r.sensor,
-                        super::load::path_string(&first)
-                    ),
-                ));
-            }
-            let last = r.address + u32::from(r.data_type.words()) - 1;
-            if last > 65_535 {
-                out.push((
-                    at(&rb, &[k("address")]),
-                    format!(
-                        "address {} out of range: a {:?} there ends at {last}, past 65535",
-                        r.address, r.data_type
-                    )
-                    .to_lowercase(),
-                ));
-            }
-            if r.data_type.words() > d.max_registers {
-                out.push((
-                    at(&rb, &[k("type")]),
-                    format!(
-                        "needs {} registers, more than max_registers = {}",
-                        r.data_type.words(),
-                        d.max_registers
-                    ),
-                ));
-            }
-            if !r.scale.is_finite() || r.scale == 0.0 {
-                out.push((at(&rb, &[k("scale")]), "must be a finite, non-zero number".into()));
-            }
-            if !r.offset.is_finite() {
-                out.push((at(&rb, &[k("offset")]), "must be a finite number".into()));
-            }
-        }
-    }
+    let sensors = super::modbus_checks::check_devices(c, &mut out);
+
+    let globs = check_mqtt(c, &mut out);
+    let known =
+        |name: &str| sensors.contains_key(name) || globs.iter().any(|g| crate::store::query::glob_match(g, name));
 
     let mut assets = HashSet::new();
     for (i, a) in c.asset.iter().enumerate() {
@@ -245,11 +185,12 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
         } else if !assets.insert(a.id.as_str()) {
             out.push((at(&base, &[k("id")]), format!("duplicate asset id {:?}", a.id)));
         }
+        check_rule_timing(a, &base, &mut out);
         for (j, s) in a.sensors.iter().enumerate() {
-            if !sensors.contains_key(s.as_str()) {
+            if !known(s) {
                 out.push((
                     at(&base, &[k("sensors"), Seg::Index(j)]),
-                    format!("unknown sensor {s:?}: no register defines it"),
+                    format!("unknown sensor {s:?}: no register or MQTT subscription defines it"),
                 ));
             }
         }
@@ -267,47 +208,266 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
                     format!("duplicate rule name {:?} in this asset", r.name),
                 ));
             }
-            if !sensors.contains_key(r.sensor.as_str()) {
-                out.push((
+            match sensors.get(r.sensor.as_str()) {
+                None if !known(&r.sensor) => out.push((
                     at(&rb, &[k("sensor")]),
-                    format!("rule on unknown sensor {:?}: no register defines it", r.sensor),
-                ));
+                    format!(
+                        "rule on unknown sensor {:?}: no register or MQTT subscription defines it",
+                        r.sensor
+                    ),
+                )),
+                Some(reg) if reg.data_type == DataType::String => out.push((
+                    at(&rb, &[k("sensor")]),
+                    format!("rule on string sensor {:?}: a threshold needs a number", r.sensor),
+                )),
+                _ => {}
             }
             check_rule_limits(r, &rb, &mut out);
         }
         if let Some(m) = &a.model {
-            check_model(m, a.sensors.len(), &at(&base, &[k("model")]), &mut out);
+            let mb = at(&base, &[k("model")]);
+            check_model(m, a.sensors.len(), &mb, &mut out);
+            if !is_plain_name(&m.name, &[]) {
+                out.push((
+                    at(&mb, &[k("name")]),
+                    "must be non-empty and use only letters, digits, '-', '_' and '.'".into(),
+                ));
+            } else if rule_names.contains(m.name.as_str()) {
+                out.push((
+                    at(&mb, &[k("name")]),
+                    format!(
+                        "{:?} is also the name of a rule of this asset; name the model's alarm differently",
+                        m.name
+                    ),
+                ));
+            }
         }
     }
     check_asset_tree(c, &mut out);
     out
 }
 
-/// `parent` names another asset, and following parents never comes back (a tree).
+/// Checks `[[mqtt]]`; returns a glob per subscription of the sensor names it can produce.
+fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<String> {
+    use super::PayloadFormat;
+    let mut globs = Vec::new();
+    let mut client_ids = HashSet::new();
+    for (i, m) in c.mqtt.iter().enumerate() {
+        let base = vec![k("mqtt"), Seg::Index(i)];
+        if let Err(e) = parse_broker_url(&m.broker) {
+            out.push((at(&base, &[k("broker")]), e));
+        }
+        if m.qos > 1 {
+            out.push((
+                at(&base, &[k("qos")]),
+                format!("qos {} is not supported: use 0 or 1", m.qos),
+            ));
+        }
+        let id = c.mqtt_client_id(i);
+        if !client_ids.insert(id.clone()) {
+            out.push((
+                at(&base, &[k("client_id")]),
+                format!("client id {id:?} is used twice; the broker would disconnect one of them"),
+            ));
+        }
+        let secrets = [
+            m.password.is_some(),
+            m.password_file.is_some(),
+            m.password_env.is_some(),
+        ];
+        if secrets.iter().filter(|s| **s).count() > 1 {
+            out.push((
+                at(&base, &[k("password")]),
+                "set only one of password, password_file, password_env".into(),
+            ));
+        }
+        if let Some(f) = &m.password_file {
+            if std::fs::metadata(f).is_err() {
+                out.push((at(&base, &[k("password_file")]), format!("cannot read {}", f.display())));
+            }
+        }
+        if m.subscribe.is_empty() {
+            out.push((
+                at(&base, &[k("subscribe")]),
+                "an [[mqtt]] input needs at least one [[mqtt.subscribe]]".into(),
+            ));
+        }
+        for (j, sub) in m.subscribe.iter().enumerate() {
+            let sb = at(&base, &[k("subscribe"), Seg::Index(j)]);
+            let topic_vars = match crate::source::mqtt::topic::TopicTemplate::parse(&sub.topic) {
+                Ok(t) => t.vars().map(str::to_string).collect::<Vec<_>>(),
+                Err(e) => {
+                    out.push((at(&sb, &[k("topic")]), e));
+                    continue;
+                }
+            };
+            let format_vars: &[&str] = match sub.format {
+                PayloadFormat::Number => &[],
+                PayloadFormat::Json if sub.value.is_some() => &[],
+                PayloadFormat::Json => &["field"],
+                PayloadFormat::Influx => &["measurement", "field", "*"],
+                PayloadFormat::Sparkplug => &["group", "node", "device", "metric"],
+            };
+            let template = crate::source::mqtt::sensor_template(sub);
+            let mut rest = template.as_str();
+            while let Some(open) = rest.find('{') {
+                let Some(close) = rest[open..].find('}') else {
+                    out.push((at(&sb, &[k("sensor")]), format!("unclosed '{{' in {template:?}")));
+                    break;
+                };
+                let name = &rest[open + 1..open + close];
+                if name != "topic"
+                    && !topic_vars.iter().any(|v| v == name)
+                    && !format_vars.contains(&name)
+                    && !format_vars.contains(&"*")
+                {
+                    let mut allowed: Vec<String> = topic_vars.iter().map(|v| format!("{{{v}}}")).collect();
+                    allowed.extend(format_vars.iter().map(|v| format!("{{{v}}}")));
+                    out.push((
+                        at(&sb, &[k("sensor")]),
+                        format!(
+                            "unknown placeholder {{{name}}} for a {:?} subscription; allowed: {}",
+                            sub.format,
+                            if allowed.is_empty() {
+                                "none".into()
+                            } else {
+                                allowed.join(", ")
+                            }
+                        )
+                        .to_lowercase(),
+                    ));
+                }
+                rest = &rest[open + close + 1..];
+            }
+            if sub.format != PayloadFormat::Json && (sub.timestamp.is_some() || sub.value.is_some()) {
+                out.push((
+                    sb.clone(),
+                    "`timestamp` and `value` apply to format = \"json\" only".into(),
+                ));
+            }
+            globs.push(crate::source::mqtt::sensor_glob(&template, &sub.topic));
+        }
+    }
+    globs
+}
+
+/// Site, status topics, TLS files and credentials of `[upstream]`.
+fn check_upstream_session(c: &Config, out: &mut Vec<(KeyPath, String)>) {
+    let u = &c.upstream;
+    let up = |name: &str| key(&["upstream", name]);
+    if let Some(site) = &u.site {
+        if !is_plain_name(site, &[]) {
+            out.push((
+                up("site"),
+                "must be non-empty and use only letters, digits, '-', '_' and '.'".into(),
+            ));
+        }
+    }
+    check_topic_template(&u.status_topic, &["agent", "site"], up("status_topic"), out);
+    check_topic_template(&u.heartbeat_topic, &["agent", "site"], up("heartbeat_topic"), out);
+    for (name, t) in [
+        ("alert_topic", &u.alert_topic),
+        ("status_topic", &u.status_topic),
+        ("heartbeat_topic", &u.heartbeat_topic),
+    ] {
+        if u.site.is_none() && t.contains("{site}") {
+            out.push((up(name), "uses {site} but upstream.site is not set".into()));
+        }
+    }
+    if u.status_topic == u.heartbeat_topic {
+        out.push((up("heartbeat_topic"), "must differ from status_topic".into()));
+    }
+    if u.heartbeat_interval.0 < Duration::from_secs(1) {
+        out.push((up("heartbeat_interval"), "must be at least 1s".into()));
+    }
+
+    let tls = parse_broker(&u.broker).is_ok_and(|b| b.tls);
+    if tls && u.ca_file.is_none() {
+        out.push((
+            up("ca_file"),
+            "an mqtts:// broker needs ca_file (the CA that signed the broker's certificate; the system bundle, e.g. /etc/ssl/certs/ca-certificates.crt, for a public CA)".into(),
+        ));
+    }
+    for (name, file) in [
+        ("ca_file", &u.ca_file),
+        ("client_cert", &u.client_cert),
+        ("client_key", &u.client_key),
+    ] {
+        let Some(path) = file else { continue };
+        if !tls {
+            out.push((up(name), "TLS options need an mqtts:// broker".into()));
+        }
+        readable(path, up(name), out);
+    }
+    match (&u.client_cert, &u.client_key) {
+        (Some(_), None) => out.push((up("client_key"), "client_cert needs client_key".into())),
+        (None, Some(_)) => out.push((up("client_cert"), "client_key needs client_cert".into())),
+        _ => {}
+    }
+
+    let sources: Vec<&str> = [
+        ("password", u.password.is_some()),
+        ("password_file", u.password_file.is_some()),
+        ("password_env", u.password_env.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(n, set)| set.then_some(n))
+    .collect();
+    if sources.len() > 1 {
+        out.push((up(sources[1]), format!("set only one of {}", sources.join(", "))));
+    }
+    if let Some(first) = sources.first() {
+        if u.username.as_deref().is_none_or(str::is_empty) {
+            out.push((up(first), "a password needs upstream.username".into()));
+        }
+    }
+    if let Some(path) = &u.password_file {
+        readable(path, up("password_file"), out);
+    }
+    if let Some(var) = &u.password_env {
+        if var.is_empty() || var.contains(['=', '\0']) {
+            out.push((
+                up("password_env"),
+                format!("{var:?} is not an environment variable name"),
+            ));
+        }
+    }
+}
+
+fn readable(path: &std::path::Path, at: KeyPath, out: &mut Vec<(KeyPath, String)>) {
+    if let Err(e) = std::fs::File::open(path) {
+        out.push((at, format!("cannot read {}: {e}", path.display())));
+    }
+}
+
+/// `parent` names another asset, and following parents never comes back to the start.
 fn check_asset_tree(c: &Config, out: &mut Vec<(KeyPath, String)>) {
-    let parents: HashMap<&str, &str> = c
+    let parent_of: HashMap<&str, &str> = c
         .asset
         .iter()
         .filter_map(|a| a.parent.as_deref().map(|p| (a.id.as_str(), p)))
         .collect();
     for (i, a) in c.asset.iter().enumerate() {
         let Some(parent) = a.parent.as_deref() else { continue };
-        let path = key_at(i, "parent");
+        let path = vec![k("asset"), Seg::Index(i), k("parent")];
         if parent == a.id {
             out.push((path, "an asset cannot be its own parent".into()));
         } else if !c.asset.iter().any(|o| o.id == parent) {
             out.push((
                 path,
-                format!("unknown parent asset {parent:?}: no [[asset]] has this id"),
+                format!("unknown parent {parent:?}: no [[asset]] has this id (declare the parent as an asset, it may have no sensors)"),
             ));
         } else {
             let mut seen = HashSet::from([a.id.as_str()]);
             let mut at_id = parent;
-            while let Some(next) = parents.get(at_id) {
+            while let Some(next) = parent_of.get(at_id) {
                 if !seen.insert(at_id) {
+                    break;
+                }
+                if *next == a.id {
                     out.push((
                         path,
-                        format!("parent {parent:?} leads back to {:?}: assets must form a tree", a.id),
+                        format!("parent {parent:?} leads back to {:?}: the asset tree has a cycle", a.id),
                     ));
                     break;
                 }
@@ -315,10 +475,6 @@ fn check_asset_tree(c: &Config, out: &mut Vec<(KeyPath, String)>) {
             }
         }
     }
-}
-
-fn key_at(asset: usize, name: &str) -> KeyPath {
-    vec![k("asset"), Seg::Index(asset), k(name)]
 }
 
 fn check_model(m: &super::ModelConfig, sensors: usize, base: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
@@ -358,11 +514,36 @@ fn check_model(m: &super::ModelConfig, sensors: usize, base: &KeyPath, out: &mut
             format!("alarm_k = {} must be between 1 and alarm_n = {}", m.alarm_k, m.alarm_n),
         );
     }
+    if let Some(every) = m.renotify.filter(|d| d.0 < Duration::from_secs(1)) {
+        bad(
+            "renotify",
+            format!("{every} is shorter than 1s: it would flood the broker"),
+        );
+    }
     if m.contributors == 0 {
         bad("contributors", "must be at least 1".into());
     }
     if m.file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
         bad("file", "must not be empty".into());
+    }
+}
+
+/// Lifecycle durations of an asset's rules.
+fn check_rule_timing(a: &super::Asset, base: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
+    const DAY: Duration = Duration::from_secs(86_400);
+    for (j, r) in a.rule.iter().enumerate() {
+        let rb = at(base, &[k("rule"), Seg::Index(j)]);
+        for (name, d) in [("min_duration", r.min_duration), ("clear_after", r.clear_after)] {
+            if d.0 > DAY {
+                out.push((at(&rb, &[k(name)]), format!("{d} is longer than 1d")));
+            }
+        }
+        if let Some(every) = r.renotify.filter(|d| d.0 < Duration::from_secs(1)) {
+            out.push((
+                at(&rb, &[k("renotify")]),
+                format!("{every} is shorter than 1s: it would flood the broker"),
+            ));
+        }
     }
 }
 
@@ -413,7 +594,7 @@ fn check_rule_limits(r: &Rule, rb: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
     }
 }
 
-fn check_topic_template(t: &str, allowed: &[&str], path: KeyPath, out: &mut Vec<(KeyPath, String)>) {
+pub(super) fn check_topic_template(t: &str, allowed: &[&str], path: KeyPath, out: &mut Vec<(KeyPath, String)>) {
     if t.is_empty() || t.contains(['+', '#']) || t.starts_with('$') {
         out.push((
             path.clone(),

@@ -120,7 +120,7 @@ pub async fn run(duration: Option<Duration>) -> Result<()> {
 /// subscription is in place, so no alert of the run is missed.
 async fn subscribe_and_print(port: u16) -> Result<tokio::task::JoinHandle<()>> {
     let (client, mut events) = AsyncClient::new(MqttOptions::new("forewarn-demo-subscriber", "127.0.0.1", port), 16);
-    client.subscribe("forewarn/#", QoS::AtMostOnce).await?;
+    client.subscribe("forewarn/+/alerts/#", QoS::AtMostOnce).await?;
     loop {
         match tokio::time::timeout(Duration::from_secs(5), events.poll()).await {
             Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,

@@ -1,4 +1,4 @@
-//! A Modbus TCP server over an in-memory register bank, built on tokio-modbus's server.
+//! A Modbus TCP server over an in-memory bank of the four tables, built on tokio-modbus's server.
 //! It plays the PLC of the demo plant and the device of the integration tests, which can
 //! also make it misbehave (answer with an exception, or not at all) to exercise the
 //! poller's unhappy paths.
@@ -24,13 +24,19 @@ pub enum Behaviour {
     Silent,
     /// Answers every read with this exception code.
     Exception(u8),
+    /// Answers normally, this many milliseconds late.
+    Delay(u64),
 }
 
 #[derive(Debug, Default)]
 struct Bank {
     holding: HashMap<u16, u16>,
     input: HashMap<u16, u16>,
+    coils: HashMap<u16, bool>,
+    discrete: HashMap<u16, bool>,
     behaviour: Behaviour,
+    requests: u64,
+    connections: u64,
 }
 
 /// Shared register bank; clones see the same registers.
@@ -42,28 +48,36 @@ impl RegisterBank {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes consecutive registers starting at `address`.
+    /// Writes consecutive registers starting at `address` (holding or input; for the bit
+    /// tables, a word is a bit that is set when the word is not zero).
     pub fn set(&self, kind: RegisterKind, address: u16, words: &[u16]) {
         let mut b = self.bank();
-        let table = match kind {
-            RegisterKind::Holding => &mut b.holding,
-            RegisterKind::Input => &mut b.input,
-        };
         for (i, w) in words.iter().enumerate() {
-            table.insert(address.wrapping_add(i as u16), *w);
+            let a = address.wrapping_add(i as u16);
+            match kind {
+                RegisterKind::Holding => b.holding.insert(a, *w).map(|_| ()),
+                RegisterKind::Input => b.input.insert(a, *w).map(|_| ()),
+                RegisterKind::Coil => b.coils.insert(a, *w != 0).map(|_| ()),
+                RegisterKind::Discrete => b.discrete.insert(a, *w != 0).map(|_| ()),
+            };
         }
+    }
+
+    /// Client connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.bank().connections
+    }
+
+    /// Requests answered or refused so far.
+    pub fn requests(&self) -> u64 {
+        self.bank().requests
     }
 
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         self.bank().behaviour = behaviour;
     }
 
-    fn read(&self, kind: RegisterKind, address: u16, count: u16) -> Result<Vec<u16>, ExceptionCode> {
-        let b = self.bank();
-        let table = match kind {
-            RegisterKind::Holding => &b.holding,
-            RegisterKind::Input => &b.input,
-        };
+    fn read<T: Copy>(table: &HashMap<u16, T>, address: u16, count: u16) -> Result<Vec<T>, ExceptionCode> {
         (0..count)
             .map(|i| {
                 address
@@ -72,6 +86,17 @@ impl RegisterBank {
                     .ok_or(ExceptionCode::IllegalDataAddress)
             })
             .collect()
+    }
+
+    fn answer(&self, req: Request<'static>) -> Result<Response, ExceptionCode> {
+        let b = self.bank();
+        match req {
+            Request::ReadCoils(a, n) => Self::read(&b.coils, a, n).map(Response::ReadCoils),
+            Request::ReadDiscreteInputs(a, n) => Self::read(&b.discrete, a, n).map(Response::ReadDiscreteInputs),
+            Request::ReadHoldingRegisters(a, n) => Self::read(&b.holding, a, n).map(Response::ReadHoldingRegisters),
+            Request::ReadInputRegisters(a, n) => Self::read(&b.input, a, n).map(Response::ReadInputRegisters),
+            _ => Err(ExceptionCode::IllegalFunction),
+        }
     }
 }
 
@@ -86,20 +111,22 @@ impl Service for BankService {
     type Future = Reply;
 
     fn call(&self, req: Self::Request) -> Self::Future {
-        let behaviour = self.0.bank().behaviour;
+        let behaviour = {
+            let mut b = self.0.bank();
+            b.requests += 1;
+            b.behaviour
+        };
         let reply = match behaviour {
             Behaviour::Silent => return Box::pin(std::future::pending()),
             Behaviour::Exception(code) => Err(ExceptionCode::new(code)),
-            Behaviour::Normal => match req {
-                Request::ReadHoldingRegisters(a, n) => self
-                    .0
-                    .read(RegisterKind::Holding, a, n)
-                    .map(Response::ReadHoldingRegisters),
-                Request::ReadInputRegisters(a, n) => {
-                    self.0.read(RegisterKind::Input, a, n).map(Response::ReadInputRegisters)
-                }
-                _ => Err(ExceptionCode::IllegalFunction),
-            },
+            Behaviour::Normal => self.0.answer(req),
+            Behaviour::Delay(ms) => {
+                let reply = self.0.answer(req);
+                return Box::pin(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    reply
+                });
+            }
         };
         Box::pin(std::future::ready(reply))
     }
@@ -110,6 +137,7 @@ pub async fn serve(listener: TcpListener, bank: RegisterBank) -> std::io::Result
     let server = Server::new(listener);
     let on_connected = |stream, addr| {
         let bank = bank.clone();
+        bank.bank().connections += 1;
         async move { accept_tcp_connection(stream, addr, move |_| Ok(Some(BankService(bank.clone())))) }
     };
     server

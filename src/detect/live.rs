@@ -1,35 +1,89 @@
 //! Live scoring in the agent: one [`Resampler`] and one [`Scorer`] per machine that has a
-//! trained model, fed by the same samples the rules see. Raising and clearing a model's
-//! alarm produce [`AlertEvent`]s that go through the same outbox as rule alerts.
+//! trained model, fed by the same samples the rules see. Each scored vector becomes an
+//! [`Observation`] of the asset's model alarm (an [`AlarmDef`] registered with the alert
+//! lifecycle like a rule's), so model alerts get the same lifecycle as rule alerts:
+//! persisted state, re-notification, folding into a parent asset's incident.
+//!
+//! The scorer's smoothed alarm (k of n over the threshold, minimum duration) decides the
+//! level, so the lifecycle raises and clears on the edges `forewarn eval` scores; the model
+//! alarm's policy therefore has no pending time and no `clear_after` of its own. Until a
+//! fresh scorer has seen enough vectors to know the alarm is off (after start-up or
+//! `SIGHUP`), a quiet vector is reported as `Hold`, so an incident carried over a restart
+//! or a reload is neither cleared nor raised again if the fault persists.
 //!
 //! A machine whose model file is missing, unreadable or trained on other sensors runs
 //! without a model (with the reason logged), so a gateway can be deployed before its
-//! models are trained; `SIGHUP` loads them again. Reloading clears the open model alerts:
-//! a new model starts from a fresh state and raises again if the fault persists.
+//! models are trained; `SIGHUP` loads them again. Its alarm stays registered, and an
+//! incident open from an earlier run stays open until a model reports on it again.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::alarm::Transition;
 use super::model::{Model, ModelError};
 use super::resample::{Resampler, Tick};
 use super::scorer::Scorer;
-use super::{AlertEvent, AlertState};
-use crate::config::{Config, Severity};
+use super::{AlarmDef, AlarmId, Level, Observation, Policy, SensorValue};
+use crate::config::{Asset, Config, ModelConfig};
 use crate::sample::{Sample, SensorId};
 
-/// `rule` of every model alert.
+/// Default name of a model's alarm, the `rule` of its alerts.
 pub const MODEL_RULE: &str = "model";
 
+/// The alarm a model reports to.
+pub fn alarm_def(asset: &Asset, mc: &ModelConfig) -> AlarmDef {
+    AlarmDef {
+        asset: asset.id.clone(),
+        rule: mc.name.clone(),
+        severity: mc.severity,
+        policy: Policy {
+            min_duration_ms: 0,
+            clear_after_ms: 0,
+            renotify_ms: mc.renotify.map(|d| d.as_duration().as_millis() as i64),
+        },
+    }
+}
+
+/// The lifecycle alarm of every asset with `[asset.model]`, registered once at start-up
+/// whether or not its model loads, so that a model loaded later reports to the same alarm.
+#[derive(Debug, Clone, Default)]
+pub struct ModelAlarms {
+    by_asset: HashMap<String, AlarmId>,
+}
+
+impl ModelAlarms {
+    pub fn register(config: &Config, register: &mut dyn FnMut(AlarmDef) -> AlarmId) -> Self {
+        let by_asset = config
+            .asset
+            .iter()
+            .filter_map(|a| a.model.as_ref().map(|mc| (a.id.clone(), register(alarm_def(a, mc)))))
+            .collect();
+        ModelAlarms { by_asset }
+    }
+
+    pub fn get(&self, asset: &str) -> Option<AlarmId> {
+        self.by_asset.get(asset).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_asset.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_asset.is_empty()
+    }
+}
+
 struct LiveModel {
-    asset: String,
-    severity: Severity,
+    alarm: AlarmId,
     top: usize,
     resampler: Resampler,
     scorer: Scorer,
-    /// `Some(first_seen_ms)` while the alert is raised.
-    firing: Option<i64>,
+    /// Vectors scored so far, up to `settled`.
+    scored: u32,
+    /// Scored vectors after which an inactive alarm means normal (the voting window and
+    /// the feature window filled).
+    settled: u32,
 }
 
 /// What loading found, per configured model.
@@ -48,12 +102,19 @@ pub struct ModelEngine {
 }
 
 impl ModelEngine {
-    /// Loads the model of every asset with `[asset.model]`.
-    pub fn load(config: &Config, ids: &dyn Fn(&str) -> Option<SensorId>) -> (ModelEngine, Vec<LoadOutcome>) {
+    /// Loads the model of every asset with `[asset.model]`; each reports to its alarm in
+    /// `alarms`.
+    pub fn load(
+        config: &Config,
+        ids: &dyn Fn(&str) -> Option<SensorId>,
+        alarms: &ModelAlarms,
+    ) -> (ModelEngine, Vec<LoadOutcome>) {
         let mut engine = ModelEngine::default();
         let mut outcomes = Vec::new();
         for asset in &config.asset {
-            let Some(mc) = &asset.model else { continue };
+            let (Some(mc), Some(alarm)) = (&asset.model, alarms.get(&asset.id)) else {
+                continue;
+            };
             let path = mc.path(&config.agent.data_dir, &asset.id);
             let shown = path.display().to_string();
             let loaded = Model::load(&path).and_then(|m| m.check_asset(&shown, &asset.id, &asset.sensors).map(|()| m));
@@ -73,13 +134,14 @@ impl ModelEngine {
                     engine.by_sensor.entry(id).or_default().push((i, j));
                 }
             }
+            let settled = model.alarm.n.saturating_add(model.features.window);
             engine.models.push(LiveModel {
-                asset: asset.id.clone(),
-                severity: mc.severity,
+                alarm,
                 top: mc.contributors,
                 resampler: Resampler::new(model.sensors.len(), model.period_ms, model.max_hold),
                 scorer: Scorer::new(Arc::new(model)),
-                firing: None,
+                scored: 0,
+                settled,
             });
             outcomes.push(LoadOutcome::Loaded {
                 asset: asset.id.clone(),
@@ -97,8 +159,8 @@ impl ModelEngine {
         self.models.is_empty()
     }
 
-    /// Feeds one sample; pushes any alert state change to `out`.
-    pub fn observe(&mut self, s: &Sample, out: &mut Vec<AlertEvent>) {
+    /// Feeds one sample; pushes an observation per vector it completes and scores.
+    pub fn observe(&mut self, s: &Sample, out: &mut Vec<(AlarmId, Observation)>) {
         let Some(targets) = self.by_sensor.get(&s.sensor) else {
             return;
         };
@@ -108,48 +170,50 @@ impl ModelEngine {
             self.ticks.clear();
             m.resampler.push(j, s.ts_ms, value, &mut self.ticks);
             for tick in self.ticks.drain(..) {
-                let step = m.scorer.step(tick.values.as_deref());
-                let (Some(transition), Some(score)) = (step.transition, step.score) else {
-                    continue;
-                };
-                out.push(m.event(transition, score, tick.ts_ms));
+                if let Some(obs) = m.score(&tick) {
+                    out.push((m.alarm, obs));
+                }
             }
         }
-    }
-
-    /// Replaces the models (SIGHUP); open model alerts are cleared first.
-    pub fn replace(&mut self, next: ModelEngine, now_ms: i64, out: &mut Vec<AlertEvent>) {
-        for m in &mut self.models {
-            if m.firing.is_some() {
-                out.push(m.event(Transition::Cleared, 0.0, now_ms));
-            }
-        }
-        *self = next;
     }
 }
 
 impl LiveModel {
-    fn event(&mut self, transition: Transition, score: f64, ts_ms: i64) -> AlertEvent {
-        let (state, first_seen_ms) = match transition {
-            Transition::Raised => {
-                self.firing = Some(ts_ms);
-                (AlertState::Raised, ts_ms)
-            }
-            Transition::Cleared => (AlertState::Cleared, self.firing.take().unwrap_or(ts_ms)),
+    fn score(&mut self, tick: &Tick) -> Option<Observation> {
+        let values = tick.values.as_deref()?;
+        let step = self.scorer.step(Some(values));
+        let score = step.score?;
+        self.scored = self.scored.saturating_add(1).min(self.settled);
+        let level = if step.alarm {
+            Level::Alarm
+        } else if self.scored < self.settled {
+            Level::Hold
+        } else {
+            Level::Normal
         };
-        let contributions = self.scorer.contributions(self.top);
-        AlertEvent {
-            asset: self.asset.clone(),
-            rule: MODEL_RULE.into(),
-            state,
-            severity: self.severity,
-            sensor: contributions.first().map(|c| c.0.clone()).unwrap_or_default(),
-            value: score,
+        let names = &self.scorer.model().sensors;
+        let sensors: Vec<SensorValue> = self
+            .scorer
+            .top_contributors(self.top)
+            .into_iter()
+            .map(|(k, share)| SensorValue {
+                name: names[k].clone(),
+                value: values[k],
+                contribution: share,
+            })
+            .collect();
+        let (sensor, value) = sensors
+            .first()
+            .map_or((String::new(), f64::NAN), |c| (c.name.clone(), c.value));
+        Some(Observation {
+            ts_ms: tick.ts_ms,
+            level,
+            sensor,
+            value,
             threshold: 1.0,
-            ts_ms,
-            first_seen_ms,
+            clear_threshold: 1.0,
             score: Some(score),
-            contributions,
-        }
+            sensors,
+        })
     }
 }

@@ -1,11 +1,18 @@
-//! Detection: turns the live sample stream into alert events. Threshold rules with
-//! hysteresis ([`rule`]), and failure prediction by per-machine models: samples are
+//! Detection: turns the live sample stream into alarm observations. Threshold rules
+//! with hysteresis ([`rule`]), and failure prediction by per-machine models: samples are
 //! resampled onto a common clock per machine ([`resample`]), turned into features
 //! ([`features`]), scored by a [`detector::Detector`] against calibrated thresholds and
 //! smoothed into alarms ([`alarm`]) by the streaming [`scorer::Scorer`], which `run`
 //! ([`live`]) and `eval` ([`eval`]) share. Models are trained ([`train`]) into a versioned
 //! file ([`model`]). Detectors see every sample after it entered the store's buffer; they
-//! keep only bounded state.
+//! keep only bounded state and decide nothing about notifications.
+//!
+//! The vocabulary shared with `alert` lives here. A detector (a rule, or a model) is
+//! registered as an [`AlarmDef`] and reports, per evaluation, an [`Observation`]: is the
+//! condition in alarm, back to normal, or in between (the hysteresis band)? The alert
+//! lifecycle (`alert::lifecycle`) turns observations into [`AlertEvent`]s: it owns
+//! pending times, re-notification, folding into a parent's incident and the state that
+//! survives restarts, so every detector gets the same behaviour.
 
 pub mod alarm;
 pub mod detector;
@@ -24,6 +31,10 @@ pub mod scorer;
 pub mod skab;
 pub mod train;
 
+use serde::{Deserialize, Serialize};
+
+use crate::config::Severity;
+
 /// Why a model could not be fitted or used.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
@@ -35,17 +46,122 @@ pub enum DetectError {
     Numeric(String),
 }
 
-/// Whether an alert starts or ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// What a message says about its incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
+    /// The incident began (after its minimum duration).
+    #[default]
     Raised,
+    /// An alarm of a child asset was folded into this incident; `children` lists it.
+    Updated,
+    /// The incident is still open after the re-notify interval.
+    Renotify,
+    /// The incident ended.
     Cleared,
 }
 
-/// A change of an alert's state, produced by a detector and turned into a message by
-/// `alert`.
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Raised => "raised",
+            AlertState::Updated => "updated",
+            AlertState::Renotify => "renotify",
+            AlertState::Cleared => "cleared",
+        }
+    }
+}
+
+/// Index of an alarm registered with the lifecycle.
+pub type AlarmId = usize;
+
+/// Timing of one alarm's lifecycle, in milliseconds of sample time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policy {
+    /// The condition must hold this long (every observation in alarm) before it raises.
+    pub min_duration_ms: i64,
+    /// The value must stay back to normal this long before the incident clears.
+    pub clear_after_ms: i64,
+    /// While the incident is open, send `renotify` this often; `None` for never.
+    pub renotify_ms: Option<i64>,
+}
+
+/// One alarm (a rule or a model of an asset), as the lifecycle knows it.
 #[derive(Debug, Clone, PartialEq)]
+pub struct AlarmDef {
+    pub asset: String,
+    /// Rule or model name, unique within its asset.
+    pub rule: String,
+    pub severity: Severity,
+    pub policy: Policy,
+}
+
+/// Where an evaluation puts the alarm's condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Past the limit: raises (after the minimum duration) or keeps the incident open.
+    Alarm,
+    /// Between the clear level and the limit: changes nothing.
+    Hold,
+    /// Past the clear level: clears (after `clear_after`).
+    Normal,
+}
+
+/// A sensor's part in an alarm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensorValue {
+    pub name: String,
+    pub value: f64,
+    /// Share of this sensor in the score, 0..1 (1 for a rule's only sensor).
+    pub contribution: f64,
+}
+
+/// One evaluation of an alarm's condition, on the sample (or window) at `ts_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub ts_ms: i64,
+    pub level: Level,
+    /// The main sensor and its value (a rule's sensor; a model's largest contributor).
+    pub sensor: String,
+    pub value: f64,
+    /// The limit that raises.
+    pub threshold: f64,
+    /// The level that clears (the same as `threshold` without hysteresis).
+    pub clear_threshold: f64,
+    /// A model's anomaly score; `None` for rules.
+    #[serde(default)]
+    pub score: Option<f64>,
+    /// Every sensor involved; empty means just `sensor`, contribution 1.
+    #[serde(default)]
+    pub sensors: Vec<SensorValue>,
+}
+
+/// Whether a folded child alarm is still active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChildState {
+    #[default]
+    Firing,
+    Cleared,
+}
+
+/// An alarm of a descendant asset folded into an incident.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FoldedChild {
+    pub asset: String,
+    pub rule: String,
+    pub severity: crate::config::Severity,
+    pub sensor: String,
+    pub value: f64,
+    pub state: ChildState,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+}
+
+/// A notification about an incident, produced by the lifecycle and turned into a
+/// message by `alert`.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct AlertEvent {
     pub asset: String,
     pub rule: String,
@@ -53,15 +169,21 @@ pub struct AlertEvent {
     pub severity: crate::config::Severity,
     pub sensor: String,
     pub value: f64,
-    /// The limit that was crossed (`above`/`below` when raised, the clear level when
-    /// cleared).
+    /// The limit that was crossed (the raise limit, or the clear level when cleared).
     pub threshold: f64,
-    /// Time of the sample that changed the state.
+    /// Time of the observation this message is about.
     pub ts_ms: i64,
-    /// Time of the sample that raised the alert (equal to `ts_ms` when raised).
+    /// When the incident began (when its condition was first seen, before any minimum
+    /// duration).
     pub first_seen_ms: i64,
-    /// Model alerts: the normalised score (1.0 = threshold); `None` for rules.
+    /// The last time the condition was seen in alarm.
+    pub last_seen_ms: i64,
+    /// Ids from the root of the asset tree down to `asset`.
+    pub asset_path: Vec<String>,
+    /// A model's score; `None` for rules.
     pub score: Option<f64>,
-    /// Model alerts: the sensors that contribute most, with their share of the score.
-    pub contributions: Vec<(String, f64)>,
+    /// Every sensor involved, with values and contributions.
+    pub sensors: Vec<SensorValue>,
+    /// Alarms of descendant assets folded into this incident.
+    pub children: Vec<FoldedChild>,
 }

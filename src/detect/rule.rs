@@ -1,30 +1,30 @@
-//! Threshold rules with hysteresis: one `raised` event when the value crosses the limit,
-//! one `cleared` event when it comes back past the clear level; nothing in between,
-//! however long the condition lasts or however the value hovers at the limit.
-//! Bad-quality samples neither raise nor clear: a device that stops answering is not a
-//! cooled-down bearing.
+//! Threshold rules with hysteresis. For every good sample of its sensor a rule reports
+//! where the value stands: past the limit (`Alarm`), back past the clear level
+//! (`Normal`), or in between (`Hold`, which changes nothing). The alert lifecycle turns
+//! that into one `raised` and one `cleared` message per incident, however long the
+//! condition lasts or however the value hovers at the limit.
+//! Bad-quality samples are not observations at all: a device that stops answering is not
+//! a cooled-down bearing.
 
 use std::collections::HashMap;
 
-use super::{AlertEvent, AlertState};
+use super::{AlarmDef, AlarmId, Level, Observation, Policy};
 use crate::config::{Config, Rule};
 use crate::sample::{Sample, SensorId};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Limit {
-    /// Raise when value > raise; clear when value < clear.
+    /// Alarm when value > raise; normal when value < clear.
     High { raise: f64, clear: f64 },
-    /// Raise when value < raise; clear when value > clear.
+    /// Alarm when value < raise; normal when value > clear.
     Low { raise: f64, clear: f64 },
 }
 
 #[derive(Debug)]
 struct RuleState {
-    asset: String,
-    rule: Rule,
+    alarm: AlarmId,
+    sensor: String,
     limit: Limit,
-    /// `Some(first_seen_ms)` while the alert is raised.
-    firing: Option<i64>,
 }
 
 /// All configured rules, indexed by the sensor they watch.
@@ -34,9 +34,24 @@ pub struct RuleEngine {
     by_sensor: HashMap<SensorId, Vec<usize>>,
 }
 
+/// The lifecycle timing a rule asks for.
+pub fn policy(rule: &Rule) -> Policy {
+    let ms = |d: crate::config::Dur| d.as_duration().as_millis() as i64;
+    Policy {
+        min_duration_ms: ms(rule.min_duration),
+        clear_after_ms: ms(rule.clear_after),
+        renotify_ms: rule.renotify.map(ms),
+    }
+}
+
 impl RuleEngine {
-    /// Builds the engine from a validated config; `ids` maps sensor names to ids.
-    pub fn new(config: &Config, ids: &dyn Fn(&str) -> Option<SensorId>) -> Self {
+    /// Builds the engine from a validated config; `ids` maps sensor names to ids and
+    /// `register` enrols each rule's alarm with the lifecycle.
+    pub fn new(
+        config: &Config,
+        ids: &dyn Fn(&str) -> Option<SensorId>,
+        register: &mut dyn FnMut(AlarmDef) -> AlarmId,
+    ) -> Self {
         let mut engine = RuleEngine::default();
         for asset in &config.asset {
             for rule in &asset.rule {
@@ -53,12 +68,17 @@ impl RuleEngine {
                     (None, None) => continue,
                 };
                 let Some(id) = ids(&rule.sensor) else { continue };
+                let alarm = register(AlarmDef {
+                    asset: asset.id.clone(),
+                    rule: rule.name.clone(),
+                    severity: rule.severity,
+                    policy: policy(rule),
+                });
                 engine.by_sensor.entry(id).or_default().push(engine.rules.len());
                 engine.rules.push(RuleState {
-                    asset: asset.id.clone(),
-                    rule: rule.clone(),
+                    alarm,
+                    sensor: rule.sensor.clone(),
                     limit,
-                    firing: None,
                 });
             }
         }
@@ -73,8 +93,8 @@ impl RuleEngine {
         self.rules.is_empty()
     }
 
-    /// Feeds one sample; pushes any state change to `out`.
-    pub fn observe(&mut self, s: &Sample, out: &mut Vec<AlertEvent>) {
+    /// Feeds one sample; pushes one observation per rule on its sensor to `out`.
+    pub fn observe(&self, s: &Sample, out: &mut Vec<(AlarmId, Observation)>) {
         if !s.quality.is_good() || !s.value.is_finite() {
             return;
         }
@@ -82,35 +102,31 @@ impl RuleEngine {
             return;
         };
         for &i in indices {
-            let st = &mut self.rules[i];
-            let (crossed, cleared, raise, clear) = match st.limit {
+            let st = &self.rules[i];
+            let (alarm, normal, raise, clear) = match st.limit {
                 Limit::High { raise, clear } => (s.value > raise, s.value < clear, raise, clear),
                 Limit::Low { raise, clear } => (s.value < raise, s.value > clear, raise, clear),
             };
-            let (state, threshold, first_seen_ms) = match st.firing {
-                None if crossed => {
-                    st.firing = Some(s.ts_ms);
-                    (AlertState::Raised, raise, s.ts_ms)
-                }
-                Some(first) if cleared => {
-                    st.firing = None;
-                    (AlertState::Cleared, clear, first)
-                }
-                _ => continue,
+            let level = if alarm {
+                Level::Alarm
+            } else if normal {
+                Level::Normal
+            } else {
+                Level::Hold
             };
-            out.push(AlertEvent {
-                asset: st.asset.clone(),
-                rule: st.rule.name.clone(),
-                state,
-                severity: st.rule.severity,
-                sensor: st.rule.sensor.clone(),
-                value: s.value,
-                threshold,
-                ts_ms: s.ts_ms,
-                first_seen_ms,
-                score: None,
-                contributions: Vec::new(),
-            });
+            out.push((
+                st.alarm,
+                Observation {
+                    ts_ms: s.ts_ms,
+                    level,
+                    sensor: st.sensor.clone(),
+                    value: s.value,
+                    threshold: raise,
+                    clear_threshold: clear,
+                    score: None,
+                    sensors: Vec::new(),
+                },
+            ));
         }
     }
 }
@@ -120,7 +136,7 @@ mod tests {
     use super::*;
     use crate::sample::Quality;
 
-    fn engine(rule_toml: &str) -> RuleEngine {
+    fn engine(rule_toml: &str) -> (RuleEngine, Vec<AlarmDef>) {
         let text = format!(
             r#"
 [agent]
@@ -145,51 +161,56 @@ sensors = ["temp"]
 "#
         );
         let config = Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
-        RuleEngine::new(&config, &|n| (n == "temp").then_some(7))
+        let mut defs = Vec::new();
+        let e = RuleEngine::new(&config, &|n| (n == "temp").then_some(7), &mut |d| {
+            defs.push(d);
+            defs.len() - 1
+        });
+        (e, defs)
     }
 
-    fn run(e: &mut RuleEngine, values: &[f64]) -> Vec<(AlertState, f64)> {
+    fn levels(e: &RuleEngine, values: &[f64]) -> Vec<Level> {
         let mut out = Vec::new();
         for (i, v) in values.iter().enumerate() {
             e.observe(&Sample::good(7, i as i64, *v), &mut out);
         }
-        out.iter().map(|a| (a.state, a.value)).collect()
+        out.iter().map(|(_, o)| o.level).collect()
     }
 
     #[test]
-    fn one_raise_one_clear_despite_hovering() {
-        let mut e = engine("above = 80.0\nclear_below = 75.0");
-        let got = run(&mut e, &[70.0, 81.0, 79.0, 82.0, 90.0, 76.0, 81.0, 74.0, 80.5, 70.0]);
+    fn high_limit_with_hysteresis_band() {
+        let (e, defs) = engine("above = 80.0\nclear_below = 75.0\nmin_duration = \"2s\"\nrenotify = \"1h\"");
         assert_eq!(
-            got,
-            vec![
-                (AlertState::Raised, 81.0),
-                (AlertState::Cleared, 74.0),
-                (AlertState::Raised, 80.5),
-                (AlertState::Cleared, 70.0)
-            ]
+            levels(&e, &[70.0, 81.0, 79.0, 75.0, 74.9]),
+            vec![Level::Normal, Level::Alarm, Level::Hold, Level::Hold, Level::Normal]
+        );
+        assert_eq!(
+            defs[0].policy,
+            Policy {
+                min_duration_ms: 2000,
+                clear_after_ms: 0,
+                renotify_ms: Some(3_600_000)
+            }
         );
     }
 
     #[test]
-    fn low_limit_and_first_seen() {
-        let mut e = engine("below = 10.0\nclear_above = 12.0");
+    fn low_limit_carries_both_thresholds() {
+        let (e, _) = engine("below = 10.0\nclear_above = 12.0");
         let mut out = Vec::new();
-        for (t, v) in [(0, 11.0), (1, 9.0), (2, 11.0), (3, 13.0)] {
-            e.observe(&Sample::good(7, t, v), &mut out);
-        }
-        assert_eq!(out.len(), 2);
+        e.observe(&Sample::good(7, 5, 9.0), &mut out);
+        let (_, o) = &out[0];
         assert_eq!(
-            (out[1].state, out[1].first_seen_ms, out[1].ts_ms, out[1].threshold),
-            (AlertState::Cleared, 1, 3, 12.0)
+            (o.level, o.threshold, o.clear_threshold, o.ts_ms),
+            (Level::Alarm, 10.0, 12.0, 5)
         );
+        assert_eq!(levels(&e, &[11.0, 13.0]), vec![Level::Hold, Level::Normal]);
     }
 
     #[test]
-    fn bad_quality_neither_raises_nor_clears() {
-        let mut e = engine("above = 80.0");
+    fn bad_quality_and_other_sensors_are_not_observations() {
+        let (e, _) = engine("above = 80.0");
         let mut out = Vec::new();
-        e.observe(&Sample::good(7, 0, 90.0), &mut out);
         e.observe(&Sample::bad(7, 1, Quality::Timeout), &mut out);
         e.observe(
             &Sample {
@@ -200,8 +221,8 @@ sensors = ["temp"]
             },
             &mut out,
         );
-        assert_eq!(out.len(), 1);
-        e.observe(&Sample::good(9, 3, 0.0), &mut out); // another sensor
-        assert_eq!(out.len(), 1);
+        e.observe(&Sample::good(9, 3, 0.0), &mut out);
+        e.observe(&Sample::good(7, 4, f64::NAN), &mut out);
+        assert!(out.is_empty());
     }
 }

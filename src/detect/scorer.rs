@@ -90,15 +90,22 @@ impl Scorer {
     /// The `top` sensors that contributed most to the last score, as shares (0..1) of it,
     /// largest first.
     pub fn contributions(&self, top: usize) -> Vec<(String, f64)> {
+        self.top_contributors(top)
+            .into_iter()
+            .map(|(k, share)| (self.model.sensors[k].clone(), share))
+            .collect()
+    }
+
+    /// The same as [`Scorer::contributions`], with sensors as positions in the model's
+    /// vector.
+    pub fn top_contributors(&self, top: usize) -> Vec<(usize, f64)> {
         let m = self.model.sensors.len();
         let part = &self.contrib[self.worst * m..(self.worst + 1) * m];
         let total: f64 = part.iter().sum();
-        let mut out: Vec<(String, f64)> = self
-            .model
-            .sensors
+        let mut out: Vec<(usize, f64)> = part
             .iter()
-            .zip(part)
-            .map(|(n, c)| (n.clone(), if total > 0.0 { c / total } else { 0.0 }))
+            .enumerate()
+            .map(|(k, c)| (k, if total > 0.0 { c / total } else { 0.0 }))
             .collect();
         out.sort_by(|a, b| b.1.total_cmp(&a.1));
         out.truncate(top);

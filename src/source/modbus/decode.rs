@@ -3,11 +3,13 @@
 //! The registers arrive as big-endian 16-bit words. The bytes of a value are laid out as
 //! `A B C D …` (most significant first) by `ABCD`; `DCBA` reverses all bytes, `BADC`
 //! swaps the two bytes of each word, `CDAB` reverses the order of the words (for 64-bit
-//! values the same rules give `HGFEDCBA`, `BADCFEHG`, `GHEFCDAB`).
+//! values the same rules give `HGFEDCBA`, `BADCFEHG`, `GHEFCDAB`). Strings are two
+//! characters per register, the first in the high byte (`ABCD`) or the low byte (`BADC`).
 
 use crate::config::{DataType, WordOrder};
 
-/// Decodes `words` (exactly `dt.words()` of them) into a number.
+/// Decodes `words` (exactly `dt.words()` of them) into a number. `bool` and `bit` read
+/// as "register is not zero" here (the bit is picked by the caller); strings are NaN.
 pub fn decode(words: &[u16], dt: DataType, order: WordOrder) -> f64 {
     let mut bytes = [0u8; 8];
     let n = usize::from(dt.words()) * 2;
@@ -28,6 +30,8 @@ pub fn decode(words: &[u16], dt: DataType, order: WordOrder) -> f64 {
     be8[8 - n..].copy_from_slice(b);
     let bits = u64::from_be_bytes(be8);
     match dt {
+        DataType::Bool | DataType::Bit => f64::from(u8::from(bits != 0)),
+        DataType::String => f64::NAN,
         DataType::U16 => bits as u16 as f64,
         DataType::I16 => bits as u16 as i16 as f64,
         DataType::U32 => bits as u32 as f64,
@@ -53,6 +57,8 @@ fn f32_to_f64(v: f32) -> f64 {
 pub fn encode(value: f64, dt: DataType, order: WordOrder) -> Vec<u16> {
     let n = usize::from(dt.words()) * 2;
     let bits: u64 = match dt {
+        DataType::Bool | DataType::Bit => u64::from(value != 0.0),
+        DataType::String => 0,
         DataType::U16 => value as u16 as u64,
         DataType::I16 => value as i16 as u16 as u64,
         DataType::U32 => value as u32 as u64,
@@ -75,6 +81,30 @@ pub fn encode(value: f64, dt: DataType, order: WordOrder) -> Vec<u16> {
         }
     }
     b.chunks_exact(2).map(|p| u16::from_be_bytes([p[0], p[1]])).collect()
+}
+
+/// Decodes text of two characters per register. Trailing NULs and spaces (the usual
+/// padding) are dropped; bytes that are not UTF-8 are shown as U+FFFD.
+pub fn decode_string(words: &[u16], order: WordOrder) -> String {
+    let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+    if order == WordOrder::BADC {
+        bytes.chunks_exact_mut(2).for_each(|p| p.swap(0, 1));
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    text.trim_end_matches(['\0', ' ']).to_string()
+}
+
+/// Encodes text into `length` registers, NUL-padded: the inverse of [`decode_string`].
+pub fn encode_string(text: &str, length: u16, order: WordOrder) -> Vec<u16> {
+    let mut bytes = text.as_bytes().to_vec();
+    bytes.resize(usize::from(length) * 2, 0);
+    if order == WordOrder::BADC {
+        bytes.chunks_exact_mut(2).for_each(|p| p.swap(0, 1));
+    }
+    bytes
+        .chunks_exact(2)
+        .map(|p| u16::from_be_bytes([p[0], p[1]]))
+        .collect()
 }
 
 #[cfg(test)]
@@ -101,6 +131,23 @@ mod tests {
         assert_eq!(decode(&[0xFFFF, 0xFFFE], I32, ABCD), -2.0);
         assert_eq!(decode(&[0, 0, 0, 7], U64, ABCD), 7.0);
         assert_eq!(decode(&[7, 0, 0, 0], I64, CDAB), 7.0);
+    }
+
+    #[test]
+    fn sixty_four_bit_orders() {
+        // 0x0102030405060708 as ABCDEFGH, HGFEDCBA, BADCFEHG, GHEFCDAB.
+        let v = 0x0102_0304_0506_0708u64 as f64;
+        assert_eq!(decode(&[0x0102, 0x0304, 0x0506, 0x0708], U64, ABCD), v);
+        assert_eq!(decode(&[0x0807, 0x0605, 0x0403, 0x0201], U64, DCBA), v);
+        assert_eq!(decode(&[0x0201, 0x0403, 0x0605, 0x0807], U64, BADC), v);
+        assert_eq!(decode(&[0x0708, 0x0506, 0x0304, 0x0102], U64, CDAB), v);
+    }
+
+    #[test]
+    fn strings_in_both_byte_orders() {
+        assert_eq!(decode_string(&[0x4142, 0x4300, 0x0000], ABCD), "ABC");
+        assert_eq!(decode_string(&[0x4241, 0x0043], BADC), "ABC");
+        assert_eq!(decode_string(&encode_string("SN-42 ", 4, BADC), BADC), "SN-42");
     }
 
     #[test]

@@ -1,248 +1,202 @@
-//! Modbus TCP polling: one task per device, each with its own interval, timeout and
-//! reconnect backoff, so a slow or dead device never delays the others.
+//! Modbus acquisition, TCP and RTU: the configured registers compiled into poll plans
+//! (`plan.rs`), read over buses (`bus.rs`: one task per TCP device, per shared TCP
+//! connection or per serial port) through links that bound and distrust every exchange
+//! (`link.rs`), and decoded into samples (`reading.rs`, `decode.rs`). `once.rs` reads
+//! everything once for commissioning (`forewarn poll`).
 //!
-//! Guarantees:
-//! - Every request (and every connect) is bounded by the device's `timeout`;
-//!   tokio-modbus has no timeout of its own.
-//! - After a timeout or a transport error the connection is dropped and re-opened with
-//!   exponential backoff: a late reply can never be matched to the next request.
-//! - A read that fails yields bad-quality samples (why it failed, value NaN) for the
-//!   affected sensors, never a made-up value. A Modbus exception affects only the sensors
-//!   of that request; a lost connection affects the rest of the cycle.
-//! - Samples carry the time their request was sent.
-//! - Poll cycles start on a fixed schedule; a cycle that overruns is counted as a missed
-//!   deadline and the next one starts at the next tick, not in a burst.
+//! Guarantees, detailed in each module: every request is bounded by its device's
+//! `timeout`; a broken connection is dropped and re-opened with backoff; a failed read
+//! yields bad-quality samples, never a made-up value; a slow or dead device never delays
+//! a device on another bus, and on a shared serial port costs only its own timeout.
 
+pub mod bus;
 pub mod decode;
+pub mod link;
+pub mod once;
 pub mod plan;
+pub mod reading;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::lookup_host;
 use tokio::sync::{mpsc, watch};
-use tokio::time::{timeout, Instant, MissedTickBehavior};
-use tokio_modbus::client::{Client, Context, Reader};
-use tokio_modbus::Slave;
+use tokio::task::JoinHandle;
 
-use crate::backoff::Backoff;
-use crate::config::{ModbusDevice, RegisterKind};
-use crate::sample::{now_ms, Quality, Sample, SensorId};
+use crate::config::{Endpoint, ModbusDevice};
+use crate::sample::SensorId;
 use crate::stats::DeviceStats;
-use plan::{Field, PlanInput, ReadRequest};
+use bus::{Bus, Group, Unit};
+use link::Link;
+use plan::{Field, Limits, PlanInput};
 
-/// Compiles a device's registers into its poll plan; `ids` maps sensor names to ids.
-pub fn device_plan(device: &ModbusDevice, ids: &dyn Fn(&str) -> SensorId) -> Vec<ReadRequest> {
-    let inputs = device
-        .register
-        .iter()
-        .map(|r| PlanInput {
-            kind: r.kind,
-            // Validation guarantees the address fits.
-            address: r.address as u16,
-            field: Field {
-                sensor: ids(&r.sensor),
-                name: r.sensor.clone(),
-                offset: 0,
-                data_type: r.data_type,
-                order: r.order,
-                scale: r.scale,
-                add: r.offset,
-            },
+/// Compiles a device's registers into groups (one per distinct interval, the device's
+/// own first), each with its poll plan; `ids` maps sensor names to ids.
+pub fn device_groups(device: &ModbusDevice, ids: &dyn Fn(&str) -> SensorId) -> Vec<Group> {
+    let mut intervals = vec![device.interval];
+    for r in &device.register {
+        let i = device.interval_of(r);
+        if !intervals.contains(&i) {
+            intervals.push(i);
+        }
+    }
+    let limits = Limits {
+        max_gap: device.max_gap,
+        max_registers: device.max_registers,
+        max_bits: device.max_bits,
+    };
+    intervals
+        .into_iter()
+        .map(|interval| {
+            let inputs = device
+                .register
+                .iter()
+                .filter(|r| device.interval_of(r) == interval)
+                .map(|r| PlanInput {
+                    kind: r.kind,
+                    address: device.protocol_address(r),
+                    field: Field {
+                        sensor: ids(&r.sensor),
+                        name: r.sensor.clone(),
+                        offset: 0,
+                        span: r.span(),
+                        data_type: r.data_type,
+                        bit: r.bit.unwrap_or(0),
+                        order: r.order,
+                        scale: r.scale,
+                        add: r.offset,
+                    },
+                })
+                .collect();
+            Group {
+                interval: interval.as_duration(),
+                requests: plan::build(inputs, limits),
+            }
         })
-        .collect();
-    plan::build(inputs, device.max_gap, device.max_registers)
+        .filter(|g| !g.requests.is_empty())
+        .collect()
 }
 
-/// Decodes the fields of one response into samples.
-pub fn decode_fields(req: &ReadRequest, words: &[u16], ts_ms: i64, out: &mut Vec<Sample>) {
-    for f in &req.fields {
-        let start = usize::from(f.offset);
-        let end = start + usize::from(f.data_type.words());
-        let sample = match words.get(start..end) {
-            Some(w) => {
-                let value = decode::decode(w, f.data_type, f.order) * f.scale + f.add;
-                if value.is_finite() {
-                    Sample::good(f.sensor, ts_ms, value)
-                } else {
-                    Sample::bad(f.sensor, ts_ms, Quality::Invalid)
-                }
-            }
-            // A device that answers with fewer registers than asked.
-            None => Sample::bad(f.sensor, ts_ms, Quality::Invalid),
+/// A bus ready to run, with the delay of each group's first poll (`[unit][group]`).
+pub struct PlannedBus {
+    pub bus: Bus,
+    pub stagger: Vec<Vec<Duration>>,
+}
+
+/// Groups the devices into buses: one per serial port, one per TCP connection shared
+/// with `shared_connection`, one per other device. First polls are spread evenly over
+/// each group's interval across all groups, so devices do not all fire at once.
+pub fn plan_buses(
+    devices: &[ModbusDevice],
+    ids: &dyn Fn(&str) -> SensorId,
+    stats: &dyn Fn(&str) -> Arc<DeviceStats>,
+) -> Vec<PlannedBus> {
+    let mut order: Vec<String> = Vec::new();
+    let mut members: HashMap<String, Vec<&ModbusDevice>> = HashMap::new();
+    for (i, d) in devices.iter().enumerate() {
+        let key = match d.endpoint() {
+            Endpoint::Rtu(path) => format!("rtu:{path}"),
+            Endpoint::Tcp(addr) if d.shared_connection => format!("tcp:{addr}"),
+            Endpoint::Tcp(_) => format!("device:{i}"),
         };
-        out.push(sample);
-    }
-}
-
-fn mark_bad(reqs: &[ReadRequest], ts_ms: i64, quality: Quality, out: &mut Vec<Sample>) {
-    for r in reqs {
-        out.extend(r.fields.iter().map(|f| Sample::bad(f.sensor, ts_ms, quality)));
-    }
-}
-
-/// Why a request produced no registers.
-enum ReadFailure {
-    Exception(u8),
-    /// The connection is no longer trustworthy.
-    Connection(Quality, String),
-}
-
-async fn read(ctx: &mut Context, req: &ReadRequest, limit: Duration) -> Result<Vec<u16>, ReadFailure> {
-    let call = async {
-        match req.kind {
-            RegisterKind::Holding => ctx.read_holding_registers(req.start, req.count).await,
-            RegisterKind::Input => ctx.read_input_registers(req.start, req.count).await,
+        if !members.contains_key(&key) {
+            order.push(key.clone());
         }
+        members.entry(key).or_default().push(d);
+    }
+    let total: usize = devices.iter().map(|d| device_groups(d, &|_| 0).len()).sum();
+    let mut k = 0u32;
+    order
+        .iter()
+        .map(|key| {
+            let devs = &members[key];
+            let link = Link::new(devs[0].endpoint(), devs[0].serial());
+            let mut stagger = Vec::new();
+            let units = devs
+                .iter()
+                .map(|d| {
+                    let groups = device_groups(d, ids);
+                    stagger.push(
+                        groups
+                            .iter()
+                            .map(|g| {
+                                k += 1;
+                                g.interval * (k - 1) / total.max(1) as u32
+                            })
+                            .collect(),
+                    );
+                    Unit::new((*d).clone(), groups, stats(&d.device))
+                })
+                .collect();
+            PlannedBus {
+                bus: Bus::new(link, units),
+                stagger,
+            }
+        })
+        .collect()
+}
+
+/// Starts one task per bus; they poll until `shutdown` turns true or `tx` closes.
+pub fn spawn(
+    buses: Vec<PlannedBus>,
+    tx: &mpsc::Sender<crate::source::Batch>,
+    shutdown: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    buses
+        .into_iter()
+        .map(|b| tokio::spawn(b.bus.run(b.stagger, tx.clone(), shutdown.clone())))
+        .collect()
+}
+
+/// The poll plan of a device as `forewarn check` prints it.
+pub fn describe(d: &ModbusDevice) -> String {
+    let groups = device_groups(d, &|_| 0);
+    let mut s = String::new();
+    let line = match d.endpoint() {
+        Endpoint::Rtu(_) => format!("{} ({})", d.address, d.serial()),
+        Endpoint::Tcp(_) if d.shared_connection => format!("{} (shared connection)", d.address),
+        Endpoint::Tcp(_) => d.address.clone(),
     };
-    match timeout(limit, call).await {
-        Err(_) => Err(ReadFailure::Connection(
-            Quality::Timeout,
-            format!("no answer within {limit:?}"),
-        )),
-        Ok(Err(e)) => Err(ReadFailure::Connection(Quality::Disconnected, e.to_string())),
-        Ok(Ok(Err(code))) => Err(ReadFailure::Exception(u8::from(code))),
-        Ok(Ok(Ok(words))) => Ok(words),
+    let first = groups.first().map_or(0, |g| g.requests.len());
+    let base = if d.address_base == 1 { ", 1-based addresses" } else { "" };
+    let _ = writeln!(
+        s,
+        "  device {} at {line} unit {}: every {}, timeout {}{base}, {first} request{} per poll",
+        d.device,
+        d.unit,
+        d.interval,
+        d.timeout,
+        plural(first)
+    );
+    for (i, g) in groups.iter().enumerate() {
+        if i > 0 {
+            let n = g.requests.len();
+            let every = crate::config::Dur(g.interval);
+            let _ = writeln!(s, "   and every {every}: {n} request{} per poll", plural(n));
+        }
+        for r in &g.requests {
+            let names: Vec<&str> = r.fields.iter().map(|f| f.name.as_str()).collect();
+            let unit = if r.kind.is_bits() { "bit" } else { "word" };
+            let first = u32::from(r.start) + u32::from(d.address_base);
+            let _ = writeln!(
+                s,
+                "    {} {first}..{} ({} {unit}{}): {}",
+                r.kind.as_str(),
+                first + u32::from(r.count) - 1,
+                r.count,
+                plural(usize::from(r.count)),
+                names.join(", ")
+            );
+        }
     }
+    s
 }
 
-async fn connect(address: &str, unit: u8, limit: Duration) -> Result<Context, String> {
-    let attempt = async {
-        let addrs: Vec<SocketAddr> = lookup_host(address)
-            .await
-            .map_err(|e| format!("resolving {address}: {e}"))?
-            .collect();
-        let addr = addrs
-            .first()
-            .ok_or_else(|| format!("{address} resolves to no address"))?;
-        tokio_modbus::client::tcp::connect_slave(*addr, Slave(unit))
-            .await
-            .map_err(|e| e.to_string())
-    };
-    timeout(limit, attempt)
-        .await
-        .map_err(|_| format!("connect timed out after {limit:?}"))?
-}
-
-/// A running device poller.
-pub struct DevicePoller {
-    pub device: ModbusDevice,
-    pub plan: Vec<ReadRequest>,
-    pub bus: mpsc::Sender<Vec<Sample>>,
-    pub stats: Arc<DeviceStats>,
-    /// Delay of the first poll, so that devices do not all fire at the same instant.
-    pub stagger: Duration,
-}
-
-impl DevicePoller {
-    /// Polls until `shutdown` turns true or the pipeline goes away.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let DevicePoller {
-            device,
-            plan,
-            bus,
-            stats,
-            stagger,
-        } = self;
-        let name = device.device.as_str();
-        let limit = device.timeout.as_duration();
-        let interval = device.interval.as_duration();
-        let mut ctx: Option<Context> = None;
-        let mut backoff = Backoff::new(
-            interval.clamp(Duration::from_millis(200), Duration::from_secs(2)),
-            Duration::from_secs(30),
-        );
-        let mut retry_at = Instant::now();
-        let mut healthy = true;
-        let mut ticker = tokio::time::interval_at(Instant::now() + stagger, interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = shutdown.changed() => break,
-            }
-            let cycle_start = Instant::now();
-            let mut samples = Vec::with_capacity(plan.iter().map(|r| r.fields.len()).sum());
-
-            if ctx.is_none() {
-                if Instant::now() < retry_at {
-                    continue;
-                }
-                match connect(&device.address, device.unit, limit).await {
-                    Ok(c) => {
-                        stats.connects.inc();
-                        if !healthy {
-                            tracing::info!(device = name, "reconnected");
-                        }
-                        ctx = Some(c);
-                    }
-                    Err(e) => {
-                        stats.connect_failures.inc();
-                        let delay = backoff.next_delay();
-                        retry_at = Instant::now() + delay;
-                        if healthy {
-                            tracing::warn!(device = name, address = %device.address, error = %e, retry_in = ?delay, "cannot connect");
-                            healthy = false;
-                        } else {
-                            tracing::debug!(device = name, error = %e, retry_in = ?delay, "still cannot connect");
-                        }
-                        mark_bad(&plan, now_ms(), Quality::Disconnected, &mut samples);
-                    }
-                }
-            }
-
-            if let Some(c) = ctx.as_mut() {
-                stats.polls.inc();
-                for (i, req) in plan.iter().enumerate() {
-                    let ts = now_ms();
-                    stats.requests.inc();
-                    match read(c, req, limit).await {
-                        Ok(words) => decode_fields(req, &words, ts, &mut samples),
-                        Err(ReadFailure::Exception(code)) => {
-                            stats.exceptions.inc();
-                            let q = Quality::Exception(code);
-                            tracing::warn!(device = name, start = req.start, count = req.count, "{q}");
-                            mark_bad(std::slice::from_ref(req), ts, q, &mut samples);
-                        }
-                        Err(ReadFailure::Connection(q, detail)) => {
-                            if q == Quality::Timeout {
-                                stats.timeouts.inc();
-                            } else {
-                                stats.transport_errors.inc();
-                            }
-                            let delay = backoff.next_delay();
-                            retry_at = Instant::now() + delay;
-                            if healthy {
-                                tracing::warn!(device = name, start = req.start, error = %detail, retry_in = ?delay, "read failed; reconnecting");
-                                healthy = false;
-                            }
-                            mark_bad(&plan[i..], ts, q, &mut samples);
-                            ctx = None;
-                            break;
-                        }
-                    }
-                }
-                if ctx.is_some() {
-                    if !healthy {
-                        tracing::info!(device = name, "reading again");
-                        healthy = true;
-                    }
-                    backoff.reset();
-                }
-            }
-
-            if cycle_start.elapsed() > interval {
-                stats.missed_deadlines.inc();
-            }
-            if !samples.is_empty() && bus.send(samples).await.is_err() {
-                break;
-            }
-        }
-        if let Some(mut c) = ctx {
-            // Best effort: the device may already be gone.
-            let _ = timeout(limit, c.disconnect()).await;
-        }
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }

@@ -1,0 +1,457 @@
+//! MQTT input: subscriptions with topic templates and payload decoders, delivered
+//! at least once from the broker to disk.
+//!
+//! **At-least-once.** With `qos = 1` the client uses manual acknowledgements: a message's
+//! PUBACK is sent only after the pipeline has flushed its samples to the store (see
+//! [`crate::source::Ack`]). Until then the broker keeps the message, and with
+//! `clean_session = false` it keeps it across restarts of the agent, so a `kill -9` at any
+//! point loses nothing; a redelivered message merges with its stored samples (same sensor
+//! and timestamp). Acknowledgements are tagged with the connection they belong to: after a
+//! reconnect a packet id may name another message, so acks of an older connection are
+//! dropped (the broker redelivers those messages anyway).
+//!
+//! **Bad input.** A malformed payload, a topic no subscription maps, a non-finite number
+//! or a time too far in the future is counted per subscription (logs, `/healthz`), logged
+//! with rate limiting, and acknowledged so the broker does not resend it forever. It never
+//! takes good readings of the same payload with it.
+//!
+//! Reconnects use exponential backoff with jitter; subscriptions are renewed on every
+//! connect.
+
+pub mod influx;
+pub mod json;
+pub mod sparkplug;
+pub mod topic;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::{mpsc, watch};
+
+use crate::backoff::Backoff;
+use crate::config::{MqttInput, PayloadFormat, Subscription};
+use crate::sample::{now_ms, Sample, SensorId};
+use crate::source::{Ack, Batch};
+use crate::stats::{InputStats, Stats};
+use crate::store::Store;
+use topic::TopicTemplate;
+
+/// One value decoded from a payload, with the names a sensor-name template can use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// Template variables, e.g. `("field", "temp")`.
+    pub vars: Vec<(String, String)>,
+    /// Milliseconds since the Unix epoch, when the payload carries a time.
+    pub ts_ms: Option<i64>,
+    pub value: f64,
+}
+
+/// Why (part of) a payload could not be decoded; each variant says where.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("malformed payload: {0}")]
+    Malformed(String),
+    #[error("not a finite number: {0}")]
+    NonFinite(String),
+    #[error("unreadable time: {0}")]
+    BadTime(String),
+    /// A line of a text payload; `line` and `column` are 1-based, the column counts
+    /// bytes so it stays meaningful for non-UTF-8 input.
+    #[error("line {line}, column {column}: {reason}")]
+    Line { line: usize, column: usize, reason: String },
+    /// The MQTT topic does not have the shape the decoder needs.
+    #[error("topic {topic:?}: {reason}")]
+    Topic { topic: String, reason: String },
+    /// A binary payload is not a valid message; `reason` names the field path.
+    #[error("payload on {topic:?}: {reason}")]
+    Payload { topic: String, reason: String },
+}
+
+impl DecodeError {
+    fn is_non_finite(&self) -> bool {
+        match self {
+            DecodeError::NonFinite(_) => true,
+            DecodeError::Line { reason, .. } => reason.contains("not a finite number"),
+            _ => false,
+        }
+    }
+}
+
+/// The sensor-name template of a subscription, its default filled in.
+pub fn sensor_template(sub: &Subscription) -> String {
+    if let Some(t) = &sub.sensor {
+        return t.clone();
+    }
+    match sub.format {
+        PayloadFormat::Number => "{topic}".into(),
+        PayloadFormat::Json => "{field}".into(),
+        PayloadFormat::Influx => "{measurement}.{field}".into(),
+        PayloadFormat::Sparkplug => "{node}.{device}.{metric}".into(),
+    }
+}
+
+/// A glob of every name a subscription's sensor template can produce (placeholders
+/// become `*`; `{topic}` becomes the topic filter with `/` as `.`).
+pub fn sensor_glob(template: &str, topic: &str) -> String {
+    let topic_glob: String = topic
+        .split('/')
+        .map(|level| {
+            if level.starts_with('{') || level == "+" || level == "#" {
+                "*"
+            } else {
+                level
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".");
+    let template = template.replace("{topic}", &topic_glob);
+    let mut out = String::new();
+    let mut in_var = false;
+    for c in template.chars() {
+        match c {
+            '{' => {
+                in_var = true;
+                out.push('*');
+            }
+            '}' => in_var = false,
+            c if !in_var => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Fills a template; `None` when a placeholder has no value.
+fn render(template: &str, vars: &[&[(String, String)]]) -> Option<String> {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}')? + open;
+        let name = &rest[open + 1..close];
+        let value = vars
+            .iter()
+            .flat_map(|v| v.iter())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())?;
+        out.extend(value.chars().map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') {
+                c
+            } else {
+                '_'
+            }
+        }));
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    (!out.is_empty()).then_some(out)
+}
+
+struct Compiled {
+    topic: TopicTemplate,
+    config: Subscription,
+    sensor: String,
+    stats: Arc<InputStats>,
+}
+
+/// One `[[mqtt]]` input.
+pub struct MqttSource {
+    pub input: MqttInput,
+    pub client_id: String,
+    pub store: Store,
+    pub bus: mpsc::Sender<Batch>,
+    pub stats: Arc<Stats>,
+}
+
+/// Resolves the password from `password`, `password_file` or `password_env`.
+pub fn password(input: &MqttInput) -> Result<Option<String>, String> {
+    if let Some(p) = &input.password {
+        return Ok(Some(p.clone()));
+    }
+    if let Some(f) = &input.password_file {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("password_file {}: {e}", f.display()))?;
+        return Ok(Some(text.lines().next().unwrap_or_default().to_string()));
+    }
+    if let Some(var) = &input.password_env {
+        return std::env::var(var)
+            .map(Some)
+            .map_err(|_| format!("password_env: ${var} is not set"));
+    }
+    Ok(None)
+}
+
+impl MqttSource {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let (host, port) = crate::config::parse_broker_url(&self.input.broker).map_err(anyhow::Error::msg)?;
+        let subs: Vec<Compiled> = self
+            .input
+            .subscribe
+            .iter()
+            .filter_map(|s| {
+                Some(Compiled {
+                    topic: TopicTemplate::parse(&s.topic).ok()?,
+                    config: s.clone(),
+                    sensor: sensor_template(s),
+                    stats: self.stats.input(&format!("{}:{}", self.client_id, s.topic)),
+                })
+            })
+            .collect();
+        let qos = if self.input.qos == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
+        let mut options = MqttOptions::new(&self.client_id, &host, port);
+        options.set_keep_alive(self.input.keep_alive.as_duration());
+        options.set_clean_session(self.input.clean_session);
+        options.set_manual_acks(true);
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        if let Some(user) = &self.input.username {
+            options.set_credentials(
+                user,
+                password(&self.input).map_err(anyhow::Error::msg)?.unwrap_or_default(),
+            );
+        }
+        let (client, mut events): (AsyncClient, EventLoop) = AsyncClient::new(options, 1024);
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(u64, Publish)>();
+        let mut decoders = Decoders::default();
+        let mut ids: HashMap<String, SensorId> = HashMap::new();
+        let mut epoch = 0u64;
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        let mut connected = false;
+        let unmatched = self.stats.input(&format!("{}:<no subscription>", self.client_id));
+        // Acks ready to send. The client's request queue is drained by `events.poll()` in
+        // this same task, so acks are handed over as space allows, never awaited here.
+        let mut acks: std::collections::VecDeque<Publish> = std::collections::VecDeque::new();
+
+        loop {
+            while let Some(p) = acks.front() {
+                if client.try_ack(p).is_err() {
+                    break;
+                }
+                acks.pop_front();
+            }
+            tokio::select! {
+                event = events.poll() => match event {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                        epoch += 1;
+                        connected = true;
+                        // Packet ids of the old connection mean nothing now.
+                        acks.clear();
+                        backoff.reset();
+                        tracing::info!(client = %self.client_id, broker = %self.input.broker, session_present = ack.session_present, "mqtt input connected");
+                        // Subscribe even when the broker kept our session: the config may
+                        // have gained subscriptions since, and subscribing again is harmless.
+                        for s in &subs {
+                            if let Err(e) = client.try_subscribe(s.topic.filter(), qos) {
+                                tracing::error!(topic = %s.config.topic, error = %e, "cannot subscribe");
+                            }
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                        if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
+                            tracing::error!(client = %self.client_id, "the broker refused a subscription (check its ACLs)");
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let now = now_ms();
+                        let samples = self.decode(&p, &subs, &unmatched, &mut decoders, &mut ids, now);
+                        let ack = (p.qos != QoS::AtMostOnce).then(|| {
+                            let (tx, ep) = (ack_tx.clone(), epoch);
+                            Ack::new(move || {
+                                let _ = tx.send((ep, p));
+                            })
+                        });
+                        match (samples.is_empty(), ack) {
+                            // Nothing to store: acknowledge at once.
+                            (true, Some(ack)) => ack.done(),
+                            (true, None) => {}
+                            (false, ack) => {
+                                if self.bus.send(Batch { samples, ack }).await.is_err() {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let delay = backoff.next_delay();
+                        if connected {
+                            tracing::warn!(client = %self.client_id, broker = %self.input.broker, error = %e, retry_in = ?delay, "mqtt input disconnected; unacknowledged messages stay with the broker");
+                        } else {
+                            tracing::debug!(client = %self.client_id, error = %e, retry_in = ?delay, "mqtt input still disconnected");
+                        }
+                        connected = false;
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = shutdown.changed() => return Ok(()),
+                        }
+                    }
+                },
+                Some((ep, publish)) = ack_rx.recv() => {
+                    if ep == epoch {
+                        acks.push_back(publish);
+                    }
+                }
+                _ = shutdown.changed() => {
+                    // Acks of the last flush still arrive while the pipeline drains.
+                    let deadline = tokio::time::sleep(Duration::from_millis(500));
+                    tokio::pin!(deadline);
+                    loop {
+                        tokio::select! {
+                            Some((ep, publish)) = ack_rx.recv() => { if ep == epoch { let _ = client.try_ack(&publish); } }
+                            _ = events.poll() => {}
+                            _ = &mut deadline => break,
+                        }
+                    }
+                    let _ = client.try_disconnect();
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn decode(
+        &self,
+        p: &Publish,
+        subs: &[Compiled],
+        unmatched: &InputStats,
+        decoders: &mut Decoders,
+        ids: &mut HashMap<String, SensorId>,
+        now: i64,
+    ) -> Vec<Sample> {
+        let Some((sub, topic_vars)) = subs.iter().find_map(|s| s.topic.capture(&p.topic).map(|v| (s, v))) else {
+            unmatched.unknown_topic.inc();
+            rate_limited(
+                &unmatched.unknown_topic,
+                || tracing::warn!(topic = %p.topic, "message on a topic no subscription maps"),
+            );
+            return Vec::new();
+        };
+        let st = &sub.stats;
+        st.messages.inc();
+        let (readings, errors) = decoders.decode(sub.config.format, &sub.config, &p.topic, &p.payload, st);
+        for e in &errors {
+            if e.is_non_finite() {
+                st.non_finite.inc();
+            } else {
+                st.malformed.inc();
+            }
+            rate_limited(
+                &st.malformed,
+                || tracing::warn!(topic = %p.topic, error = %e, "bad payload"),
+            );
+        }
+        let topic_level = [("topic".to_string(), p.topic.replace('/', "."))];
+        let max_ts = now + self.input.max_future.as_duration().as_millis() as i64;
+        let mut samples = Vec::with_capacity(readings.len());
+        for r in readings {
+            let ts = r.ts_ms.unwrap_or(now);
+            if ts > max_ts {
+                st.future.inc();
+                rate_limited(
+                    &st.future,
+                    || tracing::warn!(topic = %p.topic, ts, "time too far in the future; reading refused"),
+                );
+                continue;
+            }
+            let Some(name) = render(&sub.sensor, &[&topic_vars, &r.vars, &topic_level]) else {
+                st.malformed.inc();
+                continue;
+            };
+            let id = match ids.get(&name) {
+                Some(id) => *id,
+                None => match self.store.sensor_id(&name) {
+                    Ok(id) => *ids.entry(name).or_insert(id),
+                    Err(e) => {
+                        tracing::error!(sensor = %name, error = %e, "cannot register sensor");
+                        continue;
+                    }
+                },
+            };
+            samples.push(Sample::good(id, ts, r.value));
+        }
+        st.samples.add(samples.len() as u64);
+        samples
+    }
+}
+
+/// Logs the 1st to 10th event, then every 1000th.
+fn rate_limited(counter: &crate::stats::Counter, log: impl FnOnce()) {
+    let n = counter.get();
+    if n <= 10 || n % 1000 == 0 {
+        log();
+    }
+}
+
+/// The decoders, with the state some formats keep between messages (Sparkplug's aliases
+/// and sequence numbers).
+#[derive(Default)]
+struct Decoders {
+    sparkplug: sparkplug::Sparkplug,
+}
+
+impl Decoders {
+    fn decode(
+        &mut self,
+        format: PayloadFormat,
+        sub: &Subscription,
+        topic: &str,
+        payload: &[u8],
+        st: &InputStats,
+    ) -> (Vec<Reading>, Vec<DecodeError>) {
+        match format {
+            PayloadFormat::Number => match json::decode_number(payload) {
+                Ok(r) => (vec![r], vec![]),
+                Err(e) => (vec![], vec![e]),
+            },
+            PayloadFormat::Json => json::decode_json(payload, sub.timestamp.as_deref(), sub.value.as_deref()),
+            PayloadFormat::Influx => influx::decode(payload),
+            PayloadFormat::Sparkplug => match self.sparkplug.decode(topic, payload) {
+                Ok(d) => {
+                    if let Some((expected, got)) = d.seq_gap {
+                        st.seq_gaps.inc();
+                        rate_limited(&st.seq_gaps, || {
+                            tracing::warn!(
+                                topic,
+                                expected,
+                                got,
+                                "sparkplug sequence gap: messages were lost before they reached the broker or us"
+                            )
+                        });
+                    }
+                    let mut errors = Vec::new();
+                    if d.unknown_aliases > 0 {
+                        errors.push(DecodeError::Malformed(format!(
+                            "{} metric aliases without a birth certificate (waiting for the next NBIRTH/DBIRTH)",
+                            d.unknown_aliases
+                        )));
+                    }
+                    (d.readings, errors)
+                }
+                Err(e) => (vec![], vec![e]),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_render_and_glob() {
+        let topic = [("machine".to_string(), "pump7".to_string())];
+        let field = [("field".to_string(), "temp/C".to_string())];
+        assert_eq!(
+            render("{machine}.{field}", &[&topic, &field]).as_deref(),
+            Some("pump7.temp_C")
+        );
+        assert_eq!(render("{machine}.{nope}", &[&topic]), None);
+        assert_eq!(sensor_glob("{machine}.{field}", "p/{machine}"), "*.*");
+        assert_eq!(sensor_glob("boiler.pressure", "x"), "boiler.pressure");
+        assert_eq!(sensor_glob("{topic}", "plant/{m}/temp"), "plant.*.temp");
+    }
+}
