@@ -267,8 +267,18 @@ impl Default for UpstreamConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttInput {
-    /// Broker URL, `mqtt://host[:port]` (1883 by default).
+    /// Broker URL, `mqtt://host[:port]` (1883 by default) or `mqtts://host[:port]` (TLS,
+    /// 8883 by default).
     pub broker: String,
+    /// With `mqtts://`: PEM file of the CA that signed the broker's certificate.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// With `mqtts://`: PEM certificate that proves this gateway (mutual TLS).
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// With `mqtts://`: PEM private key of `client_cert`.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
     /// Client id; with `clean_session = false` it names the session the broker keeps, so
     /// it must be stable and unique per gateway. Default `forewarn-{agent}-in{N}`.
     #[serde(default)]

@@ -9,7 +9,9 @@
 //!   SIGTERM a retained `offline` of its own;
 //! - a wrong password, or a broker certificate from an untrusted CA: a clear error in the
 //!   log, retries with a growing backoff (no busy loop), no crash, and the password never
-//!   in the log.
+//!   in the log;
+//! - an `[[mqtt]]` input over the same mutual-TLS listener receives and stores what a
+//!   plain client publishes.
 
 mod common;
 
@@ -299,4 +301,74 @@ async fn untrusted_broker_certificate_is_a_clear_error_retried_with_backoff() {
     let mut agent = AgentProcess::start(&s.config, &s.log);
     assert_retries_with_backoff(&mut agent, "TLS handshake failed").await;
     assert!(agent.log_text().contains("UnknownIssuer"), "{}", agent.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_input_over_mutual_tls_with_password() {
+    let b = secure_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let c = b.certs.display();
+    let data = dir.path().join("data");
+    let config = dir.path().join("forewarn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[agent]
+id = "gw-tls-in"
+data_dir = "{data}"
+[storage]
+flush_interval = "100ms"
+[upstream]
+broker = "mqtt://127.0.0.1:{plain}"
+[http]
+enabled = false
+[[mqtt]]
+broker = "mqtts://127.0.0.1:{tls}"
+ca_file = "{c}/ca.crt"
+client_cert = "{c}/client.crt"
+client_key = "{c}/client.key"
+username = "{USER}"
+password_env = "FOREWARN_TEST_MQTT_PASSWORD"
+  [[mqtt.subscribe]]
+  topic = "plant/{{machine}}/temp"
+  format = "number"
+  sensor = "{{machine}}.temp"
+"#,
+            data = data.display(),
+            plain = b.plain_port,
+            tls = b.tls_port
+        ),
+    )
+    .unwrap();
+    let mut agent = AgentProcess::start_with_env(
+        &config,
+        &dir.path().join("agent.log"),
+        &[("FOREWARN_TEST_MQTT_PASSWORD", PASSWORD)],
+    );
+    agent
+        .wait_for_log("mqtt input connected", Duration::from_secs(15))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = Command::new("mosquitto_pub")
+        .args([
+            "-p",
+            &b.plain_port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            "plant/pump9/temp",
+            "-m",
+            "42.5",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!agent.log_text().contains(PASSWORD), "the password leaked into the log");
+    agent.kill9();
+    let store = forewarn::store::Store::open(&data, Default::default()).unwrap();
+    let id = store.lookup_sensor("pump9.temp").unwrap().expect("sensor registered");
+    let got = store.read(id, 0, i64::MAX).unwrap();
+    assert_eq!(got.iter().map(|s| s.value).collect::<Vec<_>>(), vec![42.5]);
 }

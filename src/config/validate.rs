@@ -254,8 +254,35 @@ fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<String> {
     let mut client_ids = HashSet::new();
     for (i, m) in c.mqtt.iter().enumerate() {
         let base = vec![k("mqtt"), Seg::Index(i)];
-        if let Err(e) = parse_broker_url(&m.broker) {
-            out.push((at(&base, &[k("broker")]), e));
+        let tls = match parse_broker(&m.broker) {
+            Ok(b) => b.tls,
+            Err(e) => {
+                out.push((at(&base, &[k("broker")]), e));
+                false
+            }
+        };
+        if tls && m.ca_file.is_none() {
+            out.push((
+                at(&base, &[k("ca_file")]),
+                "an mqtts:// broker needs ca_file (the CA that signed the broker's certificate)".into(),
+            ));
+        }
+        for (name, file) in [
+            ("ca_file", &m.ca_file),
+            ("client_cert", &m.client_cert),
+            ("client_key", &m.client_key),
+        ] {
+            let Some(path) = file else { continue };
+            if !tls {
+                out.push((at(&base, &[k(name)]), "TLS options need an mqtts:// broker".into()));
+            }
+            readable(path, at(&base, &[k(name)]), out);
+        }
+        if m.client_cert.is_some() != m.client_key.is_some() {
+            out.push((
+                at(&base, &[k("client_key")]),
+                "client_cert and client_key go together".into(),
+            ));
         }
         if m.qos > 1 {
             out.push((

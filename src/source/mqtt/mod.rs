@@ -184,7 +184,8 @@ pub fn password(input: &MqttInput) -> Result<Option<String>, String> {
 
 impl MqttSource {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let (host, port) = crate::config::parse_broker_url(&self.input.broker).map_err(anyhow::Error::msg)?;
+        let broker = crate::config::parse_broker(&self.input.broker).map_err(anyhow::Error::msg)?;
+        let (host, port) = (broker.host.clone(), broker.port);
         let subs: Vec<Compiled> = self
             .input
             .subscribe
@@ -208,6 +209,16 @@ impl MqttSource {
         options.set_clean_session(self.input.clean_session);
         options.set_manual_acks(true);
         options.set_max_packet_size(1 << 20, 1 << 20);
+        if broker.tls {
+            let ca = self
+                .input
+                .ca_file
+                .as_deref()
+                .ok_or_else(|| anyhow::anyhow!("an mqtts:// broker needs ca_file"))?;
+            let client = self.input.client_cert.as_deref().zip(self.input.client_key.as_deref());
+            let tls = crate::alert::tls::client_config(ca, client)?;
+            options.set_transport(rumqttc::Transport::tls_with_config(tls));
+        }
         if let Some(user) = &self.input.username {
             options.set_credentials(
                 user,
