@@ -4,10 +4,13 @@
 //! ```text
 //!  modbus device tasks ──Vec<Sample>──> pipeline ──append──> store (flush every flush_interval)
 //!        (bounded channel: a full          │
-//!         pipeline slows polling)          └──observe──> rules ──Observation──> lifecycle ──> outbox ──> publisher ──> MQTT
-//!                                                                           ^
+//!         pipeline slows polling)          └──observe──> rules ───Observation──> lifecycle ──> outbox ──> publisher ──> MQTT
+//!                                                   └──> models ──┘          ^
 //!                                   retention ──storage alarms (channel)────┘
 //! ```
+//!
+//! SIGHUP reloads the failure-prediction models (after `forewarn train`); their alarms stay
+//! registered with the lifecycle, so open model alerts carry over a reload.
 //!
 //! Shutdown order: sources stop; the pipeline drains the channel, evaluates and flushes
 //! everything it received; the publisher keeps sending the outbox for a short grace
@@ -26,6 +29,7 @@ use crate::alert::sink::AlertSink;
 use crate::alert::status::StatusInfo;
 use crate::alert::Outbox;
 use crate::config::{Config, Severity};
+use crate::detect::live::{LoadOutcome, ModelAlarms, ModelEngine};
 use crate::detect::rule::RuleEngine;
 use crate::detect::{AlarmDef, AlarmId, Level, Observation, Policy};
 use crate::sample::SensorId;
@@ -118,6 +122,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
 
     let mut lifecycle = Lifecycle::from_config(&config);
     let rules = RuleEngine::new(&config, &|name| ids.get(name).copied(), &mut |d| lifecycle.register(d));
+    let model_alarms = ModelAlarms::register(&config, &mut |d| lifecycle.register(d));
     let storage_alarms = STORAGE_RULES.map(|rule| {
         lifecycle.register(AlarmDef {
             asset: STORAGE_ASSET.into(),
@@ -192,7 +197,11 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     };
     tasks.push(tokio::spawn(retention.run(shutdown.clone())));
 
-    tracing::info!(agent = %config.agent.id, sensors = ids.len(), rules = rules.len(), data_dir = %data_dir.display(), "agent started");
+    let models = load_models(&config, &ids, &model_alarms);
+    tracing::info!(agent = %config.agent.id, sensors = ids.len(), rules = rules.len(), models = models.len(), data_dir = %data_dir.display(), "agent started");
+    // SIGHUP reloads the models (after `forewarn train`); the listener ends with the agent.
+    let reload = Arc::new(Notify::new());
+    tasks.push(tokio::spawn(forward_hangups(reload.clone(), shutdown.clone())));
 
     let pipeline = Pipeline {
         config: &config,
@@ -200,6 +209,10 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         alerts,
         stats: stats.clone(),
         rules,
+        models,
+        model_alarms,
+        ids,
+        reload,
         failing_flushes: 0,
         waiting: Vec::new(),
         ack_deadline: None,
@@ -220,6 +233,12 @@ struct Pipeline<'a> {
     alerts: AlertSink,
     stats: Arc<Stats>,
     rules: RuleEngine,
+    /// Failure-prediction models, per asset.
+    models: ModelEngine,
+    model_alarms: ModelAlarms,
+    ids: HashMap<String, SensorId>,
+    /// Notified on SIGHUP.
+    reload: Arc<Notify>,
     /// Consecutive failed flushes.
     failing_flushes: u32,
     /// Acknowledgements waiting for the flush that makes their samples durable.
@@ -255,6 +274,10 @@ impl Pipeline<'_> {
                 // the broker's in-flight window keeps moving (group commit).
                 _ = tokio::time::sleep_until(self.ack_deadline.unwrap_or_else(tokio::time::Instant::now)), if self.ack_deadline.is_some() => self.flush().await?,
                 _ = report_tick.tick() => tracing::info!(stats = %self.stats.summary(), "running"),
+                _ = self.reload.notified() => {
+                    self.models = load_models(self.config, &self.ids, &self.model_alarms);
+                    tracing::info!(models = self.models.len(), "models reloaded");
+                }
                 // Sources see the same signal and stop; keep receiving until they have.
                 _ = shutdown.changed(), if !*shutdown.borrow() => {}
             }
@@ -282,6 +305,7 @@ impl Pipeline<'_> {
         }
         for s in batch {
             self.rules.observe(s, observations);
+            self.models.observe(s, observations);
         }
         // The outbox lives in the same database as the history: if it cannot be written,
         // nothing durable can be promised any more.
@@ -332,6 +356,40 @@ impl Pipeline<'_> {
         }
         Ok(())
     }
+}
+
+/// Loads every configured model; a machine whose model cannot be used runs without one.
+fn load_models(config: &Config, ids: &HashMap<String, SensorId>, alarms: &ModelAlarms) -> ModelEngine {
+    let (engine, outcomes) = ModelEngine::load(config, &|name| ids.get(name).copied(), alarms);
+    for o in outcomes {
+        match o {
+            LoadOutcome::Loaded { asset, path } => tracing::info!(%asset, model = %path.display(), "model loaded"),
+            LoadOutcome::Failed { asset, error } => {
+                tracing::warn!(%asset, error = %error, "no model for this asset; train one with `forewarn train`, then send SIGHUP")
+            }
+        }
+    }
+    engine
+}
+
+async fn forward_hangups(reload: Arc<Notify>, shutdown: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        let stop = wait_true(shutdown);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = hup.recv() => reload.notify_one(),
+                _ = &mut stop => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    wait_true(shutdown).await;
 }
 
 /// Periodic retention, and the storage alarms when the budget cannot be kept.

@@ -11,6 +11,7 @@ pub mod footprint;
 mod load;
 mod modbus;
 mod modbus_checks;
+pub mod model;
 pub mod units;
 mod validate;
 
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use model::ModelConfig;
 pub use units::{ByteSize, Dur};
 
 /// Where the daemon looks for its config when `--config` is not given.
@@ -365,6 +367,9 @@ pub struct Asset {
     /// Parents are only what this field says; an id's slashes imply nothing.
     #[serde(default)]
     pub parent: Option<String>,
+    /// The failure-prediction model of this machine (trained by `forewarn train`).
+    #[serde(default)]
+    pub model: Option<ModelConfig>,
 }
 
 /// `[[asset.rule]]`: a threshold with hysteresis. Set `above` (high alarm) or `below`

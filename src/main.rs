@@ -13,6 +13,7 @@ use tracing_subscriber::EnvFilter;
 use forewarn::config::{Config, DEFAULT_CONFIG_PATH};
 
 mod history;
+mod predict_cli;
 
 #[derive(Parser)]
 #[command(
@@ -91,6 +92,82 @@ enum Command {
         /// Config file.
         #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
         config: PathBuf,
+    },
+    /// Train a machine's failure-prediction model on healthy history: the store (agent
+    /// stopped) or a CSV file with one column per sensor.
+    Train {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// The asset (machine) whose model to train; it needs an [asset.model] section.
+        #[arg(long)]
+        asset: String,
+        /// Start of the healthy history in the store, RFC 3339 or epoch ms.
+        #[arg(long, conflicts_with = "csv")]
+        from: Option<String>,
+        /// End of the healthy history in the store (inclusive).
+        #[arg(long, conflicts_with = "csv")]
+        to: Option<String>,
+        /// Healthy history as CSV: a time column and a column named after each sensor.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// CSV column separator.
+        #[arg(long, default_value = ",")]
+        sep: char,
+        /// Name of the CSV time column (default: the first column).
+        #[arg(long)]
+        time_column: Option<String>,
+        /// Write the model here instead of the asset's model file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Evaluate failure prediction on labelled history: per file, train on its first 400
+    /// rows, replay the rest through the live scorer, print F1, FAR, MAR and NAB scores.
+    Eval {
+        /// `skab` (SKAB's `;`-separated files) or `csv` (time, sensors, a 0/1 label).
+        #[arg(long, default_value = "skab")]
+        format: String,
+        /// Directory of labelled files (or one CSV file with --format csv).
+        #[arg(long)]
+        data: PathBuf,
+        /// Write `file,datetime,pred_anomaly` for every scored row to this CSV.
+        #[arg(long)]
+        predictions: Option<PathBuf>,
+        /// --format csv: column separator.
+        #[arg(long, default_value = ",")]
+        sep: char,
+        /// --format csv: time column (default: the first column).
+        #[arg(long)]
+        time_column: Option<String>,
+        /// --format csv: the 0/1 label column.
+        #[arg(long, default_value = "anomaly")]
+        label_column: String,
+        /// Detector: pca, mahalanobis, mset or ewma (default as [asset.model]).
+        #[arg(long, value_parser = parse_detector)]
+        detector: Option<forewarn::detect::detector::DetectorKind>,
+        /// Moving-mean window, periods.
+        #[arg(long)]
+        window: Option<u32>,
+        /// PCA: explained variance of the kept components.
+        #[arg(long)]
+        variance: Option<f64>,
+        /// Threshold quantile of healthy statistics.
+        #[arg(long)]
+        quantile: Option<f64>,
+        /// Threshold margin on that quantile.
+        #[arg(long)]
+        factor: Option<f64>,
+        /// Baseline adaptation per period while healthy.
+        #[arg(long)]
+        adapt: Option<f64>,
+        /// Raise on k over-threshold periods of the last n.
+        #[arg(long)]
+        alarm_k: Option<u32>,
+        #[arg(long)]
+        alarm_n: Option<u32>,
+        /// Minimum alarm length, periods.
+        #[arg(long)]
+        min_duration: Option<u32>,
     },
     /// Commissioning: read every configured register once and print one JSON line per
     /// sensor (sensor, device, value, quality, raw registers in hex); or, with --probe,
@@ -178,6 +255,57 @@ fn main() -> ExitCode {
             history::import(&config, csv.as_deref(), archive.as_deref(), &opts)
         }
         Command::StoreStats { config } => history::store_stats(&config),
+        Command::Train {
+            config,
+            asset,
+            from,
+            to,
+            csv,
+            sep,
+            time_column,
+            out,
+        } => {
+            let source = match csv {
+                Some(path) => predict_cli::TrainSource::Csv { path, sep, time_column },
+                None => predict_cli::TrainSource::Store { from, to },
+            };
+            predict_cli::train_cmd(&config, &asset, source, out.as_deref())
+        }
+        Command::Eval {
+            format,
+            data,
+            predictions,
+            sep,
+            time_column,
+            label_column,
+            detector,
+            window,
+            variance,
+            quantile,
+            factor,
+            adapt,
+            alarm_k,
+            alarm_n,
+            min_duration,
+        } => predict_cli::eval_cmd(predict_cli::EvalArgs {
+            format,
+            data,
+            predictions,
+            layout: forewarn::detect::eval::CsvLayout {
+                separator: sep,
+                time_column,
+                label_column,
+            },
+            options: predict_cli::eval_options(
+                detector,
+                window,
+                variance,
+                quantile,
+                factor,
+                adapt,
+                (alarm_k, alarm_n, min_duration),
+            ),
+        }),
     };
     match result {
         Ok(code) => code,
@@ -186,6 +314,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn parse_detector(s: &str) -> Result<forewarn::detect::detector::DetectorKind, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| format!("unknown detector {s:?}: expected pca, mahalanobis, mset or ewma"))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -224,6 +224,24 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
             }
             check_rule_limits(r, &rb, &mut out);
         }
+        if let Some(m) = &a.model {
+            let mb = at(&base, &[k("model")]);
+            check_model(m, a.sensors.len(), &mb, &mut out);
+            if !is_plain_name(&m.name, &[]) {
+                out.push((
+                    at(&mb, &[k("name")]),
+                    "must be non-empty and use only letters, digits, '-', '_' and '.'".into(),
+                ));
+            } else if rule_names.contains(m.name.as_str()) {
+                out.push((
+                    at(&mb, &[k("name")]),
+                    format!(
+                        "{:?} is also the name of a rule of this asset; name the model's alarm differently",
+                        m.name
+                    ),
+                ));
+            }
+        }
     }
     check_asset_tree(c, &mut out);
     out
@@ -483,6 +501,57 @@ fn check_asset_tree(c: &Config, out: &mut Vec<(KeyPath, String)>) {
                 at_id = next;
             }
         }
+    }
+}
+
+fn check_model(m: &super::ModelConfig, sensors: usize, base: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
+    let mut bad = |name: &str, msg: String| out.push((at(base, &[k(name)]), msg));
+    if sensors == 0 {
+        bad("detector", "a model needs the asset to have sensors".into());
+    }
+    if m.period.0 < Duration::from_millis(10) || m.period.0 > Duration::from_secs(3600) {
+        bad("period", format!("{} is outside 10ms..1h", m.period));
+    }
+    if m.max_hold > 1000 {
+        bad("max_hold", format!("{} is more than 1000 periods", m.max_hold));
+    }
+    if m.window == 0 || m.window > 3600 {
+        bad("window", format!("{} is outside 1..3600 periods", m.window));
+    }
+    for (name, v) in [("adapt", m.adapt), ("adapt_alarm", m.adapt_alarm)] {
+        if !(0.0..=1.0).contains(&v) {
+            bad(name, format!("{v} is outside 0..1"));
+        }
+    }
+    if !(m.variance > 0.0 && m.variance <= 1.0) {
+        bad("variance", format!("{} is outside (0, 1]", m.variance));
+    }
+    if !(m.quantile >= 0.5 && m.quantile <= 1.0) {
+        bad("quantile", format!("{} is outside 0.5..1", m.quantile));
+    }
+    if !(m.factor.is_finite() && m.factor > 0.0) {
+        bad("factor", "must be a positive number".into());
+    }
+    if m.alarm_n == 0 || m.alarm_n > 3600 {
+        bad("alarm_n", format!("{} is outside 1..3600", m.alarm_n));
+    }
+    if m.alarm_k == 0 || m.alarm_k > m.alarm_n {
+        bad(
+            "alarm_k",
+            format!("alarm_k = {} must be between 1 and alarm_n = {}", m.alarm_k, m.alarm_n),
+        );
+    }
+    if let Some(every) = m.renotify.filter(|d| d.0 < Duration::from_secs(1)) {
+        bad(
+            "renotify",
+            format!("{every} is shorter than 1s: it would flood the broker"),
+        );
+    }
+    if m.contributors == 0 {
+        bad("contributors", "must be at least 1".into());
+    }
+    if m.file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
+        bad("file", "must not be empty".into());
     }
 }
 

@@ -1,6 +1,11 @@
-//! Detection: turns the live sample stream into alarm observations. Today: threshold
-//! rules with hysteresis ([`rule`]). Detectors see every sample after it entered the
-//! store's buffer; they keep only bounded state and decide nothing about notifications.
+//! Detection: turns the live sample stream into alarm observations. Threshold rules
+//! with hysteresis ([`rule`]), and failure prediction by per-machine models: samples are
+//! resampled onto a common clock per machine ([`resample`]), turned into features
+//! ([`features`]), scored by a [`detector::Detector`] against calibrated thresholds and
+//! smoothed into alarms ([`alarm`]) by the streaming [`scorer::Scorer`], which `run`
+//! ([`live`]) and `eval` ([`eval`]) share. Models are trained ([`train`]) into a versioned
+//! file ([`model`]). Detectors see every sample after it entered the store's buffer; they
+//! keep only bounded state and decide nothing about notifications.
 //!
 //! The vocabulary shared with `alert` lives here. A detector (a rule, or a model) is
 //! registered as an [`AlarmDef`] and reports, per evaluation, an [`Observation`]: is the
@@ -9,11 +14,37 @@
 //! pending times, re-notification, folding into a parent's incident and the state that
 //! survives restarts, so every detector gets the same behaviour.
 
+pub mod alarm;
+pub mod detector;
+pub mod eval;
+pub mod ewma;
+pub mod features;
+mod linalg;
+pub mod live;
+pub mod mahalanobis;
+pub mod model;
+pub mod mset;
+pub mod pca;
+pub mod resample;
 pub mod rule;
+pub mod scorer;
+pub mod skab;
+pub mod train;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::Severity;
+
+/// Why a model could not be fitted or used.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error("only {0} complete healthy vectors; a model needs at least 30")]
+    TooFewVectors(usize),
+    #[error("a vector or model part does not have {0} sensors")]
+    Shape(usize),
+    #[error("numerical problem: {0}")]
+    Numeric(String),
+}
 
 /// What a message says about its incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -1,0 +1,134 @@
+//! Features of one resampled vector: each sensor scaled by its healthy mean and standard
+//! deviation, averaged over the last `window` vectors (a moving mean that quiets sensor
+//! noise), minus a slowly adapting baseline that follows healthy drift (warm-up of a
+//! machine, seasons) but holds still while an alarm is active, so a fault is not learned
+//! as the new normal.
+//!
+//! Memory: `window` vectors plus three numbers per sensor.
+
+use serde::{Deserialize, Serialize};
+
+/// Per-sensor standardisation, fitted on healthy data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scaler {
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+}
+
+impl Scaler {
+    /// Mean and standard deviation of each column; a flat sensor gets a small scale
+    /// relative to its level rather than zero.
+    pub fn fit(rows: &[Vec<f64>], m: usize) -> Scaler {
+        let n = rows.len().max(1) as f64;
+        let mean: Vec<f64> = (0..m).map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n).collect();
+        let scale = (0..m)
+            .map(|j| {
+                let var = rows.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+                var.sqrt().max(1e-3 * mean[j].abs()).max(1e-9)
+            })
+            .collect();
+        Scaler { mean, scale }
+    }
+}
+
+/// How the features are built, stored in the model file.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FeatureParams {
+    /// Moving-mean length, in vectors (1 = the values themselves).
+    pub window: u32,
+    /// Baseline adaptation per vector while healthy (0 = fixed baseline).
+    pub adapt: f64,
+    /// Baseline adaptation per vector while an alarm is active.
+    pub adapt_alarm: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct FeatureState {
+    scaler: Scaler,
+    p: FeatureParams,
+    ring: Vec<Vec<f64>>,
+    next: usize,
+    filled: usize,
+    sum: Vec<f64>,
+    mean: Vec<f64>,
+    baseline: Vec<f64>,
+    out: Vec<f64>,
+}
+
+impl FeatureState {
+    pub fn new(scaler: Scaler, p: FeatureParams) -> Self {
+        let m = scaler.mean.len();
+        let w = p.window.max(1) as usize;
+        FeatureState {
+            scaler,
+            p,
+            ring: vec![vec![0.0; m]; w],
+            next: 0,
+            filled: 0,
+            sum: vec![0.0; m],
+            mean: vec![0.0; m],
+            baseline: vec![0.0; m],
+            out: vec![0.0; m],
+        }
+    }
+
+    /// The feature vector of `x` (length = sensors).
+    pub fn push(&mut self, x: &[f64]) -> &[f64] {
+        let slot = &mut self.ring[self.next];
+        for j in 0..x.len().min(slot.len()) {
+            let z = (x[j] - self.scaler.mean[j]) / self.scaler.scale[j];
+            self.sum[j] += z - slot[j];
+            slot[j] = z;
+        }
+        self.next = (self.next + 1) % self.ring.len();
+        self.filled = (self.filled + 1).min(self.ring.len());
+        // Recompute the sum now and then so rounding errors cannot accumulate.
+        if self.next == 0 {
+            for j in 0..self.sum.len() {
+                self.sum[j] = self.ring.iter().map(|r| r[j]).sum();
+            }
+        }
+        let n = self.filled as f64;
+        for j in 0..self.out.len() {
+            self.mean[j] = self.sum[j] / n;
+            self.out[j] = self.mean[j] - self.baseline[j];
+        }
+        &self.out
+    }
+
+    /// Moves the baseline towards the current moving mean, slower (or not at all) while
+    /// an alarm is active.
+    pub fn adapt(&mut self, alarm: bool) {
+        let a = if alarm { self.p.adapt_alarm } else { self.p.adapt };
+        if a > 0.0 {
+            for (b, m) in self.baseline.iter_mut().zip(&self.mean) {
+                *b += a * (m - *b);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scales_averages_and_follows_drift_only_when_healthy() {
+        let s = Scaler::fit(&[vec![0.0], vec![2.0]], 1);
+        assert_eq!(s.mean, vec![1.0]);
+        let p = FeatureParams {
+            window: 2,
+            adapt: 0.5,
+            adapt_alarm: 0.0,
+        };
+        let mut f = FeatureState::new(s.clone(), p);
+        let z = f.push(&[1.0 + s.scale[0]])[0];
+        assert!((z - 1.0).abs() < 1e-12);
+        let z = f.push(&[1.0 + 3.0 * s.scale[0]])[0];
+        assert!((z - 2.0).abs() < 1e-12, "moving mean of 1 and 3");
+        f.adapt(true);
+        assert!((f.push(&[1.0 + 3.0 * s.scale[0]])[0] - 3.0).abs() < 1e-12);
+        f.adapt(false);
+        assert!((f.push(&[1.0 + 3.0 * s.scale[0]])[0] - 1.5).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,219 @@
+//! Live scoring in the agent: one [`Resampler`] and one [`Scorer`] per machine that has a
+//! trained model, fed by the same samples the rules see. Each scored vector becomes an
+//! [`Observation`] of the asset's model alarm (an [`AlarmDef`] registered with the alert
+//! lifecycle like a rule's), so model alerts get the same lifecycle as rule alerts:
+//! persisted state, re-notification, folding into a parent asset's incident.
+//!
+//! The scorer's smoothed alarm (k of n over the threshold, minimum duration) decides the
+//! level, so the lifecycle raises and clears on the edges `forewarn eval` scores; the model
+//! alarm's policy therefore has no pending time and no `clear_after` of its own. Until a
+//! fresh scorer has seen enough vectors to know the alarm is off (after start-up or
+//! `SIGHUP`), a quiet vector is reported as `Hold`, so an incident carried over a restart
+//! or a reload is neither cleared nor raised again if the fault persists.
+//!
+//! A machine whose model file is missing, unreadable or trained on other sensors runs
+//! without a model (with the reason logged), so a gateway can be deployed before its
+//! models are trained; `SIGHUP` loads them again. Its alarm stays registered, and an
+//! incident open from an earlier run stays open until a model reports on it again.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::model::{Model, ModelError};
+use super::resample::{Resampler, Tick};
+use super::scorer::Scorer;
+use super::{AlarmDef, AlarmId, Level, Observation, Policy, SensorValue};
+use crate::config::{Asset, Config, ModelConfig};
+use crate::sample::{Sample, SensorId};
+
+/// Default name of a model's alarm, the `rule` of its alerts.
+pub const MODEL_RULE: &str = "model";
+
+/// The alarm a model reports to.
+pub fn alarm_def(asset: &Asset, mc: &ModelConfig) -> AlarmDef {
+    AlarmDef {
+        asset: asset.id.clone(),
+        rule: mc.name.clone(),
+        severity: mc.severity,
+        policy: Policy {
+            min_duration_ms: 0,
+            clear_after_ms: 0,
+            renotify_ms: mc.renotify.map(|d| d.as_duration().as_millis() as i64),
+        },
+    }
+}
+
+/// The lifecycle alarm of every asset with `[asset.model]`, registered once at start-up
+/// whether or not its model loads, so that a model loaded later reports to the same alarm.
+#[derive(Debug, Clone, Default)]
+pub struct ModelAlarms {
+    by_asset: HashMap<String, AlarmId>,
+}
+
+impl ModelAlarms {
+    pub fn register(config: &Config, register: &mut dyn FnMut(AlarmDef) -> AlarmId) -> Self {
+        let by_asset = config
+            .asset
+            .iter()
+            .filter_map(|a| a.model.as_ref().map(|mc| (a.id.clone(), register(alarm_def(a, mc)))))
+            .collect();
+        ModelAlarms { by_asset }
+    }
+
+    pub fn get(&self, asset: &str) -> Option<AlarmId> {
+        self.by_asset.get(asset).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_asset.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_asset.is_empty()
+    }
+}
+
+struct LiveModel {
+    alarm: AlarmId,
+    top: usize,
+    resampler: Resampler,
+    scorer: Scorer,
+    /// Vectors scored so far, up to `settled`.
+    scored: u32,
+    /// Scored vectors after which an inactive alarm means normal (the voting window and
+    /// the feature window filled).
+    settled: u32,
+}
+
+/// What loading found, per configured model.
+#[derive(Debug)]
+pub enum LoadOutcome {
+    Loaded { asset: String, path: PathBuf },
+    Failed { asset: String, error: ModelError },
+}
+
+#[derive(Default)]
+pub struct ModelEngine {
+    models: Vec<LiveModel>,
+    /// sensor → (model, position in its vector).
+    by_sensor: HashMap<SensorId, Vec<(usize, usize)>>,
+    ticks: Vec<Tick>,
+}
+
+impl ModelEngine {
+    /// Loads the model of every asset with `[asset.model]`; each reports to its alarm in
+    /// `alarms`.
+    pub fn load(
+        config: &Config,
+        ids: &dyn Fn(&str) -> Option<SensorId>,
+        alarms: &ModelAlarms,
+    ) -> (ModelEngine, Vec<LoadOutcome>) {
+        let mut engine = ModelEngine::default();
+        let mut outcomes = Vec::new();
+        for asset in &config.asset {
+            let (Some(mc), Some(alarm)) = (&asset.model, alarms.get(&asset.id)) else {
+                continue;
+            };
+            let path = mc.path(&config.agent.data_dir, &asset.id);
+            let shown = path.display().to_string();
+            let loaded = Model::load(&path).and_then(|m| m.check_asset(&shown, &asset.id, &asset.sensors).map(|()| m));
+            let model = match loaded {
+                Ok(m) => m,
+                Err(error) => {
+                    outcomes.push(LoadOutcome::Failed {
+                        asset: asset.id.clone(),
+                        error,
+                    });
+                    continue;
+                }
+            };
+            let i = engine.models.len();
+            for (j, name) in asset.sensors.iter().enumerate() {
+                if let Some(id) = ids(name) {
+                    engine.by_sensor.entry(id).or_default().push((i, j));
+                }
+            }
+            let settled = model.alarm.n.saturating_add(model.features.window);
+            engine.models.push(LiveModel {
+                alarm,
+                top: mc.contributors,
+                resampler: Resampler::new(model.sensors.len(), model.period_ms, model.max_hold),
+                scorer: Scorer::new(Arc::new(model)),
+                scored: 0,
+                settled,
+            });
+            outcomes.push(LoadOutcome::Loaded {
+                asset: asset.id.clone(),
+                path,
+            });
+        }
+        (engine, outcomes)
+    }
+
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// Feeds one sample; pushes an observation per vector it completes and scores.
+    pub fn observe(&mut self, s: &Sample, out: &mut Vec<(AlarmId, Observation)>) {
+        let Some(targets) = self.by_sensor.get(&s.sensor) else {
+            return;
+        };
+        let value = (s.quality.is_good() && s.value.is_finite()).then_some(s.value);
+        for &(i, j) in targets {
+            let m = &mut self.models[i];
+            self.ticks.clear();
+            m.resampler.push(j, s.ts_ms, value, &mut self.ticks);
+            for tick in self.ticks.drain(..) {
+                if let Some(obs) = m.score(&tick) {
+                    out.push((m.alarm, obs));
+                }
+            }
+        }
+    }
+}
+
+impl LiveModel {
+    fn score(&mut self, tick: &Tick) -> Option<Observation> {
+        let values = tick.values.as_deref()?;
+        let step = self.scorer.step(Some(values));
+        let score = step.score?;
+        self.scored = self.scored.saturating_add(1).min(self.settled);
+        let level = if step.alarm {
+            Level::Alarm
+        } else if self.scored < self.settled {
+            Level::Hold
+        } else {
+            Level::Normal
+        };
+        let names = &self.scorer.model().sensors;
+        let sensors: Vec<SensorValue> = self
+            .scorer
+            .top_contributors(self.top)
+            .into_iter()
+            .map(|(k, share)| SensorValue {
+                name: names[k].clone(),
+                value: values[k],
+                contribution: share,
+            })
+            .collect();
+        let (sensor, value) = sensors
+            .first()
+            .map_or((String::new(), f64::NAN), |c| (c.name.clone(), c.value));
+        Some(Observation {
+            ts_ms: tick.ts_ms,
+            level,
+            sensor,
+            value,
+            threshold: 1.0,
+            clear_threshold: 1.0,
+            score: Some(score),
+            sensors,
+        })
+    }
+}

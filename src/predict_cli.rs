@@ -1,0 +1,281 @@
+//! The failure-prediction commands of the CLI: `train` a machine's model on healthy
+//! history (the store, or a CSV file), and `eval` the modelling on labelled history (SKAB
+//! files, or the user's own CSV) through the same streaming scorer the agent runs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use forewarn::config::{Asset, Config};
+use forewarn::detect::detector::DetectorKind;
+use forewarn::detect::eval::{self, CsvLayout, FileResult};
+use forewarn::detect::resample::Resampler;
+use forewarn::detect::skab::{self, FilePredictions, Score};
+use forewarn::detect::train::{train, TrainOptions};
+use forewarn::store::{Store, StoreOptions};
+use forewarn::time::parse_time;
+
+/// Where `train` reads healthy history.
+pub enum TrainSource {
+    Store {
+        from: Option<String>,
+        to: Option<String>,
+    },
+    Csv {
+        path: PathBuf,
+        sep: char,
+        time_column: Option<String>,
+    },
+}
+
+fn asset<'a>(config: &'a Config, id: &str) -> Result<&'a Asset> {
+    config.asset.iter().find(|a| a.id == id).ok_or_else(|| {
+        let ids: Vec<&str> = config.asset.iter().map(|a| a.id.as_str()).collect();
+        anyhow::anyhow!("no asset {id:?} in the config; assets: {}", ids.join(", "))
+    })
+}
+
+pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: Option<&Path>) -> Result<ExitCode> {
+    let config = Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let asset = asset(&config, asset_id)?;
+    let Some(mc) = &asset.model else {
+        bail!("asset {asset_id:?} has no [asset.model] section; add one (see config/forewarn.toml) so the agent loads the model");
+    };
+    let opts = mc.train_options();
+    let path = out.map_or_else(|| mc.path(&config.agent.data_dir, &asset.id), Path::to_path_buf);
+    let started = Instant::now();
+    let (rows, label) = match source {
+        TrainSource::Store { from, to } => (from_store(&config, asset, from, to)?, "store".to_string()),
+        TrainSource::Csv { path, sep, time_column } => (
+            from_csv(&path, sep, time_column.as_deref(), &asset.sensors)?,
+            path.display().to_string(),
+        ),
+    };
+    let mut r = Resampler::new(asset.sensors.len(), opts.period_ms, opts.max_hold);
+    let mut ticks = Vec::new();
+    for (ts, j, v) in &rows {
+        r.push(*j, *ts, *v, &mut ticks);
+    }
+    r.finish(&mut ticks);
+    let total = ticks.len();
+    let vectors: Vec<(i64, Vec<f64>)> = ticks
+        .into_iter()
+        .filter_map(|t| t.values.map(|v| (t.ts_ms, v)))
+        .collect();
+    let model = train(&asset.id, &asset.sensors, &vectors, &opts, &label)
+        .with_context(|| format!("training the model of {}", asset.id))?;
+    model.save(&path)?;
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "model of {} ({} detector, {} sensors): {} complete vectors of {} ({} skipped as incomplete), {} .. {}",
+        asset.id,
+        model.detector.kind().as_str(),
+        model.sensors.len(),
+        vectors.len(),
+        total,
+        total - vectors.len(),
+        forewarn::sample::rfc3339_ms(model.training.from_ms),
+        forewarn::sample::rfc3339_ms(model.training.to_ms),
+    );
+    println!(
+        "thresholds {:?}; written to {} ({size} bytes) in {:.2} s",
+        model.thresholds,
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("a running agent loads it on SIGHUP (systemctl reload forewarn) or at its next start");
+    Ok(ExitCode::SUCCESS)
+}
+
+type Row = (i64, usize, Option<f64>);
+
+fn from_store(config: &Config, asset: &Asset, from: Option<String>, to: Option<String>) -> Result<Vec<Row>> {
+    let time = |t: Option<String>, default: i64| -> Result<i64> {
+        match t {
+            None => Ok(default),
+            Some(t) => parse_time(&t).with_context(|| format!("{t:?} is not a time (RFC 3339 or epoch ms)")),
+        }
+    };
+    let (from, to) = (time(from, i64::MIN)?, time(to, i64::MAX)?);
+    let dir = &config.agent.data_dir;
+    let store = Store::open(dir, StoreOptions::default()).with_context(|| {
+        format!(
+            "opening the store in {} (stop the agent while training from it)",
+            dir.display()
+        )
+    })?;
+    let mut rows = Vec::new();
+    for (j, name) in asset.sensors.iter().enumerate() {
+        let Some(id) = store.lookup_sensor(name)? else {
+            bail!("the store has no samples of sensor {name:?}");
+        };
+        for s in store.read(id, from, to)? {
+            rows.push((
+                s.ts_ms,
+                j,
+                (s.quality.is_good() && s.value.is_finite()).then_some(s.value),
+            ));
+        }
+    }
+    rows.sort_by_key(|r| (r.0, r.1));
+    Ok(rows)
+}
+
+fn from_csv(path: &Path, sep: char, time_column: Option<&str>, sensors: &[String]) -> Result<Vec<Row>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let Some((_, header)) = lines.next() else {
+        bail!("{}: empty file: expected a header line", path.display());
+    };
+    let cols: Vec<String> = header
+        .split(sep)
+        .map(|c| c.trim().trim_matches('"').to_string())
+        .collect();
+    let ti = match time_column {
+        None => 0,
+        Some(t) => cols
+            .iter()
+            .position(|c| c == t)
+            .with_context(|| format!("{}: no time column {t:?}", path.display()))?,
+    };
+    let mut index = Vec::new();
+    for name in sensors {
+        let found = cols
+            .iter()
+            .position(|c| c == name || forewarn::source::csv::sensor_name("", c) == *name);
+        match found {
+            Some(i) => index.push(i),
+            None => bail!(
+                "{}: no column for sensor {name:?}; the header has {} (is the separator {sep:?} right? --sep)",
+                path.display(),
+                cols.join(&sep.to_string())
+            ),
+        }
+    }
+    let mut rows = Vec::new();
+    let mut bad_times = 0;
+    for (n, line) in lines {
+        let cells: Vec<&str> = line.split(sep).map(str::trim).collect();
+        let Some(ts) = cells.get(ti).and_then(|t| parse_time(t.trim_matches('"'))) else {
+            bad_times += 1;
+            if bad_times <= 10 {
+                tracing::warn!(file = %path.display(), line = n + 1, "time does not parse; row skipped");
+            }
+            continue;
+        };
+        for (j, &i) in index.iter().enumerate() {
+            let v = cells
+                .get(i)
+                .and_then(|c| c.parse::<f64>().ok())
+                .filter(|v| v.is_finite());
+            rows.push((ts, j, v));
+        }
+    }
+    rows.sort_by_key(|r| (r.0, r.1));
+    Ok(rows)
+}
+
+/// Options of `eval` beyond the data.
+pub struct EvalArgs {
+    pub format: String,
+    pub data: PathBuf,
+    pub predictions: Option<PathBuf>,
+    pub layout: CsvLayout,
+    pub options: TrainOptions,
+}
+
+/// The tuning flags of `eval` over the defaults of `[asset.model]`.
+#[allow(clippy::too_many_arguments)]
+pub fn eval_options(
+    detector: Option<DetectorKind>,
+    window: Option<u32>,
+    variance: Option<f64>,
+    quantile: Option<f64>,
+    factor: Option<f64>,
+    adapt: Option<f64>,
+    alarm: (Option<u32>, Option<u32>, Option<u32>),
+) -> TrainOptions {
+    let mut o = TrainOptions::default();
+    o.detector = detector.unwrap_or(o.detector);
+    o.features.window = window.unwrap_or(o.features.window).max(1);
+    o.variance = variance.unwrap_or(o.variance);
+    o.quantile = quantile.unwrap_or(o.quantile);
+    o.factor = factor.unwrap_or(o.factor);
+    o.features.adapt = adapt.unwrap_or(o.features.adapt);
+    o.alarm.k = alarm.0.unwrap_or(o.alarm.k);
+    o.alarm.n = alarm.1.unwrap_or(o.alarm.n).max(o.alarm.k);
+    o.alarm.min_duration = alarm.2.unwrap_or(o.alarm.min_duration);
+    o
+}
+
+pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let files = match args.format.as_str() {
+        "skab" => eval::read_skab_dir(&args.data)?,
+        "csv" => eval::list_csv(&args.data)?
+            .iter()
+            .map(|(p, n)| eval::read_labelled_history(p, n, &args.layout))
+            .collect::<Result<Vec<_>, _>>()?,
+        other => bail!("unknown --format {other:?}: expected skab or csv"),
+    };
+    let results = eval::evaluate(files, &args.options, skab::TRAIN_ROWS)?;
+    if let Some(p) = &args.predictions {
+        write_predictions(p, &results).with_context(|| format!("writing {}", p.display()))?;
+    }
+    let o = &args.options;
+    println!(
+        "detector {} window {} variance {} quantile {} factor {} adapt {:.4} alarm {}/{} min {} (train on the first {} rows of each file)",
+        o.detector.as_str(),
+        o.features.window,
+        o.variance,
+        o.quantile,
+        o.factor,
+        o.features.adapt,
+        o.alarm.k,
+        o.alarm.n,
+        o.alarm.min_duration,
+        skab::TRAIN_ROWS
+    );
+    println!(
+        "{:<24} {:>5} {:>6} {:>6} {:>6} {:>8} {:>7} {:>7}",
+        "file", "rows", "F1", "FAR%", "MAR%", "Standard", "LowFP", "LowFN"
+    );
+    let mut pooled = Vec::new();
+    for r in &results {
+        let p = FilePredictions::from_alarms(&r.file.name, r.pred.clone());
+        print_row(&r.file.name, &skab::score_file(&r.file, &p));
+        pooled.push((r.file.clone(), p));
+    }
+    let total = skab::score_predictions(&pooled);
+    print_row("pooled", &total);
+    println!(
+        "changepoints {}, missed {}, false changepoint detections {}; {:.1} s",
+        total.changepoints,
+        total.missed_changepoints,
+        total.false_cp_detections,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_row(name: &str, s: &Score) {
+    println!(
+        "{name:<24} {:>5} {:>6.3} {:>6.2} {:>6.2} {:>8.2} {:>7.2} {:>7.2}",
+        s.test_rows, s.f1, s.far, s.mar, s.nab_standard, s.nab_low_fp, s.nab_low_fn
+    );
+}
+
+fn write_predictions(path: &Path, results: &[FileResult]) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(w, "file,datetime,pred_anomaly")?;
+    for r in results {
+        let start = r.file.rows() - r.file.test_rows();
+        for (i, p) in r.pred.iter().enumerate() {
+            writeln!(w, "{},{},{}", r.file.name, r.file.times[start + i], p)?;
+        }
+    }
+    w.flush()
+}
