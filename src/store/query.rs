@@ -185,9 +185,9 @@ fn write_raw(out: &mut dyn Write, f: Format, name: &str, name_json: &str, s: &Sa
             out.write_all(b",\"ts\":\"")?;
             out.write_all(ts)?;
             if s.quality.is_good() && s.value.is_finite() {
-                write!(out, "\",\"value\":{}}}\n", s.value)
+                writeln!(out, "\",\"value\":{}}}", s.value)
             } else {
-                write!(out, "\",\"value\":null,\"quality\":\"{}\"}}\n", s.quality)
+                writeln!(out, "\",\"value\":null,\"quality\":\"{}\"}}", s.quality)
             }
         }
         Format::Csv => {
@@ -195,9 +195,9 @@ fn write_raw(out: &mut dyn Write, f: Format, name: &str, name_json: &str, s: &Sa
             out.write_all(b",")?;
             out.write_all(ts)?;
             if s.value.is_finite() {
-                write!(out, ",{},{}\n", s.value, s.quality)
+                writeln!(out, ",{},{}", s.value, s.quality)
             } else {
-                write!(out, ",,{}\n", s.quality)
+                writeln!(out, ",,{}", s.quality)
             }
         }
     }
