@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # MQTT ingestion throughput, side by side with mosquitto_sub draining the same queue.
 #
-# A real Mosquitto on a free loopback port; mosquitto_pub publishes N small JSON messages
+# A real Mosquitto on a free loopback port; a publisher (benches/mqtt_publish.py, paho-mqtt
+# with 1000 messages in flight) sends N small JSON messages
 # (2 values each) to a connected consumer. mosquitto_sub (which acknowledges at once and
 # writes nothing) is the limit of this machine; forewarn acknowledges each QoS 1 message
 # only after its samples are durable in the store (fsynced).
@@ -9,6 +10,7 @@
 # Environment: INFLIGHT (broker's max_inflight_messages, default 1000), ACK_DELAY (default 10ms).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+python3 -c 'import paho.mqtt' 2>/dev/null || python3 -m pip install -q paho-mqtt==2.1.0
 N=${1:-200000}
 INFLIGHT=${INFLIGHT:-1000}
 ACK_DELAY=${ACK_DELAY:-10ms}
@@ -39,7 +41,7 @@ for i in range(n):
 PY
 
 publish() { # $1 = qos
-  mosquitto_pub -p "$port" -q "$1" -t plant/line1/pump7/telemetry -l < "$work/payloads"
+  python3 benches/mqtt_publish.py "$port" "$1" plant/line1/pump7/telemetry "$work/payloads"
 }
 
 # Both consumers are connected and subscribed, then mosquitto_pub sends the N messages as
