@@ -1,0 +1,96 @@
+//! The `[[mqtt]]` and `[[mqtt.subscribe]]` sections as typed structs: a broker with its
+//! session, TLS and credentials, and subscriptions with their payload format and the
+//! template that names their sensors. Cross-checks live in `mqtt_checks.rs`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{defaults, Dur};
+
+/// `[[mqtt]]`: an MQTT broker whose topics carry sensor values.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttInput {
+    /// Broker URL, `mqtt://host[:port]` (1883 by default) or `mqtts://host[:port]` (TLS,
+    /// 8883 by default).
+    pub broker: String,
+    /// With `mqtts://`: PEM file of the CA that signed the broker's certificate.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// With `mqtts://`: PEM certificate that proves this gateway (mutual TLS).
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// With `mqtts://`: PEM private key of `client_cert`.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// Client id; with `clean_session = false` it names the session the broker keeps, so
+    /// it must be stable and unique per gateway. Default `forewarn-{agent}-in{N}`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Username for the broker.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password; prefer `password_file` or `password_env` (never logged).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// File whose first line is the password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// MQTT keep-alive.
+    #[serde(default = "defaults::keep_alive")]
+    pub keep_alive: Dur,
+    /// 0 (at most once) or 1 (at least once: acknowledged only once stored durably).
+    #[serde(default = "defaults::qos")]
+    pub qos: u8,
+    /// `false` keeps the session (subscriptions, queued QoS 1 messages) at the broker while
+    /// the agent is away: nothing published meanwhile is lost.
+    #[serde(default)]
+    pub clean_session: bool,
+    /// Messages from the future by more than this are refused (a clock gone wrong).
+    #[serde(default = "defaults::max_future")]
+    pub max_future: Dur,
+    /// Subscriptions, each with its decoder.
+    #[serde(default)]
+    pub subscribe: Vec<Subscription>,
+}
+
+/// `[[mqtt.subscribe]]`: a topic (or topic template) and how its payloads become samples.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    /// A topic filter (`+`, `#` wildcards) or template whose `{name}` levels capture
+    /// names: `plant/{line}/{machine}/telemetry` subscribes to `plant/+/+/telemetry`.
+    pub topic: String,
+    /// Payload format: `number`, `json`, `sparkplug` or `influx`.
+    #[serde(default)]
+    pub format: PayloadFormat,
+    /// Sensor-name template: the topic's `{names}`, and per format `{field}` (json: each
+    /// numeric field; influx: each field), `{measurement}` and tags (influx), `{group}`,
+    /// `{node}`, `{device}`, `{metric}` (sparkplug). Default per format: number: the topic
+    /// with `/` as `.`; json: `{field}`; influx: `{measurement}.{field}`; sparkplug:
+    /// `{node}.{device}.{metric}`.
+    #[serde(default)]
+    pub sensor: Option<String>,
+    /// json: the field holding the time (epoch seconds or milliseconds, or RFC 3339);
+    /// arrival time when absent.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    /// json: a dotted path to the one value to read (e.g. `data.value`), instead of every
+    /// numeric field. With an array payload of objects, the path inside each element.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadFormat {
+    #[default]
+    Number,
+    Json,
+    Sparkplug,
+    Influx,
+}
