@@ -2,45 +2,16 @@
 //! a bad one prints every problem with file, line, key and what is wrong, and exits
 //! non-zero.
 
+mod common;
+
 use std::process::Command;
 
-const QUICKSTART: &str = include_str!("../config/quickstart.toml");
-
-struct Outcome {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn check(text: &str) -> Outcome {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("forewarn.toml");
-    std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_forewarn"))
-        .arg("check")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    Outcome {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "FILE"),
-    }
-}
+use common::check::{assert_problem, check, QUICKSTART};
 
 /// The quick start with one replacement applied (the original must occur).
 fn variant(from: &str, to: &str) -> String {
     assert!(QUICKSTART.contains(from), "quickstart has no {from:?}");
     QUICKSTART.replacen(from, to, 1)
-}
-
-fn assert_problem(text: &str, expected: &[&str]) {
-    let out = check(text);
-    assert!(!out.ok, "config was accepted:\n{text}");
-    for e in expected {
-        assert!(out.stderr.contains(e), "expected {e:?} in:\n{}", out.stderr);
-    }
 }
 
 #[test]

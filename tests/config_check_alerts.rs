@@ -2,26 +2,9 @@
 //! status topics), the asset tree and the lifecycle timing of rules. Each bad value is
 //! reported with file, line and key.
 
-use std::process::Command;
+mod common;
 
-const QUICKSTART: &str = include_str!("../config/quickstart.toml");
-
-/// Runs `forewarn check` on `text`; returns (accepted, stderr with the path as FILE).
-fn check(text: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("forewarn.toml");
-    std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_forewarn"))
-        .arg("check")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "FILE"),
-    )
-}
+use common::check::{assert_problem, check, QUICKSTART};
 
 /// The quick start with lines added after `[upstream]`'s alert topic and after the
 /// asset's id.
@@ -32,14 +15,6 @@ fn with(upstream: &str, asset: &str) -> String {
     QUICKSTART
         .replacen(topic, &format!("{topic}{upstream}\n"), 1)
         .replacen(id, &format!("{id}{asset}\n"), 1)
-}
-
-fn assert_problems(text: &str, expected: &[&str]) {
-    let (ok, stderr) = check(text);
-    assert!(!ok, "config was accepted:\n{text}");
-    for e in expected {
-        assert!(stderr.contains(e), "expected {e:?} in:\n{stderr}");
-    }
 }
 
 #[test]
@@ -58,17 +33,17 @@ fn a_complete_secure_upstream_is_accepted() {
         "parent = \"line1\"\n[[asset]]\nid = \"line1\"",
     )
     .replace("mqtt://127.0.0.1:1883", "mqtts://broker.example:8883");
-    let (ok, stderr) = check(&text);
-    assert!(ok, "{stderr}");
+    let out = check(&text);
+    assert!(out.ok, "{}", out.stderr);
 }
 
 #[test]
 fn tls_files_and_credentials_are_checked() {
-    assert_problems(
+    assert_problem(
         &with("", "").replace("mqtt://127.0.0.1:1883", "mqtts://127.0.0.1"),
         &["FILE:9: upstream.ca_file: an mqtts:// broker needs ca_file"],
     );
-    assert_problems(
+    assert_problem(
         &with(
             "ca_file = \"/nonexistent/ca.pem\"\nclient_cert = \"/nonexistent/gw.pem\"",
             "",
@@ -79,14 +54,14 @@ fn tls_files_and_credentials_are_checked() {
             "upstream.client_key: client_cert needs client_key",
         ],
     );
-    assert_problems(
+    assert_problem(
         &with("password = \"x\"\npassword_env = \"PW\"", ""),
         &[
             "FILE:13: upstream.password_env: set only one of password, password_env",
             "FILE:12: upstream.password: a password needs upstream.username",
         ],
     );
-    assert_problems(
+    assert_problem(
         &with("username = \"u\"\npassword_file = \"/nonexistent/pw\"", ""),
         &["FILE:13: upstream.password_file: cannot read /nonexistent/pw"],
     );
@@ -94,7 +69,7 @@ fn tls_files_and_credentials_are_checked() {
 
 #[test]
 fn status_topics_and_site_are_checked() {
-    assert_problems(
+    assert_problem(
         &with(
             "status_topic = \"forewarn/{site}/{agent}/status\"\nheartbeat_topic = \"x/#\"",
             "",
@@ -104,7 +79,7 @@ fn status_topics_and_site_are_checked() {
             "upstream.heartbeat_topic: \"x/#\" is not a publishable topic",
         ],
     );
-    assert_problems(
+    assert_problem(
         &with("site = \"plant a\"\nheartbeat_interval = \"100ms\"", ""),
         &[
             "FILE:12: upstream.site: must be non-empty",
@@ -115,15 +90,15 @@ fn status_topics_and_site_are_checked() {
 
 #[test]
 fn the_asset_tree_is_checked() {
-    assert_problems(
+    assert_problem(
         &with("", "parent = \"line9\""),
         &["FILE:37: asset[0].parent: unknown parent \"line9\""],
     );
-    assert_problems(
+    assert_problem(
         &with("", "parent = \"line1/pump1\""),
         &["asset[0].parent: an asset cannot be its own parent"],
     );
-    assert_problems(
+    assert_problem(
         &with(
             "",
             "parent = \"line1\"\n[[asset]]\nid = \"line1\"\nparent = \"line1/pump1\"",
@@ -139,9 +114,9 @@ fn lifecycle_timing_is_checked() {
         "severity = \"critical\"\n  min_duration = \"2d\"\n  renotify = \"10ms\"\n  clear_after = \"soon\"",
         1,
     );
-    assert_problems(&text, &["asset[0].rule[0].clear_after: invalid duration \"soon\""]);
+    assert_problem(&text, &["asset[0].rule[0].clear_after: invalid duration \"soon\""]);
     let text = text.replace("\"soon\"", "\"30s\"");
-    assert_problems(
+    assert_problem(
         &text,
         &[
             "asset[0].rule[0].min_duration: 2d is longer than 1d",

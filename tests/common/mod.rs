@@ -476,6 +476,7 @@ sensors = ["pump1.bearing_temp", "pump1.vibration"]
     )
 }
 
+pub mod check;
 pub mod peer;
 
 /// Sets the `f32` bearing temperature of pump `n` (1 or 2) of [`two_pump_config`].
