@@ -448,20 +448,6 @@ mod tests {
         assert_eq!(errors, [line_error(2, 1, "invalid UTF-8".into())]);
     }
 
-    /// xorshift64*: deterministic, so a failure reproduces on every run.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
-
     #[test]
     fn fuzz_never_panics() {
         let seeds: &[&[u8]] = &[
@@ -469,7 +455,7 @@ mod tests {
             b"m\\,x,t\\=k=v\\ w a=1u,b=-2e3 -5\r\n# c\nm b=F\n",
         ];
         let alphabet = b" ,=\\\"\n\r#tfiu0123456789.-eE";
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = super::super::FuzzRng(0x9e37_79b9_7f4a_7c15);
         for round in 0..20_000 {
             let mut buf: Vec<u8> = seeds[round % seeds.len()].to_vec();
             match round % 4 {

@@ -269,27 +269,21 @@ mod tests {
             let (r, _) = decode_json(bytes, Some("ts"), None);
             assert_eq!(r.len(), want, "{name}");
         }
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = super::super::FuzzRng(0x9E37_79B9_7F4A_7C15);
         for round in 0..20_000 {
             let mut buf = seeds[round % seeds.len()].1.clone();
-            match next() % 4 {
-                0 => buf.truncate((next() as usize) % (buf.len() + 1)),
+            match rng.below(4) {
+                0 => buf.truncate(rng.below(buf.len() + 1)),
                 1 if !buf.is_empty() => {
-                    let i = (next() as usize) % buf.len();
-                    buf[i] ^= 1 << (next() % 8);
+                    let i = rng.below(buf.len());
+                    buf[i] ^= 1 << rng.below(8);
                 }
                 2 if !buf.is_empty() => {
-                    let i = (next() as usize) % buf.len();
+                    let i = rng.below(buf.len());
                     let chars = b"{}[]\",:0.e-9tn\\";
-                    buf[i] = chars[(next() as usize) % chars.len()];
+                    buf[i] = chars[rng.below(chars.len())];
                 }
-                _ => buf = (0..next() % 64).map(|_| next() as u8).collect(),
+                _ => buf = (0..rng.below(64)).map(|_| rng.next() as u8).collect(),
             }
             let _ = decode_json(&buf, Some("ts"), Some("a.0"));
             let _ = decode_json(&buf, Some("ts"), None);

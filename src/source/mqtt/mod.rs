@@ -448,6 +448,26 @@ impl Decoders {
     }
 }
 
+/// xorshift64*: the decoders' fuzz loops are deterministic, so a failure reproduces on
+/// every run.
+#[cfg(test)]
+pub(crate) struct FuzzRng(pub u64);
+
+#[cfg(test)]
+impl FuzzRng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (0 for `n` = 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

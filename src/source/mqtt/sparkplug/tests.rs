@@ -289,20 +289,6 @@ fn state_and_commands_give_no_readings() {
     assert_eq!(run(&mut sp, NDATA, &pl(Some(1), vec![])).seq_gap, None);
 }
 
-/// xorshift64*: deterministic, so a failure reproduces on every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 #[test]
 fn fuzz_never_panics() {
     let birth = m("P", Some(5), Some(1), Value::Int(0xFF));
@@ -311,7 +297,7 @@ fn fuzz_never_panics() {
         pl(Some(1), vec![birth, by_alias(5, Value::Long(3))]),
     ];
     let topics = [NBIRTH, NDATA, DBIRTH, DDATA, DDEATH, NDEATH, STATE, NCMD];
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = crate::source::mqtt::FuzzRng(0x2545_f491_4f6c_dd1d);
     let mut sp = Sparkplug::new();
     for round in 0..20_000 {
         let mut buf = seeds[round % seeds.len()].clone();
