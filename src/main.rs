@@ -160,6 +160,12 @@ enum Command {
         /// Baseline adaptation per period while healthy.
         #[arg(long)]
         adapt: Option<f64>,
+        /// Noise share below which a sensor drifts (its baseline always follows it).
+        #[arg(long)]
+        drift_noise: Option<f64>,
+        /// Baseline adaptation per period of a drifting sensor.
+        #[arg(long)]
+        drift_adapt: Option<f64>,
         /// Raise on k over-threshold periods of the last n.
         #[arg(long)]
         alarm_k: Option<u32>,
@@ -284,6 +290,8 @@ fn main() -> ExitCode {
             quantile,
             factor,
             adapt,
+            drift_noise,
+            drift_adapt,
             alarm_k,
             alarm_n,
             min_duration,
@@ -303,6 +311,7 @@ fn main() -> ExitCode {
                 quantile,
                 factor,
                 adapt,
+                (drift_noise, drift_adapt),
                 (alarm_k, alarm_n, min_duration),
             ),
         }),

@@ -80,6 +80,21 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
         forewarn::sample::rfc3339_ms(model.training.from_ms),
         forewarn::sample::rfc3339_ms(model.training.to_ms),
     );
+    let drifting: Vec<&str> = model
+        .sensors
+        .iter()
+        .zip(&model.scaler.noise)
+        .filter(|(_, n)| **n < model.features.drift_noise)
+        .map(|(s, _)| s.as_str())
+        .collect();
+    println!(
+        "drifting sensors (their baseline follows them, also while alarmed): {}",
+        if drifting.is_empty() {
+            "none".to_string()
+        } else {
+            drifting.join(", ")
+        }
+    );
     println!(
         "thresholds {:?}; written to {} ({size} bytes) in {:.2} s",
         model.thresholds,
@@ -196,6 +211,7 @@ pub fn eval_options(
     quantile: Option<f64>,
     factor: Option<f64>,
     adapt: Option<f64>,
+    drift: (Option<f64>, Option<f64>),
     alarm: (Option<u32>, Option<u32>, Option<u32>),
 ) -> TrainOptions {
     let mut o = TrainOptions::default();
@@ -205,6 +221,8 @@ pub fn eval_options(
     o.quantile = quantile.unwrap_or(o.quantile);
     o.factor = factor.unwrap_or(o.factor);
     o.features.adapt = adapt.unwrap_or(o.features.adapt);
+    o.features.drift_noise = drift.0.unwrap_or(o.features.drift_noise);
+    o.features.drift_adapt = drift.1.unwrap_or(o.features.drift_adapt);
     o.alarm.k = alarm.0.unwrap_or(o.alarm.k);
     o.alarm.n = alarm.1.unwrap_or(o.alarm.n).max(o.alarm.k);
     o.alarm.min_duration = alarm.2.unwrap_or(o.alarm.min_duration);
@@ -227,13 +245,15 @@ pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
     }
     let o = &args.options;
     println!(
-        "detector {} window {} variance {} quantile {} factor {} adapt {:.4} alarm {}/{} min {} (train on the first {} rows of each file)",
+        "detector {} window {} variance {} quantile {} factor {} adapt {:.4} drift {}/{} alarm {}/{} min {} (train on the first {} rows of each file)",
         o.detector.as_str(),
         o.features.window,
         o.variance,
         o.quantile,
         o.factor,
         o.features.adapt,
+        o.features.drift_noise,
+        o.features.drift_adapt,
         o.alarm.k,
         o.alarm.n,
         o.alarm.min_duration,

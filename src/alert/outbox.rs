@@ -199,11 +199,26 @@ mod tests {
         }
     }
 
+    /// sled's background threads can outlive a dropped `Db` for a moment and still hold
+    /// the directory's lock, so a reopen in the same process waits for them.
+    fn open(dir: &std::path::Path) -> sled::Db {
+        let config = sled::Config::new().path(dir).flush_every_ms(None);
+        for _ in 0..200 {
+            match config.open() {
+                Err(sled::Error::Io(e)) if e.to_string().contains("lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                db => return db.unwrap(),
+            }
+        }
+        panic!("{} stayed locked for 2 s", dir.display());
+    }
+
     #[test]
     fn alerts_and_states_commit_together_and_depth_is_counted() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = open(dir.path());
             let ob = Outbox::open(&db).unwrap();
             let alerts = vec![("t/a".to_string(), event()), ("t/b".to_string(), event())];
             let states = vec![
@@ -219,7 +234,7 @@ mod tests {
             ob.commit("gw", &[], &[(b"b".to_vec(), None)]).unwrap();
             db.flush().unwrap();
         }
-        let db = sled::open(dir.path()).unwrap();
+        let db = open(dir.path());
         let ob = Outbox::open(&db).unwrap();
         assert_eq!(ob.len(), 1);
         assert_eq!(ob.load_states().unwrap(), vec![(b"a".to_vec(), b"1".to_vec())]);
@@ -229,13 +244,13 @@ mod tests {
     fn sequence_survives_reopen_and_order_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = open(dir.path());
             let ob = Outbox::open(&db).unwrap();
             assert_eq!(ob.push("gw", "t/1", &event()).unwrap().seq, 1);
             assert_eq!(ob.push("gw", "t/2", &event()).unwrap().seq, 2);
             ob.remove(1).unwrap();
         }
-        let db = sled::open(dir.path()).unwrap();
+        let db = open(dir.path());
         let ob = Outbox::open(&db).unwrap();
         assert_eq!(ob.len(), 1);
         assert_eq!(ob.push("gw", "t/3", &event()).unwrap().seq, 3);

@@ -44,6 +44,14 @@ pub struct ModelConfig {
     /// The same while a model alarm is active (0 = frozen, so a fault is not learned).
     #[serde(default)]
     pub adapt_alarm: f64,
+    /// A sensor whose healthy variation is less than this share of sample-to-sample noise
+    /// drifts (a temperature): its baseline follows it at `drift_adapt`, also during an
+    /// alarm, so it alarms on fast changes only (0: no sensor drifts).
+    #[serde(default = "defaults::drift_noise")]
+    pub drift_noise: f64,
+    /// Share of the distance a drifting sensor's baseline moves per period.
+    #[serde(default = "defaults::drift_adapt")]
+    pub drift_adapt: f64,
     /// PCA: share of healthy variance the kept components explain.
     #[serde(default = "defaults::variance")]
     pub variance: f64,
@@ -88,6 +96,12 @@ mod defaults {
     pub fn adapt() -> f64 {
         TrainOptions::default().features.adapt
     }
+    pub fn drift_noise() -> f64 {
+        TrainOptions::default().features.drift_noise
+    }
+    pub fn drift_adapt() -> f64 {
+        TrainOptions::default().features.drift_adapt
+    }
     pub fn variance() -> f64 {
         TrainOptions::default().variance
     }
@@ -126,6 +140,8 @@ impl Default for ModelConfig {
             window: defaults::window(),
             adapt: defaults::adapt(),
             adapt_alarm: 0.0,
+            drift_noise: defaults::drift_noise(),
+            drift_adapt: defaults::drift_adapt(),
             variance: defaults::variance(),
             quantile: defaults::quantile(),
             factor: defaults::factor(),
@@ -160,6 +176,8 @@ impl ModelConfig {
                 window: self.window,
                 adapt: self.adapt,
                 adapt_alarm: self.adapt_alarm,
+                drift_noise: self.drift_noise,
+                drift_adapt: self.drift_adapt,
             },
             variance: self.variance,
             quantile: self.quantile,

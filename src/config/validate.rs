@@ -387,7 +387,12 @@ fn check_model(m: &super::ModelConfig, sensors: usize, base: &KeyPath, out: &mut
     if m.window == 0 || m.window > 3600 {
         bad("window", format!("{} is outside 1..3600 periods", m.window));
     }
-    for (name, v) in [("adapt", m.adapt), ("adapt_alarm", m.adapt_alarm)] {
+    for (name, v) in [
+        ("adapt", m.adapt),
+        ("adapt_alarm", m.adapt_alarm),
+        ("drift_noise", m.drift_noise),
+        ("drift_adapt", m.drift_adapt),
+    ] {
         if !(0.0..=1.0).contains(&v) {
             bad(name, format!("{v} is outside 0..1"));
         }

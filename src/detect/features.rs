@@ -4,7 +4,19 @@
 //! machine, seasons) but holds still while an alarm is active, so a fault is not learned
 //! as the new normal.
 //!
-//! Memory: `window` vectors plus three numbers per sensor.
+//! Two kinds of sensor are told apart on the healthy data by their *noise share*: how much
+//! of their variation is sample-to-sample noise rather than slow movement. A noisy sensor
+//! (flow, current, vibration RMS) holds a steady level, so a shift of its level is a
+//! symptom. A drifting sensor (a temperature) wanders further than a short healthy record
+//! can show, so its level says little: its baseline follows it always, also during an
+//! alarm, and it only counts when it moves faster than that. Without this split a
+//! temperature that kept drifting during a fault holds the alarm long after the repair.
+//!
+//! During an alarm the baseline of a noisy sensor never moves towards the faulty readings;
+//! it only walks back towards the trained state when the readings do, so a model whose
+//! baseline had crept towards a slowly developing fault still clears after the repair.
+//!
+//! Memory: `window` vectors plus four numbers per sensor.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +25,11 @@ use serde::{Deserialize, Serialize};
 pub struct Scaler {
     pub mean: Vec<f64>,
     pub scale: Vec<f64>,
+    /// Noise share of each sensor (0..1): the standard deviation of its healthy
+    /// sample-to-sample steps over √2, relative to `scale`. White noise gives 1, a slow
+    /// drift close to 0. Empty in files written before it existed: no sensor drifts.
+    #[serde(default)]
+    pub noise: Vec<f64>,
 }
 
 impl Scaler {
@@ -21,13 +38,22 @@ impl Scaler {
     pub fn fit(rows: &[Vec<f64>], m: usize) -> Scaler {
         let n = rows.len().max(1) as f64;
         let mean: Vec<f64> = (0..m).map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n).collect();
-        let scale = (0..m)
+        let scale: Vec<f64> = (0..m)
             .map(|j| {
                 let var = rows.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
                 var.sqrt().max(1e-3 * mean[j].abs()).max(1e-9)
             })
             .collect();
-        Scaler { mean, scale }
+        let noise = (0..m)
+            .map(|j| {
+                let steps: Vec<f64> = rows.windows(2).map(|w| w[1][j] - w[0][j]).collect();
+                let k = steps.len().max(1) as f64;
+                let avg = steps.iter().sum::<f64>() / k;
+                let var = steps.iter().map(|d| (d - avg).powi(2)).sum::<f64>() / k;
+                ((var / 2.0).sqrt() / scale[j]).min(1.0)
+            })
+            .collect();
+        Scaler { mean, scale, noise }
     }
 }
 
@@ -40,6 +66,13 @@ pub struct FeatureParams {
     pub adapt: f64,
     /// Baseline adaptation per vector while an alarm is active.
     pub adapt_alarm: f64,
+    /// A sensor whose noise share ([`Scaler::noise`]) is below this drifts: its baseline
+    /// follows it at `drift_adapt`, also during an alarm (0: no sensor drifts).
+    #[serde(default)]
+    pub drift_noise: f64,
+    /// Baseline adaptation per vector of a drifting sensor.
+    #[serde(default)]
+    pub drift_adapt: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +85,7 @@ pub struct FeatureState {
     sum: Vec<f64>,
     mean: Vec<f64>,
     baseline: Vec<f64>,
+    drifting: Vec<bool>,
     out: Vec<f64>,
 }
 
@@ -59,7 +93,11 @@ impl FeatureState {
     pub fn new(scaler: Scaler, p: FeatureParams) -> Self {
         let m = scaler.mean.len();
         let w = p.window.max(1) as usize;
+        let drifting = (0..m)
+            .map(|j| scaler.noise.get(j).is_some_and(|r| *r < p.drift_noise))
+            .collect();
         FeatureState {
+            drifting,
             scaler,
             p,
             ring: vec![vec![0.0; m]; w],
@@ -96,13 +134,25 @@ impl FeatureState {
         &self.out
     }
 
-    /// Moves the baseline towards the current moving mean, slower (or not at all) while
-    /// an alarm is active.
+    /// Which sensors drift (their baseline follows them even during an alarm).
+    pub fn drifting(&self) -> &[bool] {
+        &self.drifting
+    }
+
+    /// Moves the baseline towards the current moving mean: drifting sensors always, the
+    /// others slower (or not at all) while an alarm is active.
     pub fn adapt(&mut self, alarm: bool) {
-        let a = if alarm { self.p.adapt_alarm } else { self.p.adapt };
-        if a > 0.0 {
-            for (b, m) in self.baseline.iter_mut().zip(&self.mean) {
-                *b += a * (m - *b);
+        for ((b, m), drifting) in self.baseline.iter_mut().zip(&self.mean).zip(&self.drifting) {
+            if *drifting {
+                *b += self.p.drift_adapt * (m - *b);
+            } else if !alarm {
+                *b += self.p.adapt * (m - *b);
+            } else if (m - *b) * *b < 0.0 {
+                // Back towards the trained state (0), never past it nor past the readings.
+                let step = self.p.adapt.max(self.p.adapt_alarm) * (m - *b);
+                *b = if b.abs() <= step.abs() { 0.0 } else { *b + step };
+            } else {
+                *b += self.p.adapt_alarm * (m - *b);
             }
         }
     }
@@ -120,6 +170,8 @@ mod tests {
             window: 2,
             adapt: 0.5,
             adapt_alarm: 0.0,
+            drift_noise: 0.0,
+            drift_adapt: 0.0,
         };
         let mut f = FeatureState::new(s.clone(), p);
         let z = f.push(&[1.0 + s.scale[0]])[0];

@@ -112,3 +112,106 @@ impl Scorer {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::alarm::Transition;
+    use crate::detect::train::{train, TrainOptions};
+
+    /// Deterministic white noise, uniform in -0.5..0.5.
+    struct Noise(u64);
+
+    impl Noise {
+        fn next(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        }
+    }
+
+    /// Two noisy sensors and a drifting one (a temperature on a slow sine).
+    fn vector(i: usize, rng: &mut Noise, fault: f64, temp_shift: f64) -> Vec<f64> {
+        let temp = 40.0 + (i as f64 / 300.0).sin() + temp_shift + 0.01 * rng.next();
+        vec![10.0 + rng.next() + fault, 5.0 + rng.next(), temp]
+    }
+
+    fn model() -> Arc<Model> {
+        let mut rng = Noise(7);
+        let healthy: Vec<(i64, Vec<f64>)> = (0..400)
+            .map(|i| (i as i64 * 1000, vector(i, &mut rng, 0.0, 0.0)))
+            .collect();
+        let sensors = ["flow", "current", "temp"].map(String::from).to_vec();
+        Arc::new(train("pump", &sensors, &healthy, &TrainOptions::default(), "test").unwrap())
+    }
+
+    /// Runs `fault(i)` and `temp_shift(i)` from the end of training; returns the indices of
+    /// the raised and cleared transitions.
+    fn replay(fault: impl Fn(usize) -> f64, temp_shift: impl Fn(usize) -> f64) -> (Vec<usize>, Vec<usize>) {
+        let mut s = Scorer::new(model());
+        let mut rng = Noise(11);
+        let (mut raised, mut cleared) = (Vec::new(), Vec::new());
+        for i in 400..3000 {
+            let x = vector(i, &mut rng, fault(i), temp_shift(i));
+            match s.step(Some(&x)).transition {
+                Some(Transition::Raised) => raised.push(i),
+                Some(Transition::Cleared) => cleared.push(i),
+                None => {}
+            }
+        }
+        (raised, cleared)
+    }
+
+    /// The alarm at `i` from raised and cleared indices.
+    fn active(raised: &[usize], cleared: &[usize], i: usize) -> bool {
+        raised.iter().filter(|r| **r <= i).count() > cleared.iter().filter(|c| **c <= i).count()
+    }
+
+    #[test]
+    fn the_temperature_drifts_and_the_others_do_not() {
+        let m = model();
+        let drift = m.features.drift_noise;
+        assert!(
+            m.scaler.noise[0] > drift && m.scaler.noise[1] > drift,
+            "{:?}",
+            m.scaler.noise
+        );
+        assert!(m.scaler.noise[2] < drift, "{:?}", m.scaler.noise);
+    }
+
+    #[test]
+    fn a_slowly_developing_fault_is_raised_once_and_clears_after_the_repair() {
+        // The flow creeps up so slowly that the healthy baseline follows most of it before
+        // the alarm, holds, and is repaired at 2000.
+        let fault = |i: usize| match i {
+            0..=599 => 0.0,
+            600..=1724 => (i - 600) as f64 * 0.004,
+            1725..=1999 => 4.5,
+            _ => 0.0,
+        };
+        let (raised, cleared) = replay(fault, |_| 0.0);
+        assert!((600..1725).contains(&raised[0]), "{raised:?}");
+        assert!(
+            (1800..2000).all(|i| active(&raised, &cleared, i)),
+            "{raised:?} {cleared:?}"
+        );
+        assert!(raised.iter().all(|r| *r < 2000), "{raised:?}");
+        let last = cleared.last().copied().unwrap_or(usize::MAX);
+        assert!((2000..2400).contains(&last), "cleared at {cleared:?}");
+    }
+
+    #[test]
+    fn a_temperature_that_drifts_during_the_fault_does_not_hold_the_alarm() {
+        // A step fault on the flow from 1000 to 1600 while the temperature falls by three
+        // times its healthy spread and stays there.
+        let fault = |i: usize| if (1000..1600).contains(&i) { 3.0 } else { 0.0 };
+        let temp = |i: usize| -((i.clamp(1000, 1600) - 1000) as f64) / 600.0;
+        let (raised, cleared) = replay(fault, temp);
+        assert_eq!(raised.len(), 1, "{raised:?} {cleared:?}");
+        assert!((1000..1030).contains(&raised[0]), "{raised:?}");
+        assert_eq!(cleared.len(), 1, "{cleared:?}");
+        assert!((1600..1700).contains(&cleared[0]), "cleared at {cleared:?}");
+    }
+}

@@ -35,13 +35,15 @@ impl Default for TrainOptions {
                 window: 10,
                 adapt: 1.0 / 120.0,
                 adapt_alarm: 0.0,
+                drift_noise: 0.35,
+                drift_adapt: 0.05,
             },
             variance: 0.95,
             quantile: 0.99,
             factor: 3.0,
             alarm: AlarmParams {
                 k: 3,
-                n: 5,
+                n: 10,
                 min_duration: 10,
             },
         }
