@@ -105,6 +105,7 @@ pub fn train(
             vectors: vectors.len(),
             source: source.to_string(),
         },
+        classifier: None,
     })
 }
 
