@@ -1,13 +1,17 @@
 //! Failure-prediction costs: per-sample scoring latency for an 8-sensor machine, model file
-//! size, and training time on 24 h of 1 Hz history, for every detector. Run with
-//! `cargo bench --bench predict`; figures go to the README's "Measured" table.
+//! size, and training time on 24 h of 1 Hz history, for every detector, and for a PCA
+//! model with a random-forest classifier trained on the same day with ~5 % of it labelled
+//! as failure (`forewarn train --label-column`). Run with `cargo bench --bench predict`;
+//! figures go to the README's "Measured" table.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
 use forewarn::detect::detector::DetectorKind;
-use forewarn::detect::resample::Resampler;
+use forewarn::detect::forest;
+use forewarn::detect::model::Model;
+use forewarn::detect::resample::{Resampler, Tick};
 use forewarn::detect::scorer::Scorer;
 use forewarn::detect::train::{train, TrainOptions};
 
@@ -23,6 +27,57 @@ fn history(n: usize) -> Vec<(i64, Vec<f64>)> {
             (i as i64 * 1000, v)
         })
         .collect()
+}
+
+/// Labels of `history(n)` after failures were written into it: the last 100 s of every
+/// 2000 s (5 %), during which two sensors drift apart from the load.
+fn add_failures(day: &mut [(i64, Vec<f64>)]) -> Vec<(i64, u8)> {
+    day.iter_mut()
+        .enumerate()
+        .map(|(i, (ts, v))| {
+            let failing = i % 2000 >= 1900;
+            if failing {
+                v[3] += 0.3;
+                v[5] -= 0.2;
+            }
+            (*ts, u8::from(failing))
+        })
+        .collect()
+}
+
+/// Complete vectors of raw history, resampled as `forewarn train` does.
+fn resample(day: &[(i64, Vec<f64>)], opts: &TrainOptions) -> Vec<Tick> {
+    let mut r = Resampler::new(8, opts.period_ms, opts.max_hold);
+    let mut ticks = Vec::new();
+    for (ts, v) in day {
+        for (j, x) in v.iter().enumerate() {
+            r.push(j, *ts, Some(*x), &mut ticks);
+        }
+    }
+    r.finish(&mut ticks);
+    ticks.retain(|t| t.values.is_some());
+    ticks
+}
+
+fn vectors(ticks: Vec<Tick>) -> Vec<(i64, Vec<f64>)> {
+    ticks
+        .into_iter()
+        .filter_map(|t| t.values.map(|v| (t.ts_ms, v)))
+        .collect()
+}
+
+/// Prints one row: training time, scoring cost per sample on `probe`, model file size.
+fn report(name: &str, train_s: f64, model: Model, probe: &[(i64, Vec<f64>)]) {
+    let size = model.to_json().len();
+    let mut scorer = Scorer::new(Arc::new(model));
+    let t0 = Instant::now();
+    let mut alarms = 0u64;
+    for (_, v) in probe {
+        alarms += u64::from(black_box(scorer.step(Some(v))).alarm);
+    }
+    let per = t0.elapsed().as_secs_f64() / probe.len() as f64;
+    black_box(alarms);
+    println!("{name:<12} {train_s:>12.3} s {:>13.2} µs {size:>8} bytes", per * 1e6);
 }
 
 fn main() {
@@ -51,35 +106,27 @@ fn main() {
         };
         let t0 = Instant::now();
         // From raw samples, as `forewarn train` does: resample, then fit and calibrate.
-        let mut r = Resampler::new(8, opts.period_ms, opts.max_hold);
-        let mut ticks = Vec::new();
-        for (ts, v) in &day {
-            for (j, x) in v.iter().enumerate() {
-                r.push(j, *ts, Some(*x), &mut ticks);
-            }
-        }
-        r.finish(&mut ticks);
-        let vectors: Vec<(i64, Vec<f64>)> = ticks
-            .into_iter()
-            .filter_map(|t| t.values.map(|v| (t.ts_ms, v)))
-            .collect();
+        let vectors = vectors(resample(&day, &opts));
         let model = train("m", &sensors, &vectors, &opts, "bench").expect("train");
-        let train_s = t0.elapsed().as_secs_f64();
-        let size = model.to_json().len();
-        let mut scorer = Scorer::new(Arc::new(model));
-        let t0 = Instant::now();
-        let mut alarms = 0u64;
-        for (_, v) in &probe {
-            alarms += u64::from(black_box(scorer.step(Some(v))).alarm);
-        }
-        let per = t0.elapsed().as_secs_f64() / probe.len() as f64;
-        black_box(alarms);
-        println!(
-            "{:<12} {:>12.3} s {:>13.2} µs {:>8} bytes",
-            kind.as_str(),
-            train_s,
-            per * 1e6,
-            size
-        );
+        report(kind.as_str(), t0.elapsed().as_secs_f64(), model, &probe);
     }
+    let opts = TrainOptions::default();
+    let mut day = day;
+    let labels = add_failures(&mut day);
+    let t0 = Instant::now();
+    let ticks = resample(&day, &opts);
+    let tick_labels = forest::tick_labels(&ticks, &labels, opts.period_ms);
+    let vectors = vectors(ticks);
+    let model = forest::train_labelled("m", &sensors, &vectors, &tick_labels, &opts, "bench").expect("train");
+    let c = model.classifier.as_ref().expect("classifier");
+    let summary = format!(
+        "forest: {} trees, {} nodes, fitted on {} of {} vectors ({} labelled failure)",
+        c.trees.len(),
+        c.nodes(),
+        c.training.fitted,
+        c.training.rows,
+        c.training.failures
+    );
+    report("pca+forest", t0.elapsed().as_secs_f64(), model, &probe);
+    println!("{summary}");
 }

@@ -117,6 +117,10 @@ enum Command {
         /// Name of the CSV time column (default: the first column).
         #[arg(long)]
         time_column: Option<String>,
+        /// A 0/1 failure label column of the CSV: fit the healthy detector on rows
+        /// labelled 0 and a random-forest classifier on all rows.
+        #[arg(long, requires = "csv")]
+        label_column: Option<String>,
         /// Write the model here instead of the asset's model file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -142,6 +146,10 @@ enum Command {
         /// --format csv: the 0/1 label column.
         #[arg(long, default_value = "anomaly")]
         label_column: String,
+        /// Add a random-forest classifier to each file's model, fitted on the labelled rows
+        /// of all the other files (leave-one-file-out).
+        #[arg(long)]
+        classifier: bool,
         /// Detector: pca, mahalanobis, mset or ewma (default as [asset.model]).
         #[arg(long, value_parser = parse_detector)]
         detector: Option<forewarn::detect::detector::DetectorKind>,
@@ -269,10 +277,16 @@ fn main() -> ExitCode {
             csv,
             sep,
             time_column,
+            label_column,
             out,
         } => {
             let source = match csv {
-                Some(path) => predict_cli::TrainSource::Csv { path, sep, time_column },
+                Some(path) => predict_cli::TrainSource::Csv {
+                    path,
+                    sep,
+                    time_column,
+                    label_column,
+                },
                 None => predict_cli::TrainSource::Store { from, to },
             };
             predict_cli::train_cmd(&config, &asset, source, out.as_deref())
@@ -284,6 +298,7 @@ fn main() -> ExitCode {
             sep,
             time_column,
             label_column,
+            classifier,
             detector,
             window,
             variance,
@@ -314,6 +329,7 @@ fn main() -> ExitCode {
                 (drift_noise, drift_adapt),
                 (alarm_k, alarm_n, min_duration),
             ),
+            classifier,
         }),
     };
     match result {

@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use forewarn::config::{Asset, Config};
 use forewarn::detect::detector::DetectorKind;
 use forewarn::detect::eval::{self, CsvLayout, FileResult};
+use forewarn::detect::forest;
 use forewarn::detect::resample::Resampler;
 use forewarn::detect::skab::{self, FilePredictions, Score};
 use forewarn::detect::train::{train, TrainOptions};
@@ -28,6 +29,9 @@ pub enum TrainSource {
         path: PathBuf,
         sep: char,
         time_column: Option<String>,
+        /// A 0/1 failure label column: the healthy detector is fitted on rows labelled 0,
+        /// and a classifier on all rows.
+        label_column: Option<String>,
     },
 }
 
@@ -47,12 +51,23 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
     let opts = mc.train_options();
     let path = out.map_or_else(|| mc.path(&config.agent.data_dir, &asset.id), Path::to_path_buf);
     let started = Instant::now();
-    let (rows, label) = match source {
-        TrainSource::Store { from, to } => (from_store(&config, asset, from, to)?, "store".to_string()),
-        TrainSource::Csv { path, sep, time_column } => (
-            from_csv(&path, sep, time_column.as_deref(), &asset.sensors)?,
-            path.display().to_string(),
-        ),
+    let (rows, labels, label) = match source {
+        TrainSource::Store { from, to } => (from_store(&config, asset, from, to)?, None, "store".to_string()),
+        TrainSource::Csv {
+            path,
+            sep,
+            time_column,
+            label_column,
+        } => {
+            let (rows, labels) = from_csv(
+                &path,
+                sep,
+                time_column.as_deref(),
+                label_column.as_deref(),
+                &asset.sensors,
+            )?;
+            (rows, labels, path.display().to_string())
+        }
     };
     let mut r = Resampler::new(asset.sensors.len(), opts.period_ms, opts.max_hold);
     let mut ticks = Vec::new();
@@ -61,12 +76,17 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
     }
     r.finish(&mut ticks);
     let total = ticks.len();
+    ticks.retain(|t| t.values.is_some());
+    let tick_labels = labels.map(|l| forest::tick_labels(&ticks, &l, opts.period_ms));
     let vectors: Vec<(i64, Vec<f64>)> = ticks
         .into_iter()
         .filter_map(|t| t.values.map(|v| (t.ts_ms, v)))
         .collect();
-    let model = train(&asset.id, &asset.sensors, &vectors, &opts, &label)
-        .with_context(|| format!("training the model of {}", asset.id))?;
+    let model = match &tick_labels {
+        None => train(&asset.id, &asset.sensors, &vectors, &opts, &label),
+        Some(l) => forest::train_labelled(&asset.id, &asset.sensors, &vectors, l, &opts, &label),
+    }
+    .with_context(|| format!("training the model of {}", asset.id))?;
     model.save(&path)?;
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     println!(
@@ -101,6 +121,18 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
         path.display(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(c) = &model.classifier {
+        let bytes = serde_json::to_string(c).map_or(0, |j| j.len());
+        println!(
+            "classifier: {} labelled vectors, {} labelled failure, {} fitted on; {} trees, {} nodes, {bytes} bytes of the file; threshold {}",
+            c.training.rows,
+            c.training.failures,
+            c.training.fitted,
+            c.trees.len(),
+            c.nodes(),
+            c.threshold
+        );
+    }
     println!("a running agent loads it on SIGHUP (systemctl reload forewarn) or at its next start");
     Ok(ExitCode::SUCCESS)
 }
@@ -139,7 +171,16 @@ fn from_store(config: &Config, asset: &Asset, from: Option<String>, to: Option<S
     Ok(rows)
 }
 
-fn from_csv(path: &Path, sep: char, time_column: Option<&str>, sensors: &[String]) -> Result<Vec<Row>> {
+/// Labels `(ts_ms, 0/1)` of a CSV file, in time order, when it has a label column.
+type Labels = Option<Vec<(i64, u8)>>;
+
+fn from_csv(
+    path: &Path,
+    sep: char,
+    time_column: Option<&str>,
+    label_column: Option<&str>,
+    sensors: &[String],
+) -> Result<(Vec<Row>, Labels)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let Some((_, header)) = lines.next() else {
@@ -156,6 +197,14 @@ fn from_csv(path: &Path, sep: char, time_column: Option<&str>, sensors: &[String
             .position(|c| c == t)
             .with_context(|| format!("{}: no time column {t:?}", path.display()))?,
     };
+    let label_index = label_column
+        .map(|l| {
+            cols.iter()
+                .position(|c| c == l)
+                .with_context(|| format!("{}: no label column {l:?} (--label-column)", path.display()))
+        })
+        .transpose()?;
+    let mut labels = Vec::new();
     let mut index = Vec::new();
     for name in sensors {
         let found = cols
@@ -181,6 +230,12 @@ fn from_csv(path: &Path, sep: char, time_column: Option<&str>, sensors: &[String
             }
             continue;
         };
+        if let Some(li) = label_index {
+            match cells.get(li).and_then(|c| c.trim_matches('"').parse::<f64>().ok()) {
+                Some(v) if v == 0.0 || v == 1.0 => labels.push((ts, v as u8)),
+                _ => bail!("{}:{}: label {:?} is not 0 or 1", path.display(), n + 1, cells.get(li)),
+            }
+        }
         for (j, &i) in index.iter().enumerate() {
             let v = cells
                 .get(i)
@@ -190,7 +245,8 @@ fn from_csv(path: &Path, sep: char, time_column: Option<&str>, sensors: &[String
         }
     }
     rows.sort_by_key(|r| (r.0, r.1));
-    Ok(rows)
+    labels.sort_by_key(|l| l.0);
+    Ok((rows, label_index.map(|_| labels)))
 }
 
 /// Options of `eval` beyond the data.
@@ -200,6 +256,8 @@ pub struct EvalArgs {
     pub predictions: Option<PathBuf>,
     pub layout: CsvLayout,
     pub options: TrainOptions,
+    /// Add a classifier per file, fitted on the labelled rows of the other files.
+    pub classifier: bool,
 }
 
 /// The tuning flags of `eval` over the defaults of `[asset.model]`.
@@ -239,7 +297,11 @@ pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
             .collect::<Result<Vec<_>, _>>()?,
         other => bail!("unknown --format {other:?}: expected skab or csv"),
     };
-    let results = eval::evaluate(files, &args.options, skab::TRAIN_ROWS)?;
+    let results = if args.classifier {
+        eval::evaluate_leave_one_out(files, &args.options, skab::TRAIN_ROWS)?
+    } else {
+        eval::evaluate(files, &args.options, skab::TRAIN_ROWS)?
+    };
     if let Some(p) = &args.predictions {
         write_predictions(p, &results).with_context(|| format!("writing {}", p.display()))?;
     }
@@ -259,6 +321,12 @@ pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
         o.alarm.min_duration,
         skab::TRAIN_ROWS
     );
+    if args.classifier {
+        println!(
+            "classifier: leave-one-file-out (each file's model adds a forest of {} trees fitted on the labelled rows of all the other files)",
+            forest::TREES
+        );
+    }
     println!(
         "{:<24} {:>5} {:>6} {:>6} {:>6} {:>8} {:>7} {:>7}",
         "file", "rows", "F1", "FAR%", "MAR%", "Standard", "LowFP", "LowFN"

@@ -2,12 +2,17 @@
 //! replay the rest through a [`Resampler`] and a [`Scorer`] — the same streaming path the
 //! agent runs — and score the alarms with the SKAB protocol ([`super::skab`]).
 //!
+//! With a classifier ([`evaluate_leave_one_out`]), each file's model also holds a forest
+//! fitted on the labelled rows of all the other files.
+//!
 //! Each row's prediction is the alarm state after the tick that holds the row was scored.
 //! Rows are replayed one sensor value at a time, in file order.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::forest::{self, ForestParams};
+use super::model::Model;
 use super::resample::{Resampler, Tick};
 use super::scorer::Scorer;
 use super::skab::{self, LabelledFile, SkabError};
@@ -48,16 +53,26 @@ fn vectors(file: &LabelledFile, rows: std::ops::Range<usize>, opts: &TrainOption
 
 /// Trains on the first `train_rows` rows of `file` and predicts every later row.
 pub fn predict_file(file: &LabelledFile, opts: &TrainOptions, train_rows: usize) -> Result<Vec<u8>, EvalError> {
-    let n = file.rows();
-    let split = train_rows.min(n);
-    let healthy: Vec<(i64, Vec<f64>)> = vectors(file, 0..split, opts)
+    let model = healthy_model(file, opts, train_rows)?;
+    Ok(replay(file, model, opts, train_rows))
+}
+
+/// The model of `file` trained on its first `train_rows` rows, as [`predict_file`] does.
+fn healthy_model(file: &LabelledFile, opts: &TrainOptions, train_rows: usize) -> Result<Model, EvalError> {
+    let healthy: Vec<(i64, Vec<f64>)> = vectors(file, 0..train_rows.min(file.rows()), opts)
         .into_iter()
         .filter_map(|t| t.values.map(|v| (t.ts_ms, v)))
         .collect();
-    let model = train(&file.name, &file.columns, &healthy, opts, &file.name).map_err(|source| EvalError::Model {
+    train(&file.name, &file.columns, &healthy, opts, &file.name).map_err(|source| EvalError::Model {
         file: file.name.clone(),
         source,
-    })?;
+    })
+}
+
+/// Scores the rows of `file` after `train_rows` with `model`; one 0/1 per row.
+fn replay(file: &LabelledFile, model: Model, opts: &TrainOptions, train_rows: usize) -> Vec<u8> {
+    let n = file.rows();
+    let split = train_rows.min(n);
     let mut scorer = Scorer::new(Arc::new(model));
     // (tick index, alarm after it), increasing.
     let alarms: Vec<(i64, bool)> = vectors(file, split..n, opts)
@@ -65,13 +80,63 @@ pub fn predict_file(file: &LabelledFile, opts: &TrainOptions, train_rows: usize)
         .map(|t| (t.index, scorer.step(t.values.as_deref()).alarm))
         .collect();
     let period = opts.period_ms.max(1);
-    Ok((split..n)
+    (split..n)
         .map(|i| {
             let tick = (file.ts_s[i] * 1000).div_euclid(period);
             let at = alarms.partition_point(|(k, _)| *k <= tick);
             u8::from(at > 0 && alarms[at - 1].1)
         })
-        .collect())
+        .collect()
+}
+
+/// Leave-one-file-out with a classifier: each file gets its healthy model as in
+/// [`evaluate`], plus a forest fitted on the labelled rows of every other file. Each file's
+/// features come from its own healthy model's scaler (fitted on its own first rows), so
+/// features are comparable across files, as for a plant's sister machines.
+pub fn evaluate_leave_one_out(
+    files: Vec<LabelledFile>,
+    opts: &TrainOptions,
+    train_rows: usize,
+) -> Result<Vec<FileResult>, EvalError> {
+    let models = files
+        .iter()
+        .map(|f| healthy_model(f, opts, train_rows))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Each file's (features, labels) over all its complete vectors, in time order.
+    let labelled: Vec<(Vec<Vec<f64>>, Vec<u8>)> = files
+        .iter()
+        .zip(&models)
+        .map(|(f, model)| {
+            let ticks: Vec<Tick> = vectors(f, 0..f.rows(), opts)
+                .into_iter()
+                .filter(|t| t.values.is_some())
+                .collect();
+            let times: Vec<(i64, u8)> = (0..f.rows()).map(|i| (f.ts_s[i] * 1000, f.anomaly[i])).collect();
+            let labels = forest::tick_labels(&ticks, &times, opts.period_ms);
+            let values: Vec<Vec<f64>> = ticks.into_iter().filter_map(|t| t.values).collect();
+            (
+                forest::features(&model.scaler, model.features, &values, &labels),
+                labels,
+            )
+        })
+        .collect();
+    files
+        .into_iter()
+        .zip(models)
+        .enumerate()
+        .map(|(i, (file, mut model))| {
+            let others = labelled.iter().enumerate().filter(|(k, _)| *k != i).map(|(_, l)| l);
+            let rows: Vec<Vec<f64>> = others.clone().flat_map(|l| l.0.iter().cloned()).collect();
+            let labels: Vec<u8> = others.flat_map(|l| l.1.iter().copied()).collect();
+            let fitted = ForestParams::fit(&rows, &labels, file.columns.len());
+            model.classifier = Some(fitted.map_err(|source| EvalError::Model {
+                file: file.name.clone(),
+                source,
+            })?);
+            let pred = replay(&file, model, opts, train_rows);
+            Ok(FileResult { file, pred })
+        })
+        .collect()
 }
 
 /// Every labelled SKAB file under `dir`.

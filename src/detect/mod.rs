@@ -1,8 +1,8 @@
 //! Detection: turns the live sample stream into alarm observations. Threshold rules
 //! with hysteresis ([`rule`]), and failure prediction by per-machine models: samples are
 //! resampled onto a common clock per machine ([`resample`]), turned into features
-//! ([`features`]), scored by a [`detector::Detector`] against calibrated thresholds and
-//! smoothed into alarms ([`alarm`]) by the streaming [`scorer::Scorer`], which `run`
+//! ([`features`]), scored by a [`detector::Detector`] (and, where labelled failures exist,
+//! a [`forest`] classifier) against calibrated thresholds and smoothed into alarms ([`alarm`]) by the streaming [`scorer::Scorer`], which `run`
 //! ([`live`]) and `eval` ([`eval`]) share. Models are trained ([`train`]) into a versioned
 //! file ([`model`]). Detectors see every sample after it entered the store's buffer; they
 //! keep only bounded state and decide nothing about notifications.
@@ -19,6 +19,7 @@ pub mod detector;
 pub mod eval;
 pub mod ewma;
 pub mod features;
+pub mod forest;
 mod linalg;
 pub mod live;
 pub mod mahalanobis;
@@ -42,6 +43,8 @@ pub enum DetectError {
     TooFewVectors(usize),
     #[error("a vector or model part does not have {0} sensors")]
     Shape(usize),
+    #[error("only {0} vectors labelled as failure; the classifier needs at least {min}", min = forest::MIN_FAILURES)]
+    TooFewFailures(usize),
     #[error("numerical problem: {0}")]
     Numeric(String),
 }

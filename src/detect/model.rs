@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::alarm::AlarmParams;
 use super::detector::DetectorParams;
 use super::features::{FeatureParams, Scaler};
+use super::forest::ForestParams;
 
 /// Version of the file layout; bump on any incompatible change.
 pub const FORMAT: u32 = 1;
@@ -72,6 +73,10 @@ pub struct Model {
     pub thresholds: Vec<f64>,
     pub alarm: AlarmParams,
     pub training: TrainingRange,
+    /// A classifier of labelled failures, scored next to the detector's statistics; absent
+    /// in models trained on healthy history alone (and in files written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<ForestParams>,
 }
 
 impl Model {
@@ -144,6 +149,9 @@ impl Model {
         let stats = self.detector.build(m).statistics().len();
         if self.thresholds.len() != stats || self.thresholds.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
             return Err(format!("expected {stats} positive thresholds"));
+        }
+        if let Some(c) = &self.classifier {
+            c.check(m)?;
         }
         Ok(())
     }

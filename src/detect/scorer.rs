@@ -3,7 +3,8 @@
 //! type, so what is evaluated is what runs.
 //!
 //! The score is the largest statistic divided by its calibrated threshold: above 1.0 the
-//! vector is "over". Over-bits go through the k-of-n / minimum-duration filter
+//! vector is "over". A model with a classifier ([`super::forest`]) adds one statistic, the
+//! share of its trees voting failure, over the classifier's own threshold. Over-bits go through the k-of-n / minimum-duration filter
 //! ([`super::alarm`]). An incomplete vector (a sensor missing) is not scored and leaves the
 //! alarm as it is. Memory is bounded by the model (window, detector state).
 
@@ -29,7 +30,10 @@ pub struct Scorer {
     features: FeatureState,
     detector: Box<dyn Detector>,
     alarm: AlarmFilter,
+    /// The detector's statistics, then the classifier's vote share if the model has one.
     stats: Vec<f64>,
+    /// One threshold per entry of `stats`.
+    thresholds: Vec<f64>,
     contrib: Vec<f64>,
     /// The statistic that set the last score.
     worst: usize,
@@ -39,12 +43,15 @@ impl Scorer {
     pub fn new(model: Arc<Model>) -> Self {
         let m = model.sensors.len();
         let detector = model.detector.build(m);
-        let ns = detector.statistics().len();
+        let mut thresholds = model.thresholds.clone();
+        thresholds.extend(model.classifier.as_ref().map(|c| c.threshold));
+        let ns = thresholds.len();
         Scorer {
             features: FeatureState::new(model.scaler.clone(), model.features),
             alarm: AlarmFilter::new(model.alarm),
             detector,
             stats: vec![0.0; ns],
+            thresholds,
             contrib: vec![0.0; ns * m],
             worst: 0,
             model,
@@ -69,9 +76,15 @@ impl Scorer {
             };
         };
         let z = self.features.push(x);
-        self.detector.observe(z, &mut self.stats, &mut self.contrib);
+        let (nd, m) = (self.model.thresholds.len(), x.len());
+        let (stats, votes) = self.stats.split_at_mut(nd);
+        let (contrib, voters) = self.contrib.split_at_mut(nd * m);
+        self.detector.observe(z, stats, contrib);
+        if let (Some(c), Some(share)) = (&self.model.classifier, votes.first_mut()) {
+            *share = c.vote(z, voters);
+        }
         let (mut score, mut worst) = (f64::NEG_INFINITY, 0);
-        for (i, (s, t)) in self.stats.iter().zip(&self.model.thresholds).enumerate() {
+        for (i, (s, t)) in self.stats.iter().zip(&self.thresholds).enumerate() {
             let r = s / t;
             if r > score {
                 (score, worst) = (r, i);

@@ -107,6 +107,7 @@ pub fn train(
             vectors: vectors.len(),
             source: source.to_string(),
         },
+        classifier: None,
     })
 }
 
