@@ -37,16 +37,34 @@ pub fn profile(t: f64) -> (f64, f64) {
     (60.0 + 32.0 * heat, 1.2 + 3.3 * heat)
 }
 
+/// What the PLC reports at `t`: the profile with the sensors' noise, at the registers'
+/// resolution.
+pub fn reading(t: f64) -> (f64, f64) {
+    let (temp, vib) = profile(t);
+    let temp = (temp + 0.3 * (fastrand::f64() - 0.5)) as f32 as f64;
+    let vib = ((vib + 0.1 * (fastrand::f64() - 0.5)).max(0.0) * 100.0).round() / 100.0;
+    (temp, vib)
+}
+
+/// `n` healthy readings `step_ms` apart, as `(ts_ms, [temperature, vibration])`: the
+/// history the demo's model is trained on, as the gateway would have stored it before the
+/// bearing started to fail.
+pub fn healthy_history(n: usize, step_ms: i64) -> Vec<(i64, Vec<f64>)> {
+    (0..n)
+        .map(|i| {
+            let (temp, vib) = reading(0.0);
+            (i as i64 * step_ms, vec![temp, vib])
+        })
+        .collect()
+}
+
 /// Updates the bank's registers every `step` until the task is dropped.
 pub async fn simulate(bank: RegisterBank, step: Duration) {
     let start = tokio::time::Instant::now();
     let mut ticker = tokio::time::interval(step);
     loop {
         ticker.tick().await;
-        let t = start.elapsed().as_secs_f64();
-        let (temp, vib) = profile(t);
-        let temp = temp + 0.3 * (fastrand::f64() - 0.5);
-        let vib = (vib + 0.1 * (fastrand::f64() - 0.5)).max(0.0);
+        let (temp, vib) = reading(start.elapsed().as_secs_f64());
         bank.set(
             RegisterKind::Holding,
             BEARING_TEMP_ADDR,
@@ -55,7 +73,7 @@ pub async fn simulate(bank: RegisterBank, step: Duration) {
         bank.set(
             RegisterKind::Input,
             VIBRATION_ADDR,
-            &encode((vib * 100.0).round(), DataType::U16, WordOrder::ABCD),
+            &encode(vib * 100.0, DataType::U16, WordOrder::ABCD),
         );
     }
 }
