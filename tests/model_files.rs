@@ -150,11 +150,16 @@ fn check_rejects_bad_model_options_and_asset_trees() {
         "  [asset.model]\n  window = 0\n  alarm_k = 9\n  alarm_n = 5\n  quantile = 1.5\n  detector = \"svm\"\n",
     );
     assert!(e.contains("detector"), "{e}");
-    let e = problems("  [asset.model]\n  window = 0\n  alarm_k = 9\n  alarm_n = 5\n  quantile = 1.5\n");
+    let e = problems(
+        "  [asset.model]\n  window = 0\n  alarm_k = 9\n  alarm_n = 5\n  quantile = 1.5\n  drift_noise = 1.5\n  drift_adapt = -0.1\n  classifier_threshold = 0.0\n",
+    );
     for key in [
         "asset[1].model.window",
         "asset[1].model.alarm_k",
         "asset[1].model.quantile",
+        "asset[1].model.drift_noise",
+        "asset[1].model.drift_adapt",
+        "asset[1].model.classifier_threshold",
     ] {
         assert!(e.contains(key), "{key} in {e}");
     }
