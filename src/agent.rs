@@ -31,6 +31,7 @@ use crate::alert::Outbox;
 use crate::config::{Config, Severity};
 use crate::detect::live::{LoadOutcome, ModelAlarms, ModelEngine};
 use crate::detect::rule::RuleEngine;
+use crate::detect::silence::SilenceWatch;
 use crate::detect::{AlarmDef, AlarmId, Level, Observation, Policy};
 use crate::sample::SensorId;
 use crate::source::modbus::{plan_buses, spawn as spawn_buses};
@@ -82,8 +83,18 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     let outbox = Outbox::open(store.db()).context("opening the alert outbox")?;
     stats.outbox_depth.set(outbox.len() as u64);
 
+    // Every sensor a register defines or an asset names: MQTT sensors are otherwise only
+    // registered when their first message arrives, and the rules, models and watches
+    // built below need their ids now.
     let mut ids: HashMap<String, SensorId> = HashMap::new();
-    for name in config.sensors() {
+    let named = config
+        .asset
+        .iter()
+        .flat_map(|a| a.sensors.iter().chain(a.rule.iter().map(|r| &r.sensor)));
+    for name in config.sensors().chain(named.map(String::as_str)) {
+        if ids.contains_key(name) {
+            continue;
+        }
         ids.insert(
             name.to_string(),
             store
@@ -123,6 +134,12 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     let mut lifecycle = Lifecycle::from_config(&config);
     let rules = RuleEngine::new(&config, &|name| ids.get(name).copied(), &mut |d| lifecycle.register(d));
     let model_alarms = ModelAlarms::register(&config, &mut |d| lifecycle.register(d));
+    let silence = SilenceWatch::new(
+        &config,
+        &|name| ids.get(name).copied(),
+        &mut |d| lifecycle.register(d),
+        crate::time::now_ms(),
+    );
     let storage_alarms = STORAGE_RULES.map(|rule| {
         lifecycle.register(AlarmDef {
             asset: STORAGE_ASSET.into(),
@@ -198,7 +215,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     tasks.push(tokio::spawn(retention.run(shutdown.clone())));
 
     let models = load_models(&config, &ids, &model_alarms);
-    tracing::info!(agent = %config.agent.id, sensors = ids.len(), rules = rules.len(), models = models.len(), data_dir = %data_dir.display(), "agent started");
+    tracing::info!(agent = %config.agent.id, sensors = ids.len(), rules = rules.len(), models = models.len(), no_data_watches = silence.len(), data_dir = %data_dir.display(), "agent started");
     // SIGHUP reloads the models (after `forewarn train`); the listener ends with the agent.
     let reload = Arc::new(Notify::new());
     tasks.push(tokio::spawn(forward_hangups(reload.clone(), shutdown.clone())));
@@ -211,6 +228,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         rules,
         models,
         model_alarms,
+        silence,
         ids,
         reload,
         failing_flushes: 0,
@@ -236,6 +254,8 @@ struct Pipeline<'a> {
     /// Failure-prediction models, per asset.
     models: ModelEngine,
     model_alarms: ModelAlarms,
+    /// `no_data` watches, per asset.
+    silence: SilenceWatch,
     ids: HashMap<String, SensorId>,
     /// Notified on SIGHUP.
     reload: Arc<Notify>,
@@ -258,6 +278,9 @@ impl Pipeline<'_> {
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut report_tick = tokio::time::interval(Duration::from_secs(60));
         report_tick.tick().await;
+        // Silences and re-notifications are due by the clock, not by a sample.
+        let mut clock_tick = tokio::time::interval(Duration::from_secs(1));
+        clock_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events = Vec::new();
         loop {
             tokio::select! {
@@ -274,6 +297,7 @@ impl Pipeline<'_> {
                 // the broker's in-flight window keeps moving (group commit).
                 _ = tokio::time::sleep_until(self.ack_deadline.unwrap_or_else(tokio::time::Instant::now)), if self.ack_deadline.is_some() => self.flush().await?,
                 _ = report_tick.tick() => tracing::info!(stats = %self.stats.summary(), "running"),
+                _ = clock_tick.tick() => self.on_clock(&mut events).await?,
                 _ = self.reload.notified() => {
                     self.models = load_models(self.config, &self.ids, &self.model_alarms);
                     tracing::info!(models = self.models.len(), "models reloaded");
@@ -303,9 +327,11 @@ impl Pipeline<'_> {
                 }
             }
         }
+        let now = crate::time::now_ms();
         for s in batch {
             self.rules.observe(s, observations);
             self.models.observe(s, observations);
+            self.silence.observe(s, now);
         }
         // The outbox lives in the same database as the history: if it cannot be written,
         // nothing durable can be promised any more.
@@ -313,6 +339,18 @@ impl Pipeline<'_> {
             .observe(observations.drain(..))
             .await
             .context("writing alerts to the outbox")?;
+        Ok(())
+    }
+
+    /// What the clock makes due: silent sensors, re-notifications.
+    async fn on_clock(&mut self, observations: &mut Vec<(AlarmId, Observation)>) -> Result<()> {
+        let now = crate::time::now_ms();
+        self.silence.check(now, observations);
+        self.alerts
+            .observe(observations.drain(..))
+            .await
+            .context("writing alerts to the outbox")?;
+        self.alerts.tick(now).await.context("writing alerts to the outbox")?;
         Ok(())
     }
 

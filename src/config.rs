@@ -286,6 +286,11 @@ pub struct Asset {
     /// The failure-prediction model of this machine (trained by `forewarn train`).
     #[serde(default)]
     pub model: Option<ModelConfig>,
+    /// Raise a `no-data` alert (severity warning) when one of `sensors` has delivered no
+    /// good sample for this long: a dead sensor or a device that stopped answering would
+    /// otherwise silence this machine's rules and model. Default: not watched.
+    #[serde(default)]
+    pub no_data: Option<Dur>,
 }
 
 /// `[[asset.rule]]`: a threshold with hysteresis. Set `above` (high alarm) or `below`

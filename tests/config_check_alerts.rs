@@ -124,3 +124,21 @@ fn lifecycle_timing_is_checked() {
         ],
     );
 }
+
+#[test]
+fn no_data_watches_are_checked() {
+    let out = check(&with("", "no_data = \"30s\""));
+    assert!(out.ok, "{}", out.stderr);
+    assert_problem(
+        &with("", "no_data = \"100ms\""),
+        &["asset[0].no_data: 100ms is outside 1s..1d"],
+    );
+    assert_problem(
+        &with("", "no_data = \"30s\"").replace("name = \"bearing-overheat\"", "name = \"no-data\""),
+        &["asset[0].no_data: \"no-data\" is the alarm of no_data"],
+    );
+    assert_problem(
+        &format!("{}\n[[asset]]\nid = \"line2\"\nno_data = \"30s\"\n", with("", "")),
+        &["asset[1].no_data: the asset has no sensors to watch"],
+    );
+}

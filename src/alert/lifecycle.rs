@@ -10,7 +10,8 @@
 //!
 //! Hysteresis is the detector's `Hold` level, which changes nothing. Times are sample
 //! times, so a replay behaves like the live run. While an incident is open a `renotify`
-//! goes out every `renotify` interval (checked at each observation).
+//! goes out every `renotify` interval, checked at each observation and on the agent's
+//! clock ([`Lifecycle::tick`]), so a sensor that went quiet does not hold it back.
 //!
 //! **Folding.** When an alarm starts firing while an ancestor asset (following `parent`)
 //! has an open incident, it is folded into that incident instead of raising its own: the
@@ -360,6 +361,14 @@ impl Lifecycle {
                 self.dirty.insert(child);
                 self.attach(child, ts, out);
             }
+        }
+    }
+
+    /// Sends the re-notifications that are due at `now_ms` (the agent's clock), so an
+    /// open incident is re-notified even while its sensor sends nothing.
+    pub fn tick(&mut self, now_ms: i64, out: &mut Vec<AlertEvent>) {
+        for id in 0..self.records.len() {
+            self.maybe_renotify(id, now_ms, out);
         }
     }
 

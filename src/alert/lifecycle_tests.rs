@@ -146,6 +146,29 @@ fn renotify_while_the_incident_lasts() {
 }
 
 #[test]
+fn renotify_is_due_by_the_clock_when_the_sensor_is_quiet() {
+    let mut l = Lifecycle::default();
+    let policy = Policy {
+        renotify_ms: Some(10_000),
+        ..Policy::default()
+    };
+    let id = l.register(def("a", "r", policy));
+    let quiet = l.register(def("a", "quiet", Policy::default()));
+    assert_eq!(feed(&mut l, id, &[(0, 85.0)]), vec![(AlertState::Raised, 0)]);
+    let mut out = Vec::new();
+    l.tick(9_000, &mut out);
+    assert!(out.is_empty());
+    // No sample since the raise; the clock alone makes the re-notification due, once.
+    l.tick(10_500, &mut out);
+    l.tick(11_000, &mut out);
+    let got: Vec<(AlertState, i64, AlarmId)> = out
+        .iter()
+        .map(|e| (e.state, e.ts_ms, if e.rule == "r" { id } else { quiet }))
+        .collect();
+    assert_eq!(got, vec![(AlertState::Renotify, 10_500, id)]);
+}
+
+#[test]
 fn child_alarms_fold_into_the_parent_incident() {
     let mut l = tree(&[("line1/pump1", "line1"), ("line1/pump1/motor", "line1/pump1")]);
     let line = l.register(def("line1", "pressure", Policy::default()));

@@ -73,6 +73,17 @@ impl AlertSink {
         for (id, obs) in observations {
             self.lifecycle.observe(id, obs, &mut events);
         }
+        self.commit(events).await
+    }
+
+    /// Sends what is due by the clock alone (re-notifications) at `now_ms`.
+    pub async fn tick(&mut self, now_ms: i64) -> Result<Vec<AlertMessage>, SinkError> {
+        let mut events = Vec::new();
+        self.lifecycle.tick(now_ms, &mut events);
+        self.commit(events).await
+    }
+
+    async fn commit(&mut self, events: Vec<AlertEvent>) -> Result<Vec<AlertMessage>, SinkError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }

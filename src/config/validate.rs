@@ -224,6 +224,26 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
             }
             check_rule_limits(r, &rb, &mut out);
         }
+        if let Some(d) = a.no_data {
+            let nb = at(&base, &[k("no_data")]);
+            if d.0 < Duration::from_secs(1) || d.0 > Duration::from_secs(86_400) {
+                out.push((nb, format!("{d} is outside 1s..1d")));
+            } else if a.sensors.is_empty() {
+                out.push((nb, "the asset has no sensors to watch".into()));
+            } else if rule_names.contains(crate::detect::silence::NO_DATA_RULE)
+                || a.model
+                    .as_ref()
+                    .is_some_and(|m| m.name == crate::detect::silence::NO_DATA_RULE)
+            {
+                out.push((
+                    nb,
+                    format!(
+                        "{:?} is the alarm of no_data and also the name of a rule or the model of this asset; rename that one",
+                        crate::detect::silence::NO_DATA_RULE
+                    ),
+                ));
+            }
+        }
         if let Some(m) = &a.model {
             let mb = at(&base, &[k("model")]);
             check_model(m, a.sensors.len(), &mb, &mut out);

@@ -29,6 +29,7 @@ pub mod pca;
 pub mod resample;
 pub mod rule;
 pub mod scorer;
+pub mod silence;
 pub mod skab;
 pub mod train;
 
