@@ -3,7 +3,7 @@
 //! (a) The broker is down while alerts of two assets are raised and cleared, the agent is
 //!     killed with `kill -9` and restarted in between, then the broker comes back: every
 //!     alert arrives, in order per asset, none lost, and the restart neither raises an
-//!     open alert again nor forgets it. The issue asks for an outage of minutes; here it is
+//!     open alert again nor forgets it. A real outage lasts minutes; here it is
 //!     compressed to seconds: long enough for eight alerts, a kill and a restart, and for
 //!     the restarted agent's reconnect backoff to grow over five failed attempts. The
 //!     paths are the same as in a long outage (the backoff is capped at 30 s).
