@@ -103,8 +103,8 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
     let drifting: Vec<&str> = model
         .sensors
         .iter()
-        .zip(&model.scaler.noise)
-        .filter(|(_, n)| **n < model.features.drift_noise)
+        .zip(model.scaler.drifting(model.features.drift_noise))
+        .filter(|(_, d)| *d)
         .map(|(s, _)| s.as_str())
         .collect();
     println!(

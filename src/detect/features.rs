@@ -55,6 +55,13 @@ impl Scaler {
             .collect();
         Scaler { mean, scale, noise }
     }
+
+    /// Which sensors drift: a noise share below `drift_noise`.
+    pub fn drifting(&self, drift_noise: f64) -> Vec<bool> {
+        (0..self.mean.len())
+            .map(|j| self.noise.get(j).is_some_and(|r| *r < drift_noise))
+            .collect()
+    }
 }
 
 /// How the features are built, stored in the model file.
@@ -93,9 +100,7 @@ impl FeatureState {
     pub fn new(scaler: Scaler, p: FeatureParams) -> Self {
         let m = scaler.mean.len();
         let w = p.window.max(1) as usize;
-        let drifting = (0..m)
-            .map(|j| scaler.noise.get(j).is_some_and(|r| *r < p.drift_noise))
-            .collect();
+        let drifting = scaler.drifting(p.drift_noise);
         FeatureState {
             drifting,
             scaler,
@@ -132,11 +137,6 @@ impl FeatureState {
             self.out[j] = self.mean[j] - self.baseline[j];
         }
         &self.out
-    }
-
-    /// Which sensors drift (their baseline follows them even during an alarm).
-    pub fn drifting(&self) -> &[bool] {
-        &self.drifting
     }
 
     /// Moves the baseline towards the current moving mean: drifting sensors always, the

@@ -185,13 +185,8 @@ mod tests {
     #[test]
     fn the_temperature_drifts_and_the_others_do_not() {
         let m = model();
-        let drift = m.features.drift_noise;
-        assert!(
-            m.scaler.noise[0] > drift && m.scaler.noise[1] > drift,
-            "{:?}",
-            m.scaler.noise
-        );
-        assert!(m.scaler.noise[2] < drift, "{:?}", m.scaler.noise);
+        let drifting = m.scaler.drifting(m.features.drift_noise);
+        assert_eq!(drifting, [false, false, true], "noise shares {:?}", m.scaler.noise);
     }
 
     #[test]
