@@ -128,13 +128,11 @@ pub fn evaluate_leave_one_out(
             let others = labelled.iter().enumerate().filter(|(k, _)| *k != i).map(|(_, l)| l);
             let rows: Vec<Vec<f64>> = others.clone().flat_map(|l| l.0.iter().cloned()).collect();
             let labels: Vec<u8> = others.flat_map(|l| l.1.iter().copied()).collect();
-            let mut fitted =
-                ForestParams::fit(&rows, &labels, file.columns.len()).map_err(|source| EvalError::Model {
-                    file: file.name.clone(),
-                    source,
-                })?;
-            fitted.threshold = opts.classifier_threshold;
-            model.classifier = Some(fitted);
+            let fitted = ForestParams::fit(&rows, &labels, file.columns.len(), opts.classifier_threshold);
+            model.classifier = Some(fitted.map_err(|source| EvalError::Model {
+                file: file.name.clone(),
+                source,
+            })?);
             let pred = replay(&file, model, opts, train_rows);
             Ok(FileResult { file, pred })
         })
