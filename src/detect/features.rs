@@ -148,9 +148,9 @@ impl FeatureState {
             } else if !alarm {
                 *b += self.p.adapt * (m - *b);
             } else if (m - *b) * *b < 0.0 {
-                // Back towards the trained state (0), never past it nor past the readings.
-                let step = self.p.adapt.max(self.p.adapt_alarm) * (m - *b);
-                *b = if b.abs() <= step.abs() { 0.0 } else { *b + step };
+                // Back towards the trained state (0) as far as the readings have gone, never
+                // past it: the readings are nearer to healthy than the baseline is.
+                *b = if m * *b <= 0.0 { 0.0 } else { *m };
             } else {
                 *b += self.p.adapt_alarm * (m - *b);
             }
