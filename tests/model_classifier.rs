@@ -165,6 +165,10 @@ fn train_with_a_label_column_adds_a_classifier() {
     assert!(err.contains("only 5 vectors labelled as failure"), "{err}");
     let out = train("nope");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no label column \"nope\""));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    std::fs::write(&csv, text.replacen(",0\n", ",maybe\n", 1)).unwrap();
+    let err = String::from_utf8_lossy(&train("failing").stderr).into_owned();
+    assert!(err.contains("h.csv:2: label") && err.contains("is not 0 or 1"), "{err}");
 
     write_labelled_csv(&csv, 200);
     let out = train("failing");
