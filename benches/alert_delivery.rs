@@ -21,10 +21,10 @@ use forewarn::alert::publisher::Publisher;
 use forewarn::alert::sink::AlertSink;
 use forewarn::alert::status::StatusInfo;
 use forewarn::alert::Outbox;
+use forewarn::alert::{AlertEvent, AlertState};
+use forewarn::base::sample::Sample;
 use forewarn::config::Config;
 use forewarn::detect::rule::RuleEngine;
-use forewarn::detect::{AlertEvent, AlertState};
-use forewarn::sample::Sample;
 use forewarn::stats::Stats;
 use forewarn::store::{Store, StoreOptions};
 use tokio::sync::{mpsc, watch, Notify};
@@ -146,7 +146,7 @@ async fn latency(broker_port: u16, alerts: usize) {
 
     let mut observations = Vec::new();
     let mut took = Vec::with_capacity(alerts);
-    let t_start = forewarn::time::now_ms();
+    let t_start = forewarn::base::time::now_ms();
     for i in 0..alerts + WARM_UP {
         let value = if i % 2 == 0 { 90.0 } else { 60.0 };
         let t0 = Instant::now();
@@ -178,7 +178,7 @@ async fn drain(broker_port: u16, alerts: usize) {
     let outbox = Outbox::open(store.db()).expect("outbox");
     // The outage: alerts pile up in the outbox, in commits of 100 as a busy pipeline makes.
     let topic = "forewarn/bench/alerts/line1/pump1".to_string();
-    let now = forewarn::time::now_ms();
+    let now = forewarn::base::time::now_ms();
     for chunk in 0..alerts / 100 {
         let batch: Vec<(String, AlertEvent)> = (0..100)
             .map(|i| {

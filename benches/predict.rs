@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use forewarn::detect::detector::DetectorKind;
-use forewarn::detect::forest;
 use forewarn::detect::model::Model;
 use forewarn::detect::resample::{Resampler, Tick};
 use forewarn::detect::scorer::Scorer;
-use forewarn::detect::train::{train, TrainOptions};
+use forewarn::detect::train::{self, train, TrainOptions};
 
 /// 8 correlated sensors with noise, one vector per second.
 fn history(n: usize) -> Vec<(i64, Vec<f64>)> {
@@ -115,9 +114,9 @@ fn main() {
     let labels = add_failures(&mut day);
     let t0 = Instant::now();
     let ticks = resample(&day, &opts);
-    let tick_labels = forest::tick_labels(&ticks, &labels, opts.period_ms);
+    let tick_labels = train::tick_labels(&ticks, &labels, opts.period_ms);
     let vectors = vectors(ticks);
-    let model = forest::train_labelled("m", &sensors, &vectors, &tick_labels, &opts, "bench").expect("train");
+    let model = train::train_labelled("m", &sensors, &vectors, &tick_labels, &opts, "bench").expect("train");
     let c = model.classifier.as_ref().expect("classifier");
     let summary = format!(
         "forest: {} trees, {} nodes, fitted on {} of {} vectors ({} labelled failure)",

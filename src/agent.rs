@@ -28,12 +28,12 @@ use crate::alert::publisher::Publisher;
 use crate::alert::sink::AlertSink;
 use crate::alert::status::StatusInfo;
 use crate::alert::Outbox;
+use crate::base::sample::SensorId;
 use crate::config::{Config, Severity};
 use crate::detect::live::{LoadOutcome, ModelAlarms, ModelEngine};
 use crate::detect::rule::RuleEngine;
 use crate::detect::silence::SilenceWatch;
 use crate::detect::{AlarmDef, AlarmId, Level, Observation, Policy};
-use crate::sample::SensorId;
 use crate::source::modbus::{plan_buses, spawn as spawn_buses};
 use crate::source::mqtt::MqttSource;
 use crate::source::{Ack, Batch};
@@ -138,7 +138,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         &config,
         &|name| ids.get(name).copied(),
         &mut |d| lifecycle.register(d),
-        crate::time::now_ms(),
+        crate::base::time::now_ms(),
     );
     let storage_alarms = STORAGE_RULES.map(|rule| {
         lifecycle.register(AlarmDef {
@@ -327,7 +327,7 @@ impl Pipeline<'_> {
                 }
             }
         }
-        let now = crate::time::now_ms();
+        let now = crate::base::time::now_ms();
         for s in batch {
             self.rules.observe(s, observations);
             self.models.observe(s, observations);
@@ -344,7 +344,7 @@ impl Pipeline<'_> {
 
     /// What the clock makes due: silent sensors, re-notifications.
     async fn on_clock(&mut self, observations: &mut Vec<(AlarmId, Observation)>) -> Result<()> {
-        let now = crate::time::now_ms();
+        let now = crate::base::time::now_ms();
         self.silence.check(now, observations);
         self.alerts
             .observe(observations.drain(..))
@@ -460,7 +460,7 @@ impl Retention {
             }
             let (store, dir, policy) = (self.store.clone(), self.data_dir.clone(), self.policy.clone());
             let report = match tokio::task::spawn_blocking(move || {
-                retention::enforce(&store, &dir, &policy, crate::time::now_ms())
+                retention::enforce(&store, &dir, &policy, crate::base::time::now_ms())
             })
             .await
             {
@@ -487,7 +487,7 @@ impl Retention {
             }
             // Two independent alarms; the lifecycle raises each once and clears it once,
             // across restarts too.
-            let now = crate::time::now_ms();
+            let now = crate::base::time::now_ms();
             let budget = self.policy.max_disk as f64;
             for (id, active) in self.alarm_ids.into_iter().zip([
                 report.pressure == Pressure::OverBudget,
@@ -508,5 +508,28 @@ impl Retention {
                 }
             }
         }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (systemd's stop).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -7,28 +7,33 @@
 //! where known, the key and what is wrong. [`Config::load`] reports *every* problem it can
 //! find in one pass, so `forewarn check` is a single round trip for the person fixing it.
 
+mod broker;
 pub mod footprint;
+mod keys;
 mod load;
 mod modbus;
 mod modbus_checks;
 pub mod model;
 mod mqtt;
 mod mqtt_checks;
-pub mod units;
+pub mod params;
+mod topic;
 mod validate;
 
 pub use modbus::*;
-pub use mqtt::{MqttInput, PayloadFormat, Subscription};
+pub use mqtt::{sensor_glob, sensor_template, MqttInput, PayloadFormat, Subscription};
+pub use topic::TopicTemplate;
 
-pub use validate::{parse_broker, parse_broker_url, BrokerAddr};
+pub use broker::{parse_broker, parse_broker_url, BrokerAddr};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::base::secret::Secret;
+pub use crate::base::units::{ByteSize, Dur};
 pub use model::ModelConfig;
-pub use units::{ByteSize, Dur};
 
 /// Where the daemon looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/forewarn/forewarn.toml";
@@ -224,23 +229,6 @@ pub struct UpstreamConfig {
     /// Environment variable that holds the MQTT password.
     #[serde(default)]
     pub password_env: Option<String>,
-}
-
-/// A value that must never appear in logs or in `Debug` output (a password).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"<redacted>\"")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("<redacted>")
-    }
 }
 
 impl Default for UpstreamConfig {
@@ -452,6 +440,13 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+/// One rollup tier, resolved to milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tier {
+    pub every_ms: i64,
+    pub keep_ms: i64,
+}
+
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
@@ -479,12 +474,12 @@ impl Config {
     }
 
     /// Rollup tiers in milliseconds, finest first.
-    pub fn rollup_tiers(&self) -> Vec<crate::store::rollup::Tier> {
+    pub fn rollup_tiers(&self) -> Vec<Tier> {
         let mut tiers: Vec<_> = self
             .storage
             .rollup
             .iter()
-            .map(|t| crate::store::rollup::Tier {
+            .map(|t| Tier {
                 every_ms: t.every.0.as_millis() as i64,
                 keep_ms: t.keep.0.as_millis() as i64,
             })
@@ -507,44 +502,5 @@ impl Config {
             .client_id
             .clone()
             .unwrap_or_else(|| format!("forewarn-{}", self.agent.id))
-    }
-}
-
-/// The short description `forewarn check` prints for a valid config.
-pub fn summary(c: &Config) -> String {
-    use std::fmt::Write;
-    let registers: usize = c.modbus.iter().map(|d| d.register.len()).sum();
-    let rules: usize = c.asset.iter().map(|a| a.rule.len()).sum();
-    let mut s = String::new();
-    let _ = writeln!(s, "agent {} (data in {})", c.agent.id, c.agent.data_dir.display());
-    let _ = writeln!(
-        s,
-        "{} modbus device{}, {registers} register{}, {} sensor{}, {} asset{}, {rules} rule{}",
-        c.modbus.len(),
-        plural(c.modbus.len()),
-        plural(registers),
-        c.sensors().count(),
-        plural(c.sensors().count()),
-        c.asset.len(),
-        plural(c.asset.len()),
-        plural(rules)
-    );
-    for d in &c.modbus {
-        s.push_str(&crate::source::modbus::describe(d));
-    }
-    let _ = writeln!(
-        s,
-        "storage: keep raw {} within {}, flush every {}",
-        c.storage.raw_retention, c.storage.max_disk, c.storage.flush_interval
-    );
-    let _ = writeln!(s, "alerts to {} on {}", c.upstream.broker, c.upstream.alert_topic);
-    s
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
     }
 }

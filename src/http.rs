@@ -205,13 +205,13 @@ pub fn parse_query(p: &HashMap<String, String>) -> Result<Query, String> {
     let time = |name: &str, default: i64| match p.get(name) {
         None => Ok(default),
         Some(v) => {
-            crate::time::parse_time(v).ok_or_else(|| format!("{name}={v:?} is not a time (RFC 3339 or epoch ms)"))
+            crate::base::time::parse_time(v).ok_or_else(|| format!("{name}={v:?} is not a time (RFC 3339 or epoch ms)"))
         }
     };
     let every_ms = match p.get("every") {
         None => None,
         Some(v) => {
-            let d = crate::config::units::parse_duration(v)?;
+            let d = crate::base::units::parse_duration(v)?;
             Some((d.as_millis() as i64).max(1))
         }
     };

@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 use forewarn::config::{Config, DEFAULT_CONFIG_PATH};
 
+mod check_cli;
 mod history;
 mod predict_cli;
 
@@ -308,7 +309,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn check(path: &Path) -> Result<ExitCode> {
     match Config::load(path) {
         Ok(config) => {
-            print!("{}", forewarn::config::summary(&config));
+            print!("{}", check_cli::summary(&config));
             println!("{}: OK", path.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -326,7 +327,7 @@ fn run(path: &Path) -> Result<ExitCode> {
         let mut agent = tokio::spawn(forewarn::agent::run(config, stop_rx));
         tokio::select! {
             res = &mut agent => return res.context("agent task")?.map(|()| ExitCode::SUCCESS),
-            _ = forewarn::shutdown_signal() => tracing::info!("stopping"),
+            _ = forewarn::agent::shutdown_signal() => tracing::info!("stopping"),
         }
         let _ = stop_tx.send(true);
         agent.await.context("agent task")??;

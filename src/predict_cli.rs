@@ -9,15 +9,15 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use forewarn::base::time::parse_time;
 use forewarn::config::{Asset, Config};
 use forewarn::detect::detector::DetectorKind;
 use forewarn::detect::eval::{self, CsvLayout, FileResult};
 use forewarn::detect::forest;
 use forewarn::detect::resample::Resampler;
 use forewarn::detect::skab::{self, FilePredictions, Score};
-use forewarn::detect::train::{train, TrainOptions};
+use forewarn::detect::train::{self, train, TrainOptions};
 use forewarn::store::{Store, StoreOptions};
-use forewarn::time::parse_time;
 
 /// Where `train` reads healthy history.
 pub enum TrainSource {
@@ -77,14 +77,14 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
     r.finish(&mut ticks);
     let total = ticks.len();
     ticks.retain(|t| t.values.is_some());
-    let tick_labels = labels.map(|l| forest::tick_labels(&ticks, &l, opts.period_ms));
+    let tick_labels = labels.map(|l| train::tick_labels(&ticks, &l, opts.period_ms));
     let vectors: Vec<(i64, Vec<f64>)> = ticks
         .into_iter()
         .filter_map(|t| t.values.map(|v| (t.ts_ms, v)))
         .collect();
     let model = match &tick_labels {
         None => train(&asset.id, &asset.sensors, &vectors, &opts, &label),
-        Some(l) => forest::train_labelled(&asset.id, &asset.sensors, &vectors, l, &opts, &label),
+        Some(l) => train::train_labelled(&asset.id, &asset.sensors, &vectors, l, &opts, &label),
     }
     .with_context(|| format!("training the model of {}", asset.id))?;
     model.save(&path)?;
@@ -97,8 +97,8 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
         vectors.len(),
         total,
         total - vectors.len(),
-        forewarn::sample::rfc3339_ms(model.training.from_ms),
-        forewarn::sample::rfc3339_ms(model.training.to_ms),
+        forewarn::base::sample::rfc3339_ms(model.training.from_ms),
+        forewarn::base::sample::rfc3339_ms(model.training.to_ms),
     );
     let drifting: Vec<&str> = model
         .sensors

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use common::peer::{forewarn_poll_once, ModbusPeer};
 use common::*;
+use forewarn::base::sample::{Quality, Sample};
 use forewarn::config::{Config, RegisterKind};
 use forewarn::demo::modbus_server::{Behaviour, RegisterBank};
-use forewarn::sample::{Quality, Sample};
 use forewarn::source::modbus::{plan_buses, spawn};
 use forewarn::stats::DeviceStats;
 use serde_json::json;

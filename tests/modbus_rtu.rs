@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::peer::{forewarn_poll_once, ModbusPeer, PtyPair};
+use forewarn::base::sample::{Quality, Sample};
 use forewarn::config::Config;
-use forewarn::sample::{Quality, Sample};
 use forewarn::source::modbus::{plan_buses, spawn};
 use forewarn::stats::DeviceStats;
 use serde_json::json;

@@ -174,7 +174,7 @@ async fn a_trained_model_alerts_before_the_threshold_rule() {
     let pid = agent.child.id().to_string();
     assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
     agent.wait_for_log("models reloaded", Duration::from_secs(10)).await;
-    let reloaded_ms = forewarn::time::now_ms();
+    let reloaded_ms = forewarn::base::time::now_ms();
     let mut after = Vec::new();
     let until = Instant::now() + Duration::from_secs(4);
     while let Ok(Some((_, payload))) =
@@ -193,7 +193,7 @@ async fn a_trained_model_alerts_before_the_threshold_rule() {
         agent.log_text()
     );
     let last = after.last().expect("renotified after the reload");
-    assert!(forewarn::time::parse_time(last["ts"].as_str().unwrap()).unwrap() > reloaded_ms);
+    assert!(forewarn::base::time::parse_time(last["ts"].as_str().unwrap()).unwrap() > reloaded_ms);
     sim.abort();
 }
 

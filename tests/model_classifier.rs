@@ -10,10 +10,10 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use forewarn::detect::forest::{self, Node};
+use forewarn::detect::forest::Node;
 use forewarn::detect::model::{Model, ModelError};
 use forewarn::detect::scorer::Scorer;
-use forewarn::detect::train::{train, TrainOptions};
+use forewarn::detect::train::{self, train, TrainOptions};
 use forewarn::detect::DetectError;
 
 fn sensors() -> Vec<String> {
@@ -60,7 +60,7 @@ fn a_classifier_catches_a_learned_failure_the_healthy_model_misses() {
     let opts = TrainOptions::default();
     let stalls = [(700, 80), (1500, 80), (2300, 80), (3100, 80)];
     let (history, labels) = machine(4000, &stalls, 1);
-    let model = forest::train_labelled("m", &sensors(), &history, &labels, &opts, "test").unwrap();
+    let model = train::train_labelled("m", &sensors(), &history, &labels, &opts, "test").unwrap();
     let c = model.classifier.as_ref().expect("a classifier");
     assert_eq!((c.training.rows, c.training.failures), (4000, 320));
 
@@ -112,12 +112,12 @@ fn a_classifier_catches_a_learned_failure_the_healthy_model_misses() {
 #[test]
 fn too_few_labelled_failures_and_broken_classifiers_are_clear_errors() {
     let (history, labels) = machine(600, &[(300, 6)], 3);
-    let e = forest::train_labelled("m", &sensors(), &history, &labels, &TrainOptions::default(), "t").unwrap_err();
+    let e = train::train_labelled("m", &sensors(), &history, &labels, &TrainOptions::default(), "t").unwrap_err();
     assert!(matches!(e, DetectError::TooFewFailures(6)), "{e}");
 
     // A stored split on a sensor the model does not have is refused at load.
     let (history, labels) = machine(800, &[(300, 60)], 4);
-    let mut model = forest::train_labelled("m", &sensors(), &history, &labels, &TrainOptions::default(), "t").unwrap();
+    let mut model = train::train_labelled("m", &sensors(), &history, &labels, &TrainOptions::default(), "t").unwrap();
     let json = model.to_json();
     assert!(Model::parse(&json, "ok.json").is_ok());
     let tree = &mut model.classifier.as_mut().unwrap().trees[0];

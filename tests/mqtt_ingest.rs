@@ -125,7 +125,7 @@ async fn readme_example_bad_input_and_broker_restart() {
             r#"{"ts": 1700000000123, "temp": 21.5, "vib": 0.031}"#,
         )
         .await;
-    let future = forewarn::time::now_ms() + 86_400_000;
+    let future = forewarn::base::time::now_ms() + 86_400_000;
     // Bad input, each next to good readings that must survive.
     publisher.send("plant/line1/pump8/telemetry", "{not json").await;
     publisher

@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use forewarn::base::sample::now_ms;
 use forewarn::config::{DataType, RegisterKind, WordOrder};
 use forewarn::demo::modbus_server::RegisterBank;
-use forewarn::sample::now_ms;
 use forewarn::source::modbus::decode::encode;
 use forewarn::store::{Store, StoreOptions};
 

@@ -196,7 +196,7 @@ async fn failed_writes_lose_nothing_once_space_is_back() {
     })
     .await;
 
-    let full_from = forewarn::time::now_ms();
+    let full_from = forewarn::base::time::now_ms();
     fs.fill("filler", 0);
     fs.fill("filler2", 0);
     wait_health(http, "write errors", Duration::from_secs(20), |h| {
@@ -204,7 +204,7 @@ async fn failed_writes_lose_nothing_once_space_is_back() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let full_to = forewarn::time::now_ms();
+    let full_to = forewarn::base::time::now_ms();
     std::fs::remove_file(fs.0.join("filler")).unwrap();
     std::fs::remove_file(fs.0.join("filler2")).unwrap();
     // Back to normal: new samples are stored again.
@@ -226,7 +226,9 @@ async fn failed_writes_lose_nothing_once_space_is_back() {
     };
     let ts: Vec<i64> = body
         .lines()
-        .map(|l| forewarn::time::parse_time(serde_json::from_str::<Value>(l).unwrap()["ts"].as_str().unwrap()).unwrap())
+        .map(|l| {
+            forewarn::base::time::parse_time(serde_json::from_str::<Value>(l).unwrap()["ts"].as_str().unwrap()).unwrap()
+        })
         .collect();
     assert!(
         ts.len() >= 10,

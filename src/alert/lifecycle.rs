@@ -30,8 +30,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::event::{AlertEvent, AlertState, ChildState, FoldedChild};
 use crate::config::Config;
-use crate::detect::{AlarmDef, AlarmId, AlertEvent, AlertState, ChildState, FoldedChild, Level, Observation};
+use crate::detect::{AlarmDef, AlarmId, Level, Observation};
 
 /// Where an alarm is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -4,8 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::{AlertEvent, AlertState, ChildState, SensorValue};
-use crate::sample::rfc3339_ms;
+use super::event::{AlertEvent, AlertState, ChildState};
+use crate::base::sample::rfc3339_ms;
+use crate::detect::SensorValue;
 
 /// Version of the message layout, the `schema` field.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -118,8 +119,8 @@ impl AlertMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::FoldedChild;
     use crate::config::Severity;
-    use crate::detect::FoldedChild;
 
     #[test]
     fn a_rule_event_lists_its_sensor_and_path() {

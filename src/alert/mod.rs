@@ -4,20 +4,21 @@
 //! that survives restarts); the sink ([`sink`]) writes the messages ([`message`]) and the
 //! lifecycle records to the outbox ([`outbox`]) in one fsynced transaction before they
 //! count as raised; a single publisher ([`publisher`]) sends the outbox oldest first with
-//! MQTT QoS 1 over TCP or TLS ([`tls`]), deleting an entry only when the broker's PUBACK
+//! MQTT QoS 1 over TCP or TLS (`crate::mqtt`), deleting an entry only when the broker's PUBACK
 //! for it arrives, and keeps the gateway's status topic current ([`status`]). Broker down,
 //! agent killed, power lost: every alert arrives, in order, possibly twice (consumers
 //! de-duplicate by `id`), never lost.
 
+pub mod event;
 pub mod lifecycle;
 pub mod message;
 pub mod outbox;
 pub mod publisher;
 pub mod sink;
 pub mod status;
-pub mod tls;
 pub mod upstream;
 
+pub use event::{AlertEvent, AlertState, ChildState, FoldedChild};
 pub use message::AlertMessage;
 pub use outbox::Outbox;
 

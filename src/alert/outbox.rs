@@ -16,8 +16,8 @@ use std::sync::Arc;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+use super::event::AlertEvent;
 use super::AlertMessage;
-use crate::detect::AlertEvent;
 use crate::store::StoreError;
 
 const SEQ_KEY: &[u8] = b"alert_seq";
@@ -181,8 +181,8 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::AlertState;
     use crate::config::Severity;
-    use crate::detect::AlertState;
 
     fn event() -> AlertEvent {
         AlertEvent {

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::outbox::Outbox;
 use super::status::StatusInfo;
-use crate::backoff::Backoff;
+use crate::base::backoff::Backoff;
 use crate::config::Secret;
 use crate::stats::Stats;
 
@@ -226,7 +226,7 @@ impl Publisher {
                         &o.status_topic,
                         QoS::AtLeastOnce,
                         true,
-                        self.status.goodbye(crate::time::now_ms()),
+                        self.status.goodbye(crate::base::time::now_ms()),
                     )
                 {
                     queued.push_back(Slot::Goodbye);
@@ -265,7 +265,7 @@ impl Publisher {
                             tracing::info!(outbox = self.outbox.len(), "upstream broker connected; sending the outbox");
                         }
                         *was_connected = true;
-                        if publish(&o.status_topic, QoS::AtLeastOnce, true, self.status.birth(crate::time::now_ms())) {
+                        if publish(&o.status_topic, QoS::AtLeastOnce, true, self.status.birth(crate::base::time::now_ms())) {
                             queued.push_back(Slot::Birth);
                         }
                     }
@@ -300,7 +300,7 @@ impl Publisher {
                 _ = tick.tick() => {}
                 _ = heartbeat.tick(), if connected && draining_since.is_none() => {
                     self.stats.outbox_depth.set(self.outbox.len() as u64);
-                    if publish(&o.heartbeat_topic, QoS::AtMostOnce, false, self.status.heartbeat(&self.stats, crate::time::now_ms())) {
+                    if publish(&o.heartbeat_topic, QoS::AtMostOnce, false, self.status.heartbeat(&self.stats, crate::base::time::now_ms())) {
                         queued.push_back(Slot::Heartbeat);
                     }
                 }

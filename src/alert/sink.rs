@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use super::event::{AlertEvent, AlertState};
 use super::lifecycle::{Lifecycle, Restored};
 use super::{render_topic_at, AlertMessage, Outbox};
-use crate::detect::{AlarmId, AlertEvent, AlertState, Observation};
+use crate::detect::{AlarmId, Observation};
 use crate::stats::Stats;
 use crate::store::StoreError;
 

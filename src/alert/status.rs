@@ -7,8 +7,8 @@
 
 use serde_json::{json, Value};
 
+use crate::base::sample::rfc3339_ms;
 use crate::config::Config;
-use crate::sample::rfc3339_ms;
 use crate::stats::Stats;
 
 /// The identity carried by every status message.
@@ -40,7 +40,7 @@ impl StatusInfo {
             site: config.upstream.site.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             config_hash: config_hash(config),
-            started_ms: crate::time::now_ms(),
+            started_ms: crate::base::time::now_ms(),
         }
     }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::publisher::UpstreamOptions;
 use super::render_topic_at;
-use super::tls::{client_config, TlsSetupError};
 use crate::config::{parse_broker, Config, Secret};
+use crate::mqtt::tls::{client_config, TlsSetupError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamSetupError {

@@ -10,32 +10,8 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue};
 
+use super::keys::{path_string, KeyPath, Seg};
 use super::{validate, Config, ConfigErrors, ConfigProblem};
-
-/// One step of a key path: a table key or an array index.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-pub(super) type KeyPath = Vec<Seg>;
-
-pub(super) fn path_string(path: &[Seg]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            Seg::Index(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
-    out
-}
 
 fn line_at(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]

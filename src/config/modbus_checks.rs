@@ -6,8 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::load::{path_string, KeyPath, Seg};
-use super::validate::{at, is_plain_name, k};
+use super::keys::{at, is_plain_name, k, path_string, KeyPath, Seg};
 use super::{Config, DataType, Endpoint, ModbusDevice, Register, WordOrder};
 
 type Problems = Vec<(KeyPath, String)>;

@@ -6,11 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::params::{AlarmParams, DetectorKind, FeatureParams, TrainOptions};
 use super::{Dur, Severity};
-use crate::detect::alarm::AlarmParams;
-use crate::detect::detector::DetectorKind;
-use crate::detect::features::FeatureParams;
-use crate::detect::train::TrainOptions;
 
 /// `[asset.model]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,8 +82,8 @@ pub struct ModelConfig {
 }
 
 mod defaults {
+    use super::super::params::TrainOptions;
     use super::Dur;
-    use crate::detect::train::TrainOptions;
 
     pub fn period() -> Dur {
         Dur::from_millis(TrainOptions::default().period_ms as u64)
@@ -129,7 +126,7 @@ mod defaults {
         TrainOptions::default().classifier_threshold
     }
     pub fn name() -> String {
-        crate::detect::live::MODEL_RULE.into()
+        crate::base::names::MODEL_RULE.into()
     }
     pub fn contributors() -> usize {
         3

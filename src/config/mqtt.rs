@@ -94,3 +94,47 @@ pub enum PayloadFormat {
     Sparkplug,
     Influx,
 }
+
+/// The sensor-name template of a subscription, its default filled in.
+pub fn sensor_template(sub: &Subscription) -> String {
+    if let Some(t) = &sub.sensor {
+        return t.clone();
+    }
+    match sub.format {
+        PayloadFormat::Number => "{topic}".into(),
+        PayloadFormat::Json => "{field}".into(),
+        PayloadFormat::Influx => "{measurement}.{field}".into(),
+        PayloadFormat::Sparkplug => "{node}.{device}.{metric}".into(),
+    }
+}
+
+/// A glob of every name a subscription's sensor template can produce (placeholders
+/// become `*`; `{topic}` becomes the topic filter with `/` as `.`).
+pub fn sensor_glob(template: &str, topic: &str) -> String {
+    let topic_glob: String = topic
+        .split('/')
+        .map(|level| {
+            if level.starts_with('{') || level == "+" || level == "#" {
+                "*"
+            } else {
+                level
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".");
+    let template = template.replace("{topic}", &topic_glob);
+    let mut out = String::new();
+    let mut in_var = false;
+    for c in template.chars() {
+        match c {
+            '{' => {
+                in_var = true;
+                out.push('*');
+            }
+            '}' => in_var = false,
+            c if !in_var => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}

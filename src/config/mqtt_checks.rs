@@ -5,8 +5,8 @@
 
 use std::collections::HashSet;
 
-use super::load::{KeyPath, Seg};
-use super::validate::{at, k, parse_broker, readable};
+use super::broker::parse_broker;
+use super::keys::{at, k, readable, KeyPath, Seg};
 use super::{Config, PayloadFormat};
 
 /// Checks `[[mqtt]]`; returns a glob per subscription of the sensor names it can produce.
@@ -82,7 +82,7 @@ pub(super) fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<St
         }
         for (j, sub) in m.subscribe.iter().enumerate() {
             let sb = at(&base, &[k("subscribe"), Seg::Index(j)]);
-            let topic_vars = match crate::source::mqtt::topic::TopicTemplate::parse(&sub.topic) {
+            let topic_vars = match super::TopicTemplate::parse(&sub.topic) {
                 Ok(t) => t.vars().map(str::to_string).collect::<Vec<_>>(),
                 Err(e) => {
                     out.push((at(&sb, &[k("topic")]), e));
@@ -96,7 +96,7 @@ pub(super) fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<St
                 PayloadFormat::Influx => &["measurement", "field", "*"],
                 PayloadFormat::Sparkplug => &["group", "node", "device", "metric"],
             };
-            let template = crate::source::mqtt::sensor_template(sub);
+            let template = super::sensor_template(sub);
             let mut rest = template.as_str();
             while let Some(open) = rest.find('{') {
                 let Some(close) = rest[open..].find('}') else {
@@ -133,7 +133,7 @@ pub(super) fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<St
                     "`timestamp` and `value` apply to format = \"json\" only".into(),
                 ));
             }
-            globs.push(crate::source::mqtt::sensor_glob(&template, &sub.topic));
+            globs.push(super::sensor_glob(&template, &sub.topic));
         }
     }
     globs

@@ -5,73 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::load::{KeyPath, Seg};
+use super::broker::{parse_broker, parse_broker_url};
+use super::keys::{at, is_plain_name, k, key, readable, KeyPath, Seg};
 use super::{Config, DataType, Rule};
-
-fn key(parts: &[&str]) -> KeyPath {
-    parts.iter().map(|p| Seg::Key((*p).to_string())).collect()
-}
-
-pub(super) fn at(base: &KeyPath, more: &[Seg]) -> KeyPath {
-    base.iter().chain(more).cloned().collect()
-}
-
-pub(super) fn k(name: &str) -> Seg {
-    Seg::Key(name.to_string())
-}
-
-/// A name that is safe inside MQTT topics and log lines.
-pub(super) fn is_plain_name(s: &str, extra: &[char]) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') || extra.contains(&c))
-}
-
-/// A parsed broker URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerAddr {
-    pub host: String,
-    pub port: u16,
-    /// `mqtts://`: TLS, port 8883 by default.
-    pub tls: bool,
-}
-
-/// Parses `mqtt://host[:port]` into host and port (`mqtts://` is accepted too).
-pub fn parse_broker_url(url: &str) -> Result<(String, u16), String> {
-    parse_broker(url).map(|b| (b.host, b.port))
-}
-
-/// Parses `mqtt://host[:port]` (port 1883 by default) or `mqtts://host[:port]` (TLS,
-/// port 8883 by default).
-pub fn parse_broker(url: &str) -> Result<BrokerAddr, String> {
-    let (rest, tls) = if let Some(rest) = url.strip_prefix("mqtts://").or_else(|| url.strip_prefix("ssl://")) {
-        (rest, true)
-    } else {
-        let rest = url
-            .strip_prefix("mqtt://")
-            .or_else(|| url.strip_prefix("tcp://"))
-            .ok_or_else(|| format!("broker {url:?} must start with mqtt:// or mqtts://"))?;
-        (rest, false)
-    };
-    let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            let port = p
-                .parse::<u16>()
-                .map_err(|_| format!("broker {url:?}: port {p:?} is not a number 1-65535"))?;
-            (h.trim_start_matches('[').trim_end_matches(']'), port)
-        }
-        _ => (rest, if tls { 8883 } else { 1883 }),
-    };
-    if host.is_empty() || host.contains('/') {
-        return Err(format!("broker {url:?}: expected mqtt://host:port"));
-    }
-    Ok(BrokerAddr {
-        host: host.to_string(),
-        port,
-        tls,
-    })
-}
 
 pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
     let mut out = Vec::new();
@@ -169,8 +105,7 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
     let sensors = super::modbus_checks::check_devices(c, &mut out);
 
     let globs = super::mqtt_checks::check_mqtt(c, &mut out);
-    let known =
-        |name: &str| sensors.contains_key(name) || globs.iter().any(|g| crate::store::query::glob_match(g, name));
+    let known = |name: &str| sensors.contains_key(name) || globs.iter().any(|g| crate::base::glob::glob_match(g, name));
 
     let mut assets = HashSet::new();
     for (i, a) in c.asset.iter().enumerate() {
@@ -230,16 +165,16 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
                 out.push((nb, format!("{d} is outside 1s..1d")));
             } else if a.sensors.is_empty() {
                 out.push((nb, "the asset has no sensors to watch".into()));
-            } else if rule_names.contains(crate::detect::silence::NO_DATA_RULE)
+            } else if rule_names.contains(crate::base::names::NO_DATA_RULE)
                 || a.model
                     .as_ref()
-                    .is_some_and(|m| m.name == crate::detect::silence::NO_DATA_RULE)
+                    .is_some_and(|m| m.name == crate::base::names::NO_DATA_RULE)
             {
                 out.push((
                     nb,
                     format!(
                         "{:?} is the alarm of no_data and also the name of a rule or the model of this asset; rename that one",
-                        crate::detect::silence::NO_DATA_RULE
+                        crate::base::names::NO_DATA_RULE
                     ),
                 ));
             }
@@ -347,12 +282,6 @@ fn check_upstream_session(c: &Config, out: &mut Vec<(KeyPath, String)>) {
                 format!("{var:?} is not an environment variable name"),
             ));
         }
-    }
-}
-
-pub(super) fn readable(path: &std::path::Path, at: KeyPath, out: &mut Vec<(KeyPath, String)>) {
-    if let Err(e) = std::fs::File::open(path) {
-        out.push((at, format!("cannot read {}: {e}", path.display())));
     }
 }
 
@@ -549,26 +478,5 @@ pub(super) fn check_topic_template(t: &str, allowed: &[&str], path: KeyPath, out
             ));
         }
         rest = &rest[open + close + 1..];
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_broker_url;
-
-    #[test]
-    fn broker_urls() {
-        assert_eq!(
-            parse_broker_url("mqtt://127.0.0.1:1883").unwrap(),
-            ("127.0.0.1".into(), 1883)
-        );
-        assert_eq!(
-            parse_broker_url("mqtt://broker.local").unwrap(),
-            ("broker.local".into(), 1883)
-        );
-        assert_eq!(parse_broker_url("mqtt://[::1]:1884").unwrap(), ("::1".into(), 1884));
-        assert!(parse_broker_url("http://x:1").is_err());
-        assert!(parse_broker_url("mqtt://x:notaport").is_err());
-        assert!(parse_broker_url("mqtt://").is_err());
     }
 }

@@ -117,7 +117,7 @@ pub async fn run(duration: Option<Duration>) -> Result<()> {
     let agent = tokio::spawn(crate::agent::run(config, stop_rx));
     tokio::select! {
         _ = async { match duration { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
-        _ = crate::shutdown_signal() => {}
+        _ = crate::agent::shutdown_signal() => {}
     }
     let _ = stop_tx.send(true);
     agent.await.context("agent task")??;

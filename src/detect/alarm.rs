@@ -5,18 +5,7 @@
 //! threshold, and cleared only when none of the last `n` were and it has lasted at least
 //! `min_duration` vectors. Memory is one `n`-bit window.
 
-use serde::{Deserialize, Serialize};
-
-/// Smoothing parameters, stored in the model file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AlarmParams {
-    /// Over-threshold vectors needed among the last `n` to raise.
-    pub k: u32,
-    /// Length of the voting window, in vectors.
-    pub n: u32,
-    /// Minimum length of an alarm, in vectors.
-    pub min_duration: u32,
-}
+pub use crate::config::params::AlarmParams;
 
 /// A change of the smoothed alarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,6 @@
-//! The [`Detector`] trait and the serialisable parameters of every detector.
+//! The serialisable parameters of every detector, and the dispatch from them to the
+//! [`Detector`] they build (the trait itself is the parent's, so each detector depends on
+//! it and not on this dispatch).
 //!
 //! A detector turns one scaled feature vector into a few statistics (PCA: T² and Q) and,
 //! for each statistic, how much each sensor contributed. It does not know its thresholds:
@@ -14,40 +16,8 @@ use super::mset::{Similarity, SimilarityParams};
 use super::pca::{Pca, PcaParams};
 use super::DetectError;
 
-/// One multivariate or per-sensor detector.
-pub trait Detector: Send {
-    /// Names of the statistics, in the order [`Detector::observe`] writes them.
-    fn statistics(&self) -> &'static [&'static str];
-    /// Scores one vector: writes `stats[s]` and, for statistic `s` and sensor `j`,
-    /// `contrib[s * m + j]` (non-negative; `m` = vector length).
-    fn observe(&mut self, z: &[f64], stats: &mut [f64], contrib: &mut [f64]);
-}
-
-/// Which detector a model uses, as named in the config (`[asset.model] detector`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DetectorKind {
-    /// PCA with Hotelling's T² and the Q statistic (squared prediction error).
-    #[default]
-    Pca,
-    /// Mahalanobis distance to the healthy mean.
-    Mahalanobis,
-    /// Similarity-based estimate from remembered healthy states (MSET-style), residuals.
-    Mset,
-    /// EWMA and two-sided CUSUM per sensor.
-    Ewma,
-}
-
-impl DetectorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DetectorKind::Pca => "pca",
-            DetectorKind::Mahalanobis => "mahalanobis",
-            DetectorKind::Mset => "mset",
-            DetectorKind::Ewma => "ewma",
-        }
-    }
-}
+pub use super::Detector;
+pub use crate::config::params::DetectorKind;
 
 /// A fitted detector, as stored in the model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,12 +11,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::forest::{self, ForestParams};
+use super::forest::ForestParams;
 use super::model::Model;
 use super::resample::{Resampler, Tick};
 use super::scorer::Scorer;
 use super::skab::{self, LabelledFile, SkabError};
-use super::train::{train, TrainOptions};
+use super::train::{self, train, TrainOptions};
 use super::DetectError;
 
 #[derive(Debug, thiserror::Error)]
@@ -112,10 +112,10 @@ pub fn evaluate_leave_one_out(
                 .filter(|t| t.values.is_some())
                 .collect();
             let times: Vec<(i64, u8)> = (0..f.rows()).map(|i| (f.ts_s[i] * 1000, f.anomaly[i])).collect();
-            let labels = forest::tick_labels(&ticks, &times, opts.period_ms);
+            let labels = train::tick_labels(&ticks, &times, opts.period_ms);
             let values: Vec<Vec<f64>> = ticks.into_iter().filter_map(|t| t.values).collect();
             (
-                forest::features(&model.scaler, model.features, &values, &labels),
+                train::labelled_features(&model.scaler, model.features, &values, &labels),
                 labels,
             )
         })
@@ -214,7 +214,7 @@ pub fn read_labelled_history(path: &Path, name: &str, layout: &CsvLayout) -> Res
         if cells.len() != cols.len() {
             return Err(parse(ln, format!("{} fields, header has {}", cells.len(), cols.len())).into());
         }
-        let ts = crate::time::parse_time(cells[ti].trim_matches('"'))
+        let ts = crate::base::time::parse_time(cells[ti].trim_matches('"'))
             .ok_or_else(|| parse(ln, format!("bad time {:?}", cells[ti])))?;
         let label = match cells[li].parse::<f64>() {
             Ok(v) if v == 0.0 || v == 1.0 => v as u8,

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::detector::Detector;
+use super::Detector;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EwmaCusumParams {

@@ -64,23 +64,7 @@ impl Scaler {
     }
 }
 
-/// How the features are built, stored in the model file.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct FeatureParams {
-    /// Moving-mean length, in vectors (1 = the values themselves).
-    pub window: u32,
-    /// Baseline adaptation per vector while healthy (0 = fixed baseline).
-    pub adapt: f64,
-    /// Baseline adaptation per vector while an alarm is active.
-    pub adapt_alarm: f64,
-    /// A sensor whose noise share ([`Scaler::noise`]) is below this drifts: its baseline
-    /// follows it at `drift_adapt`, also during an alarm (0: no sensor drifts).
-    #[serde(default)]
-    pub drift_noise: f64,
-    /// Baseline adaptation per vector of a drifting sensor.
-    #[serde(default)]
-    pub drift_adapt: f64,
-}
+pub use crate::config::params::FeatureParams;
 
 #[derive(Debug, Clone)]
 pub struct FeatureState {

@@ -21,11 +21,7 @@ use serde_json::Value;
 use smartcore::ensemble::random_forest_classifier::{RandomForestClassifier, RandomForestClassifierParameters};
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
-use super::features::{FeatureParams, FeatureState, Scaler};
-use super::model::Model;
-use super::resample::Tick;
-use super::train::{train, TrainOptions, MIN_VECTORS};
-use super::DetectError;
+use super::{DetectError, MIN_VECTORS};
 
 /// Trees in a forest.
 pub const TREES: u16 = 50;
@@ -43,7 +39,7 @@ const SEED: u64 = 0x666f_7265;
 /// otherwise: three trees in four. A bare majority let a forest trained on other machines'
 /// faults vote on too many healthy stretches (SKAB development files, leave one file out:
 /// FAR 19.3 % at 0.5, 13.5 % at 0.75, for F1 0.843 and 0.841).
-pub const DEFAULT_THRESHOLD: f64 = 0.75;
+pub use crate::config::params::DEFAULT_CLASSIFIER_THRESHOLD as DEFAULT_THRESHOLD;
 
 /// One node of a tree, as stored, with `p`, the share of failure rows the node held in
 /// training (on the tree's bootstrap sample). A leaf is `[class, p]`: the class it votes
@@ -266,71 +262,6 @@ fn copy_node(n: &Value) -> Result<Node, String> {
         }
         _ => Ok(Node::Leaf(output, p)),
     }
-}
-
-/// Feature vectors of `vectors` (complete, in time order) through one [`FeatureState`]
-/// pass, as the scorer computes them: the baseline adapts while the label says healthy
-/// and holds during a failure, as it would if the scorer's alarm followed the labels.
-pub fn features(scaler: &Scaler, params: FeatureParams, vectors: &[Vec<f64>], labels: &[u8]) -> Vec<Vec<f64>> {
-    let mut fs = FeatureState::new(scaler.clone(), params);
-    vectors
-        .iter()
-        .zip(labels)
-        .map(|(v, &l)| {
-            let z = fs.push(v).to_vec();
-            fs.adapt(l == 1);
-            z
-        })
-        .collect()
-}
-
-/// The label of each tick: that of the last labelled time `(ts_ms, label)` (sorted by time)
-/// falling in the tick or before it; 0 before the first.
-pub fn tick_labels(ticks: &[Tick], labels: &[(i64, u8)], period_ms: i64) -> Vec<u8> {
-    let period = period_ms.max(1);
-    ticks
-        .iter()
-        .map(|t| {
-            let at = labels.partition_point(|(ts, _)| ts.div_euclid(period) <= t.index);
-            if at > 0 {
-                labels[at - 1].1
-            } else {
-                0
-            }
-        })
-        .collect()
-}
-
-/// Trains a model on labelled complete vectors `(ts_ms, values)`: the healthy detector on
-/// the vectors labelled 0, as [`train`] does, and a forest on all of them, with features
-/// from that detector's scaler.
-pub fn train_labelled(
-    asset: &str,
-    sensors: &[String],
-    vectors: &[(i64, Vec<f64>)],
-    labels: &[u8],
-    opts: &TrainOptions,
-    source: &str,
-) -> Result<Model, DetectError> {
-    if vectors.len() != labels.len() {
-        return Err(DetectError::Shape(sensors.len()));
-    }
-    let healthy: Vec<(i64, Vec<f64>)> = vectors
-        .iter()
-        .zip(labels)
-        .filter(|(_, &l)| l == 0)
-        .map(|(v, _)| v.clone())
-        .collect();
-    let mut model = train(asset, sensors, &healthy, opts, source)?;
-    let values: Vec<Vec<f64>> = vectors.iter().map(|(_, v)| v.clone()).collect();
-    let feats = features(&model.scaler, model.features, &values, labels);
-    model.classifier = Some(ForestParams::fit(
-        &feats,
-        labels,
-        sensors.len(),
-        opts.classifier_threshold,
-    )?);
-    Ok(model)
 }
 
 #[cfg(test)]

@@ -24,11 +24,10 @@ use super::model::{Model, ModelError};
 use super::resample::{Resampler, Tick};
 use super::scorer::Scorer;
 use super::{AlarmDef, AlarmId, Level, Observation, Policy, SensorValue};
+use crate::base::sample::{Sample, SensorId};
 use crate::config::{Asset, Config, ModelConfig};
-use crate::sample::{Sample, SensorId};
 
-/// Default name of a model's alarm, the `rule` of its alerts.
-pub const MODEL_RULE: &str = "model";
+pub use crate::base::names::MODEL_RULE;
 
 /// The alarm a model reports to.
 pub fn alarm_def(asset: &Asset, mc: &ModelConfig) -> AlarmDef {

@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::detector::Detector;
 use super::linalg::{covariance, symmetric_eigen};
 use super::DetectError;
+use super::Detector;
 
 /// Variance floor relative to the largest eigenvalue.
 const RIDGE: f64 = 1e-6;

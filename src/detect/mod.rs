@@ -1,16 +1,16 @@
 //! Detection: turns the live sample stream into alarm observations. Threshold rules
 //! with hysteresis ([`rule`]), and failure prediction by per-machine models: samples are
 //! resampled onto a common clock per machine ([`resample`]), turned into features
-//! ([`features`]), scored by a [`detector::Detector`] (and, where labelled failures exist,
+//! ([`features`]), scored by a [`Detector`] (and, where labelled failures exist,
 //! a [`forest`] classifier) against calibrated thresholds and smoothed into alarms ([`alarm`]) by the streaming [`scorer::Scorer`], which `run`
 //! ([`live`]) and `eval` ([`eval`]) share. Models are trained ([`train`]) into a versioned
 //! file ([`model`]). Detectors see every sample after it entered the store's buffer; they
 //! keep only bounded state and decide nothing about notifications.
 //!
-//! The vocabulary shared with `alert` lives here. A detector (a rule, or a model) is
+//! The observation vocabulary lives here. A detector (a rule, or a model) is
 //! registered as an [`AlarmDef`] and reports, per evaluation, an [`Observation`]: is the
 //! condition in alarm, back to normal, or in between (the hysteresis band)? The alert
-//! lifecycle (`alert::lifecycle`) turns observations into [`AlertEvent`]s: it owns
+//! lifecycle (`alert::lifecycle`) turns observations into alert events: it owns
 //! pending times, re-notification, folding into a parent's incident and the state that
 //! survives restarts, so every detector gets the same behaviour.
 
@@ -37,6 +37,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Severity;
 
+/// One multivariate or per-sensor detector./// One multivariate or per-sensor detector.
+pub trait Detector: Send {
+    /// Names of the statistics, in the order [`Detector::observe`] writes them.
+    fn statistics(&self) -> &'static [&'static str];
+    /// Scores one vector: writes `stats[s]` and, for statistic `s` and sensor `j`,
+    /// `contrib[s * m + j]` (non-negative; `m` = vector length).
+    fn observe(&mut self, z: &[f64], stats: &mut [f64], contrib: &mut [f64]);
+}
+
+/// Fewest healthy vectors a model is trained on (and a classifier's fewest healthy rows).
+pub const MIN_VECTORS: usize = 30;
+
 /// Why a model could not be fitted or used.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
@@ -48,32 +60,6 @@ pub enum DetectError {
     TooFewFailures(usize),
     #[error("numerical problem: {0}")]
     Numeric(String),
-}
-
-/// What a message says about its incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertState {
-    /// The incident began (after its minimum duration).
-    #[default]
-    Raised,
-    /// An alarm of a child asset was folded into this incident; `children` lists it.
-    Updated,
-    /// The incident is still open after the re-notify interval.
-    Renotify,
-    /// The incident ended.
-    Cleared,
-}
-
-impl AlertState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertState::Raised => "raised",
-            AlertState::Updated => "updated",
-            AlertState::Renotify => "renotify",
-            AlertState::Cleared => "cleared",
-        }
-    }
 }
 
 /// Index of an alarm registered with the lifecycle.
@@ -139,55 +125,4 @@ pub struct Observation {
     /// Every sensor involved; empty means just `sensor`, contribution 1.
     #[serde(default)]
     pub sensors: Vec<SensorValue>,
-}
-
-/// Whether a folded child alarm is still active.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChildState {
-    #[default]
-    Firing,
-    Cleared,
-}
-
-/// An alarm of a descendant asset folded into an incident.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct FoldedChild {
-    pub asset: String,
-    pub rule: String,
-    pub severity: crate::config::Severity,
-    pub sensor: String,
-    pub value: f64,
-    pub state: ChildState,
-    pub first_seen_ms: i64,
-    pub last_seen_ms: i64,
-}
-
-/// A notification about an incident, produced by the lifecycle and turned into a
-/// message by `alert`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct AlertEvent {
-    pub asset: String,
-    pub rule: String,
-    pub state: AlertState,
-    pub severity: crate::config::Severity,
-    pub sensor: String,
-    pub value: f64,
-    /// The limit that was crossed (the raise limit, or the clear level when cleared).
-    pub threshold: f64,
-    /// Time of the observation this message is about.
-    pub ts_ms: i64,
-    /// When the incident began (when its condition was first seen, before any minimum
-    /// duration).
-    pub first_seen_ms: i64,
-    /// The last time the condition was seen in alarm.
-    pub last_seen_ms: i64,
-    /// Ids from the root of the asset tree down to `asset`.
-    pub asset_path: Vec<String>,
-    /// A model's score; `None` for rules.
-    pub score: Option<f64>,
-    /// Every sensor involved, with values and contributions.
-    pub sensors: Vec<SensorValue>,
-    /// Alarms of descendant assets folded into this incident.
-    pub children: Vec<FoldedChild>,
 }

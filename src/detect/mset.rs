@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::detector::Detector;
+use super::Detector;
 
 pub const MAX_MEMORY: usize = 128;
 

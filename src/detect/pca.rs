@@ -7,9 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::detector::Detector;
 use super::linalg::{covariance, symmetric_eigen};
 use super::DetectError;
+use super::Detector;
 
 /// Floor of a component's variance, so a flat direction cannot divide by zero.
 const MIN_EIGENVALUE: f64 = 1e-6;

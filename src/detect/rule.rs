@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 
 use super::{AlarmDef, AlarmId, Level, Observation, Policy};
+use crate::base::sample::{Sample, SensorId};
 use crate::config::{Config, Rule};
-use crate::sample::{Sample, SensorId};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Limit {
@@ -134,7 +134,7 @@ impl RuleEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::Quality;
+    use crate::base::sample::Quality;
 
     fn engine(rule_toml: &str) -> (RuleEngine, Vec<AlarmDef>) {
         let text = format!(

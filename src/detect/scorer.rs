@@ -11,9 +11,9 @@
 use std::sync::Arc;
 
 use super::alarm::{AlarmFilter, Transition};
-use super::detector::Detector;
 use super::features::FeatureState;
 use super::model::Model;
+use super::Detector;
 
 /// What one vector did.
 #[derive(Debug, Clone, Copy, PartialEq)]

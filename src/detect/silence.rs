@@ -14,11 +14,10 @@
 use std::collections::HashMap;
 
 use super::{AlarmDef, AlarmId, Level, Observation, Policy, SensorValue};
+use crate::base::sample::{Sample, SensorId};
 use crate::config::{Config, Severity};
-use crate::sample::{Sample, SensorId};
 
-/// The rule name of every `no-data` alarm.
-pub const NO_DATA_RULE: &str = "no-data";
+pub use crate::base::names::NO_DATA_RULE;
 
 #[derive(Debug)]
 struct Watch {
@@ -128,7 +127,7 @@ impl SilenceWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::Quality;
+    use crate::base::sample::Quality;
 
     fn watch() -> (SilenceWatch, Vec<AlarmDef>) {
         let text = r#"

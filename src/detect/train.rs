@@ -2,59 +2,16 @@
 //! calibrate one threshold per statistic as a quantile of its healthy values times a
 //! margin. Training sees the same [`FeatureState`] the scorer uses, so features match.
 
-use super::alarm::AlarmParams;
-use super::detector::{DetectorKind, DetectorParams};
+use super::detector::DetectorParams;
 use super::features::{FeatureParams, FeatureState, Scaler};
+use super::forest::ForestParams;
 use super::model::{Model, TrainingRange, FORMAT};
+use super::resample::Tick;
 use super::DetectError;
 
-/// Everything a training run can choose (from `[asset.model]`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainOptions {
-    pub detector: DetectorKind,
-    pub period_ms: i64,
-    pub max_hold: u32,
-    pub features: FeatureParams,
-    /// PCA: share of healthy variance the kept components explain.
-    pub variance: f64,
-    /// Quantile of the healthy statistic that calibrates its threshold.
-    pub quantile: f64,
-    /// Margin on that quantile.
-    pub factor: f64,
-    pub alarm: AlarmParams,
-    /// Share of the classifier's trees that must vote "failure" (labelled training only).
-    pub classifier_threshold: f64,
-}
+pub use crate::config::params::TrainOptions;
 
-impl Default for TrainOptions {
-    /// The values tuned on the SKAB development files (README, "Failure prediction").
-    fn default() -> Self {
-        TrainOptions {
-            detector: DetectorKind::Pca,
-            period_ms: 1000,
-            max_hold: 5,
-            features: FeatureParams {
-                window: 10,
-                adapt: 1.0 / 120.0,
-                adapt_alarm: 0.0,
-                drift_noise: 0.35,
-                drift_adapt: 0.05,
-            },
-            variance: 0.95,
-            quantile: 0.99,
-            factor: 3.0,
-            alarm: AlarmParams {
-                k: 3,
-                n: 10,
-                min_duration: 10,
-            },
-            classifier_threshold: super::forest::DEFAULT_THRESHOLD,
-        }
-    }
-}
-
-/// Fewest healthy vectors a model is trained on.
-pub const MIN_VECTORS: usize = 30;
+pub use super::MIN_VECTORS;
 
 /// Trains a model of `asset` on complete healthy vectors `(ts_ms, values)`.
 pub fn train(
@@ -122,4 +79,69 @@ pub fn quantile(values: &mut [f64], q: f64) -> f64 {
     values.sort_by(f64::total_cmp);
     let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
     values[rank - 1]
+}
+
+/// Feature vectors of `vectors` (complete, in time order) through one [`FeatureState`]
+/// pass, as the scorer computes them: the baseline adapts while the label says healthy
+/// and holds during a failure, as it would if the scorer's alarm followed the labels.
+pub fn labelled_features(scaler: &Scaler, params: FeatureParams, vectors: &[Vec<f64>], labels: &[u8]) -> Vec<Vec<f64>> {
+    let mut fs = FeatureState::new(scaler.clone(), params);
+    vectors
+        .iter()
+        .zip(labels)
+        .map(|(v, &l)| {
+            let z = fs.push(v).to_vec();
+            fs.adapt(l == 1);
+            z
+        })
+        .collect()
+}
+
+/// The label of each tick: that of the last labelled time `(ts_ms, label)` (sorted by time)
+/// falling in the tick or before it; 0 before the first.
+pub fn tick_labels(ticks: &[Tick], labels: &[(i64, u8)], period_ms: i64) -> Vec<u8> {
+    let period = period_ms.max(1);
+    ticks
+        .iter()
+        .map(|t| {
+            let at = labels.partition_point(|(ts, _)| ts.div_euclid(period) <= t.index);
+            if at > 0 {
+                labels[at - 1].1
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+/// Trains a model on labelled complete vectors `(ts_ms, values)`: the healthy detector on
+/// the vectors labelled 0, as [`train`] does, and a forest on all of them, with features
+/// from that detector's scaler.
+pub fn train_labelled(
+    asset: &str,
+    sensors: &[String],
+    vectors: &[(i64, Vec<f64>)],
+    labels: &[u8],
+    opts: &TrainOptions,
+    source: &str,
+) -> Result<Model, DetectError> {
+    if vectors.len() != labels.len() {
+        return Err(DetectError::Shape(sensors.len()));
+    }
+    let healthy: Vec<(i64, Vec<f64>)> = vectors
+        .iter()
+        .zip(labels)
+        .filter(|(_, &l)| l == 0)
+        .map(|(v, _)| v.clone())
+        .collect();
+    let mut model = train(asset, sensors, &healthy, opts, source)?;
+    let values: Vec<Vec<f64>> = vectors.iter().map(|(_, v)| v.clone()).collect();
+    let feats = labelled_features(&model.scaler, model.features, &values, labels);
+    model.classifier = Some(ForestParams::fit(
+        &feats,
+        labels,
+        sensors.len(),
+        opts.classifier_threshold,
+    )?);
+    Ok(model)
 }

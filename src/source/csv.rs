@@ -21,7 +21,7 @@ use crate::store::{Store, StoreError};
 /// of 1 Hz data compresses nearly as well as an hour, and halves the memory an import of
 /// hundreds of columns needs.
 pub const ROWS_PER_BATCH: usize = 1800;
-use crate::time::parse_time;
+use crate::base::time::parse_time;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -238,7 +238,10 @@ mod tests {
         let flow = store.lookup_sensor("rig.Volume_Flow_RateRMS").unwrap().unwrap();
         let got = store.read(flow, 0, i64::MAX).unwrap();
         assert_eq!(got.iter().map(|s| s.value).collect::<Vec<_>>(), vec![32.0, 32.5, 33.0]);
-        assert_eq!(got[0].ts_ms, crate::time::parse_time("2020-03-09T10:14:33Z").unwrap());
+        assert_eq!(
+            got[0].ts_ms,
+            crate::base::time::parse_time("2020-03-09T10:14:33Z").unwrap()
+        );
     }
 
     #[test]

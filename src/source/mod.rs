@@ -10,7 +10,7 @@ pub mod csv;
 pub mod modbus;
 pub mod mqtt;
 
-use crate::sample::Sample;
+use crate::base::sample::Sample;
 
 /// Runs when the samples of its batch are durable.
 pub struct Ack(Box<dyn FnOnce() + Send>);

@@ -23,7 +23,7 @@ pub fn append(dir: &Path, sensor: &str, value: &[u8]) -> Result<PathBuf, StoreEr
     let sensor_dir = dir.join(sensor);
     let created = !sensor_dir.exists();
     fs::create_dir_all(&sensor_dir).map_err(|e| io(&sensor_dir, e))?;
-    let path = sensor_dir.join(format!("{}.fwc", crate::time::format_date(header.first_ms)));
+    let path = sensor_dir.join(format!("{}.fwc", crate::base::time::format_date(header.first_ms)));
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)

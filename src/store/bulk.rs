@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::codec::Point;
 use super::{chunk, dedup_last_wins, ChunkRef, Store, StoreError, CHUNK_MAX, SEAL_SEQ_KEY};
-use crate::sample::SensorId;
+use crate::base::sample::SensorId;
 
 impl Store {
     /// Bulk path for history from elsewhere (CSV import, archive restore): writes the

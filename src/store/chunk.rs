@@ -9,7 +9,7 @@
 
 use super::codec::{self, Point};
 use super::StoreError;
-use crate::sample::SensorId;
+use crate::base::sample::SensorId;
 
 const FORMAT: u8 = 1;
 pub const HEADER_LEN: usize = 1 + 4 + 8 + 8 + 4;

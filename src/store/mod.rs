@@ -22,6 +22,7 @@
 //! one value per timestamp (the last written wins, so a replayed input merges).
 
 pub mod archive;
+mod bucket;
 mod bulk;
 pub mod chunk;
 pub mod codec;
@@ -40,7 +41,7 @@ use std::time::{Duration, Instant};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use crate::sample::{Quality, Sample, SensorId};
+use crate::base::sample::{Quality, Sample, SensorId};
 use codec::Point;
 
 const SCHEMA_KEY: &[u8] = b"schema";

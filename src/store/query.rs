@@ -4,10 +4,12 @@
 
 use std::io::Write;
 
+pub use super::bucket::{aggregate, Bucket};
 use super::rollup::{self, Tier};
 use super::{Store, StoreError};
-use crate::sample::Sample;
-use crate::time::format_rfc3339_ms;
+use crate::base::glob::glob_match;
+use crate::base::sample::Sample;
+use crate::base::time::format_rfc3339_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -36,29 +38,6 @@ pub struct Query {
     /// samples); raw samples when `None`.
     pub every_ms: Option<i64>,
     pub format: Format,
-}
-
-/// `*` and `?` glob matching.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 fn num(v: f64) -> String {
@@ -126,52 +105,12 @@ pub fn run(store: &Store, q: &Query, tiers: &[Tier], out: &mut dyn Write) -> Res
     Ok(rows)
 }
 
-/// One interval's summary of good samples.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bucket {
-    pub start_ms: i64,
-    pub min: f64,
-    pub max: f64,
-    pub mean: f64,
-    pub count: u64,
-}
-
-/// Buckets of `every_ms` (aligned to the epoch) over time-sorted samples; intervals
-/// without a good sample are left out.
-pub fn aggregate(samples: &[Sample], every_ms: i64) -> Vec<Bucket> {
-    let mut out: Vec<Bucket> = Vec::new();
-    let mut sum = 0.0;
-    for s in samples.iter().filter(|s| s.quality.is_good() && s.value.is_finite()) {
-        let start = s.ts_ms.div_euclid(every_ms) * every_ms;
-        match out.last_mut() {
-            Some(b) if b.start_ms == start => {
-                b.min = b.min.min(s.value);
-                b.max = b.max.max(s.value);
-                b.count += 1;
-                sum += s.value;
-                b.mean = sum / b.count as f64;
-            }
-            _ => {
-                sum = s.value;
-                out.push(Bucket {
-                    start_ms: start,
-                    min: s.value,
-                    max: s.value,
-                    mean: s.value,
-                    count: 1,
-                });
-            }
-        }
-    }
-    out
-}
-
 /// One raw sample. Exports of a sensor-day are 86,400 of these, so nothing here allocates:
 /// the sensor's JSON name is made once per sensor, the time goes through a stack buffer.
 fn write_raw(out: &mut dyn Write, f: Format, name: &str, name_json: &str, s: &Sample) -> std::io::Result<()> {
     let mut buf = [0u8; 24];
     let owned;
-    let ts: &[u8] = match crate::time::rfc3339_ms_into(s.ts_ms, &mut buf) {
+    let ts: &[u8] = match crate::base::time::rfc3339_ms_into(s.ts_ms, &mut buf) {
         Some(b) => b,
         None => {
             owned = format_rfc3339_ms(s.ts_ms);
@@ -227,16 +166,7 @@ fn json_str(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::Quality;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("pump1.*", "pump1.temp"));
-        assert!(glob_match("*", "x"));
-        assert!(glob_match("p?mp*.t*p", "pump12.temp"));
-        assert!(!glob_match("pump1.*", "pump2.temp"));
-        assert!(glob_match("exact", "exact") && !glob_match("exact", "exactly"));
-    }
+    use crate::base::sample::Quality;
 
     #[test]
     fn aggregates_skip_bad_samples_and_align_to_the_interval() {

@@ -5,7 +5,7 @@
 use sled::Tree;
 
 use super::StoreError;
-use crate::sample::SensorId;
+use crate::base::sample::SensorId;
 
 const NAME_PREFIX: &[u8] = b"sensor/name/";
 const ID_PREFIX: &[u8] = b"sensor/id/";

@@ -126,7 +126,7 @@ pub fn enforce(store: &Store, data_dir: &Path, policy: &Policy, now_ms: i64) -> 
             tracing::info!(
                 chunks = evict.len(),
                 samples = report.evicted_samples,
-                until = %report.evicted_until_ms.map(crate::time::format_rfc3339_ms).unwrap_or_default(),
+                until = %report.evicted_until_ms.map(crate::base::time::format_rfc3339_ms).unwrap_or_default(),
                 archived = policy.archive_dir.is_some(),
                 "retention: evicted data older than the promised {}",
                 crate::config::Dur(policy.raw_retention)

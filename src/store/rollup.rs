@@ -11,19 +11,14 @@
 
 use std::collections::BTreeMap;
 
+use super::bucket::{aggregate, Bucket};
 use super::codec::{self, Point};
-use super::query::{aggregate, Bucket};
 use super::{Store, StoreError};
-use crate::sample::{Quality, Sample, SensorId};
+use crate::base::sample::{Quality, Sample, SensorId};
 
 const DAY_MS: i64 = 86_400_000;
 
-/// One rollup tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tier {
-    pub every_ms: i64,
-    pub keep_ms: i64,
-}
+pub use crate::config::Tier;
 
 fn key(tier: usize, sensor: SensorId, day_start: i64) -> [u8; 13] {
     let mut k = [0u8; 13];

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::{retention::dir_size, Store, StoreError};
-use crate::time::format_rfc3339_ms;
+use crate::base::time::format_rfc3339_ms;
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct SensorStats {
@@ -138,7 +138,7 @@ pub fn collect(store: &Store, data_dir: &Path) -> Result<StoreStats, StoreError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::Sample;
+    use crate::base::sample::Sample;
     use crate::store::codec::Point;
     use crate::store::{SealPolicy, StoreOptions};
 

@@ -3,7 +3,7 @@
 //! sample (a key costs ~100 bytes of sled overhead; a sample here costs ~12).
 
 use super::codec::{get_varint, put_varint, unzigzag, zigzag, CodecError};
-use crate::sample::{Quality, Sample};
+use crate::base::sample::{Quality, Sample};
 
 /// Key of a record: its sequence number, big-endian so sled iterates in write order.
 pub fn key(seq: u64) -> [u8; 8] {

@@ -7,8 +7,6 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use super::score::{FilePredictions, MISSING, TRAIN_ROWS};
-
 #[derive(Debug, thiserror::Error)]
 pub enum SkabError {
     #[error("{}: {source}", path.display())]
@@ -32,6 +30,9 @@ fn parse_err(path: &Path, line: usize, msg: impl Into<String>) -> SkabError {
         msg: msg.into(),
     }
 }
+
+/// Rows at the start of each labelled file that a detector may fit on.
+pub const TRAIN_ROWS: usize = 400;
 
 /// One labelled SKAB file, all rows (training and test).
 #[derive(Debug, Clone, PartialEq)]
@@ -236,23 +237,6 @@ pub fn read_reference_predictions(path: &Path) -> Result<HashMap<String, Vec<Ref
         });
     }
     Ok(out)
-}
-
-/// Matches published rows to the file's test rows by datetime; test rows
-/// without one get [`MISSING`] in both signals.
-pub fn align_predictions(file: &LabelledFile, rows: &[ReferenceRow]) -> FilePredictions {
-    let by_time: HashMap<&str, &ReferenceRow> = rows.iter().map(|r| (r.datetime.as_str(), r)).collect();
-    let start = file.rows() - file.test_rows();
-    let found: Vec<_> = file.times[start..file.rows()]
-        .iter()
-        .map(|t| by_time.get(t.as_str()))
-        .collect();
-    let signal = |get: fn(&ReferenceRow) -> u8| found.iter().map(|r| r.map_or(MISSING, |r| get(r))).collect();
-    FilePredictions {
-        name: file.name.clone(),
-        pred: signal(|r| r.pred_anomaly),
-        cp: signal(|r| r.pred_cp),
-    }
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@
 //! are the edges of the alarm signal unless the detector supplies its own
 //! ([`FilePredictions::cp`], as the published `pred_cp` column does).
 
-use super::data::LabelledFile;
+use std::collections::HashMap;
 
-/// Rows at the start of each labelled file that a detector may fit on.
-pub const TRAIN_ROWS: usize = 400;
+use super::data::{LabelledFile, ReferenceRow};
+
 /// Length of the changepoint window after each true changepoint, seconds.
 pub const WINDOW_S: i64 = 60;
 /// Prediction for a test row the detector gave no answer for: scored as
@@ -240,9 +240,27 @@ pub fn score(files: &[(LabelledFile, Vec<u8>)]) -> Score {
     tallies.fold(Tally::default(), Tally::add).score()
 }
 
+/// Matches published rows to the file's test rows by datetime; test rows
+/// without one get [`MISSING`] in both signals.
+pub fn align_predictions(file: &LabelledFile, rows: &[ReferenceRow]) -> FilePredictions {
+    let by_time: HashMap<&str, &ReferenceRow> = rows.iter().map(|r| (r.datetime.as_str(), r)).collect();
+    let start = file.rows() - file.test_rows();
+    let found: Vec<_> = file.times[start..file.rows()]
+        .iter()
+        .map(|t| by_time.get(t.as_str()))
+        .collect();
+    let signal = |get: fn(&ReferenceRow) -> u8| found.iter().map(|r| r.map_or(MISSING, |r| get(r))).collect();
+    FilePredictions {
+        name: file.name.clone(),
+        pred: signal(|r| r.pred_anomaly),
+        cp: signal(|r| r.pred_cp),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::skab::TRAIN_ROWS;
 
     fn file(anomaly: &[u8], cps_at: &[usize]) -> LabelledFile {
         let n = TRAIN_ROWS + anomaly.len();

@@ -21,9 +21,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::backoff::Backoff;
+use crate::base::backoff::Backoff;
+use crate::base::sample::{now_ms, Quality, SensorId};
 use crate::config::{DataType, ModbusDevice};
-use crate::sample::{now_ms, Quality, SensorId};
 use crate::stats::DeviceStats;
 
 use super::link::{Link, ReadFailure};

@@ -23,8 +23,8 @@ use tokio_modbus::slave::SlaveContext;
 use tokio_modbus::Slave;
 use tokio_serial::SerialPort;
 
+use crate::base::sample::Quality;
 use crate::config::{Endpoint, Parity, RegisterKind, SerialSettings};
-use crate::sample::Quality;
 
 use super::plan::ReadRequest;
 use super::reading::Data;

@@ -24,8 +24,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::base::sample::SensorId;
 use crate::config::{Endpoint, ModbusDevice};
-use crate::sample::SensorId;
 use crate::stats::DeviceStats;
 use bus::{Bus, Group, Unit};
 use link::Link;

@@ -113,7 +113,7 @@ pub async fn probe(device: &ModbusDevice, table: RegisterKind, address: u32, cou
         last_exception: None,
     };
     let data = link.read(device.unit, &req, limit).await.map_err(|f| match f {
-        ReadFailure::Exception(c) => crate::sample::Quality::Exception(c).to_string(),
+        ReadFailure::Exception(c) => crate::base::sample::Quality::Exception(c).to_string(),
         ReadFailure::Timeout => format!("no answer within {limit:?}"),
         ReadFailure::Transport(e) => e,
     });

@@ -5,8 +5,8 @@
 //! with exception 02 (illegal data address) is [`split`] in two at run time, so one hole
 //! in a device's map costs a few requests, not the whole block.
 
+use crate::base::sample::SensorId;
 use crate::config::{DataType, RegisterKind, WordOrder};
-use crate::sample::SensorId;
 
 /// One value inside a request's response.
 #[derive(Debug, Clone, PartialEq)]

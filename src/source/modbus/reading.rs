@@ -7,8 +7,8 @@
 //! history shows when the text changed (and rules cannot use it); the text itself is
 //! logged when it changes and printed by `forewarn poll`.
 
+use crate::base::sample::{Quality, Sample};
 use crate::config::DataType;
-use crate::sample::{Quality, Sample};
 
 use super::decode;
 use super::plan::{Field, ReadRequest};

@@ -51,7 +51,7 @@ fn time_of(v: &Value) -> Result<i64, DecodeError> {
                 f.round() as i64
             })
         }
-        Value::String(s) => crate::time::parse_time(s).ok_or_else(|| DecodeError::BadTime(clip(s))),
+        Value::String(s) => crate::base::time::parse_time(s).ok_or_else(|| DecodeError::BadTime(clip(s))),
         other => Err(DecodeError::BadTime(clip(&other.to_string()))),
     }
 }

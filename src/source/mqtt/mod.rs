@@ -21,7 +21,6 @@
 pub mod influx;
 pub mod json;
 pub mod sparkplug;
-pub mod topic;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,13 +29,13 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{mpsc, watch};
 
-use crate::backoff::Backoff;
+use crate::base::backoff::Backoff;
+use crate::base::sample::{now_ms, Sample, SensorId};
+use crate::config::{sensor_template, TopicTemplate};
 use crate::config::{MqttInput, PayloadFormat, Subscription};
-use crate::sample::{now_ms, Sample, SensorId};
 use crate::source::{Ack, Batch};
 use crate::stats::{InputStats, Stats};
 use crate::store::Store;
-use topic::TopicTemplate;
 
 /// One value decoded from a payload, with the names a sensor-name template can use.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,50 +76,6 @@ impl DecodeError {
             _ => false,
         }
     }
-}
-
-/// The sensor-name template of a subscription, its default filled in.
-pub fn sensor_template(sub: &Subscription) -> String {
-    if let Some(t) = &sub.sensor {
-        return t.clone();
-    }
-    match sub.format {
-        PayloadFormat::Number => "{topic}".into(),
-        PayloadFormat::Json => "{field}".into(),
-        PayloadFormat::Influx => "{measurement}.{field}".into(),
-        PayloadFormat::Sparkplug => "{node}.{device}.{metric}".into(),
-    }
-}
-
-/// A glob of every name a subscription's sensor template can produce (placeholders
-/// become `*`; `{topic}` becomes the topic filter with `/` as `.`).
-pub fn sensor_glob(template: &str, topic: &str) -> String {
-    let topic_glob: String = topic
-        .split('/')
-        .map(|level| {
-            if level.starts_with('{') || level == "+" || level == "#" {
-                "*"
-            } else {
-                level
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(".");
-    let template = template.replace("{topic}", &topic_glob);
-    let mut out = String::new();
-    let mut in_var = false;
-    for c in template.chars() {
-        match c {
-            '{' => {
-                in_var = true;
-                out.push('*');
-            }
-            '}' => in_var = false,
-            c if !in_var => out.push(c),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// Fills a template; `None` when a placeholder has no value.
@@ -216,7 +171,7 @@ impl MqttSource {
                 .as_deref()
                 .ok_or_else(|| anyhow::anyhow!("an mqtts:// broker needs ca_file"))?;
             let client = self.input.client_cert.as_deref().zip(self.input.client_key.as_deref());
-            let tls = crate::alert::tls::client_config(ca, client)?;
+            let tls = crate::mqtt::tls::client_config(ca, client)?;
             options.set_transport(rumqttc::Transport::tls_with_config(tls));
         }
         if let Some(user) = &self.input.username {
@@ -471,6 +426,7 @@ impl FuzzRng {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::sensor_glob;
 
     #[test]
     fn templates_render_and_glob() {

@@ -106,7 +106,7 @@ pub fn exception_name(code: u8) -> &'static str {
     }
 }
 
-pub use crate::time::{format_rfc3339_ms as rfc3339_ms, now_ms};
+pub use crate::base::time::{format_rfc3339_ms as rfc3339_ms, now_ms};
 
 #[cfg(test)]
 mod tests {
