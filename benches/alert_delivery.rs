@@ -106,7 +106,8 @@ fn publisher(
 ) -> (Publisher, mpsc::UnboundedReceiver<u64>) {
     let (acked, acks) = mpsc::unbounded_channel();
     let p = Publisher {
-        options: forewarn::alert::upstream::options(config).expect("upstream options"),
+        options: forewarn::alert::upstream::options(&config.upstream_settings().expect("upstream settings"))
+            .expect("upstream options"),
         outbox: outbox.clone(),
         wake: wake.clone(),
         stats: stats.clone(),

@@ -109,15 +109,21 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         tracing::info!(device = %d.device, address = %d.address, unit = d.unit, registers = d.register.len(), "polling");
     }
     let mut tasks = spawn_buses(buses, &bus_tx, &shutdown);
-    for (i, input) in config.mqtt.iter().enumerate() {
+    for (i, settings) in config
+        .input_settings()
+        .map_err(anyhow::Error::msg)?
+        .into_iter()
+        .enumerate()
+    {
+        let connection = crate::mqtt::Connection::open(settings.endpoint.clone(), &format!("mqtt[{i}]"))?;
+        tracing::info!(broker = %connection.broker(), client = %connection.client_id(), subscriptions = settings.subscriptions.len(), "subscribing");
         let source = MqttSource {
-            input: input.clone(),
-            client_id: config.mqtt_client_id(i),
+            settings,
+            connection,
             store: store.clone(),
             bus: bus_tx.clone(),
             stats: stats.clone(),
         };
-        tracing::info!(broker = %input.broker, client = %source.client_id, subscriptions = input.subscribe.len(), "subscribing");
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = source.run(stop).await {
@@ -128,7 +134,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     drop(bus_tx);
 
     let shutdown_http = shutdown.clone();
-    let upstream = crate::alert::upstream::options(&config)?;
+    let upstream = crate::alert::upstream::options(&config.upstream_settings().map_err(anyhow::Error::msg)?)?;
     let wake = Arc::new(Notify::new());
 
     let mut lifecycle = Lifecycle::from_config(&config);

@@ -17,14 +17,18 @@ pub mod model;
 mod mqtt;
 mod mqtt_checks;
 pub mod params;
+mod resolved;
 mod topic;
 mod validate;
 
 pub use modbus::*;
 pub use mqtt::{sensor_glob, sensor_template, MqttInput, PayloadFormat, Subscription};
-pub use topic::TopicTemplate;
+pub use resolved::{InputQos, InputSettings, SubscriptionSettings, UpstreamSettings};
+pub use topic::{render_topic, render_topic_at, TopicTemplate};
 
-pub use broker::{parse_broker, parse_broker_url, BrokerAddr};
+pub use broker::{
+    parse_broker, parse_broker_url, BrokerAddr, BrokerEndpoint, ConnectionFields, Credentials, PasswordSource, TlsFiles,
+};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -229,6 +233,23 @@ pub struct UpstreamConfig {
     /// Environment variable that holds the MQTT password.
     #[serde(default)]
     pub password_env: Option<String>,
+}
+
+impl UpstreamConfig {
+    /// The connection options, for the checks and the resolved endpoint.
+    pub fn connection(&self) -> ConnectionFields<'_> {
+        ConnectionFields {
+            broker: &self.broker,
+            ca_file: self.ca_file.as_deref(),
+            client_cert: self.client_cert.as_deref(),
+            client_key: self.client_key.as_deref(),
+            username: self.username.as_deref(),
+            password: self.password.as_ref(),
+            password_file: self.password_file.as_deref(),
+            password_env: self.password_env.as_deref(),
+            keep_alive: self.keep_alive,
+        }
+    }
 }
 
 impl Default for UpstreamConfig {

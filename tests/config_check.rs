@@ -380,7 +380,12 @@ fn mqtt_inputs_are_checked() {
     );
     assert_problem(
         &with_mqtt(&format!("password = \"x\"\npassword_env = \"P\"\n{}", sub("a", ""))),
-        &["set only one of password, password_file, password_env"],
+        &["mqtt[0].password_env: set only one of password, password_env"],
+    );
+    // The same credential rules as [upstream]: a password without a user is never sent.
+    assert_problem(
+        &with_mqtt(&format!("password_file = \"/etc/hostname\"\n{}", sub("a", ""))),
+        &["mqtt[0].password_file: a password needs mqtt[0].username"],
     );
     assert_problem(
         &with_mqtt(""),

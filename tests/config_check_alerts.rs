@@ -142,3 +142,43 @@ fn no_data_watches_are_checked() {
         &["asset[1].no_data: the asset has no sensors to watch"],
     );
 }
+
+/// What `check` cannot know (a variable set only for the service, a file readable only
+/// by its user) is found when the agent starts, the same way for the upstream connection
+/// and for every input: the agent stops at once, naming the section and the key.
+#[test]
+fn connection_problems_at_start_up_name_their_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |config: &str| {
+        let path = dir.path().join("forewarn.toml");
+        std::fs::write(&path, config).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_forewarn"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .env_remove("FOREWARN_TEST_UNSET_PW")
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let data = dir.path().join("data");
+    let base = format!(
+        "[agent]\nid = \"gw\"\ndata_dir = \"{}\"\n[http]\nenabled = false\n",
+        data.display()
+    );
+    let upstream_pw =
+        "[upstream]\nbroker = \"mqtt://127.0.0.1:1\"\nusername = \"u\"\npassword_env = \"FOREWARN_TEST_UNSET_PW\"\n";
+    let (ok, err) = run(&format!("{base}{upstream_pw}"));
+    assert!(!ok);
+    assert!(
+        err.contains("upstream.password_env: the environment variable FOREWARN_TEST_UNSET_PW is not set"),
+        "{err}"
+    );
+    let input_pw = "[upstream]\nbroker = \"mqtt://127.0.0.1:1\"\n[[mqtt]]\nbroker = \"mqtt://127.0.0.1:1\"\n\
+                    username = \"u\"\npassword_env = \"FOREWARN_TEST_UNSET_PW\"\n[[mqtt.subscribe]]\ntopic = \"a/+\"\n";
+    let (ok, err) = run(&format!("{base}{input_pw}"));
+    assert!(!ok);
+    assert!(
+        err.contains("mqtt[0].password_env: the environment variable FOREWARN_TEST_UNSET_PW is not set"),
+        "{err}"
+    );
+}

@@ -372,3 +372,34 @@ password_env = "FOREWARN_TEST_MQTT_PASSWORD"
     let got = store.read(id, 0, i64::MAX).unwrap();
     assert_eq!(got.iter().map(|s| s.value).collect::<Vec<_>>(), vec![42.5]);
 }
+
+/// With every log level on, for forewarn and the libraries under it, no password from the
+/// config, a file or the environment reaches the log, through the upstream connection and
+/// an MQTT input that both log in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_password_in_a_trace_log() {
+    let b = secure_broker();
+    let c = b.certs.display();
+    let input = format!(
+        "[[mqtt]]\nbroker = \"mqtts://127.0.0.1:{tls}\"\nca_file = \"{c}/ca.crt\"\n\
+         client_cert = \"{c}/client.crt\"\nclient_key = \"{c}/client.key\"\nusername = \"{USER}\"\n\
+         password_env = \"FOREWARN_TEST_MQTT_PASSWORD\"\n  [[mqtt.subscribe]]\n  topic = \"plant/+/temp\"\n",
+        tls = b.tls_port
+    );
+    let s = setup(&b, "ca", &format!("password = \"{PASSWORD}\"")).await;
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(&s.config, format!("{text}\n{input}")).unwrap();
+    let mut agent =
+        AgentProcess::start_logging(&s.config, &s.log, "trace", &[("FOREWARN_TEST_MQTT_PASSWORD", PASSWORD)]);
+    agent
+        .wait_for_log("mqtt input connected", Duration::from_secs(15))
+        .await;
+    agent
+        .wait_for_log("birth message acknowledged", Duration::from_secs(15))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    agent.terminate();
+    let log = agent.log_text();
+    assert!(log.contains("TRACE"), "the log is not at trace level:\n{log}");
+    assert!(!log.contains(PASSWORD), "a password reached the trace log");
+}

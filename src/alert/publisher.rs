@@ -16,49 +16,26 @@
 //! picked up without a restart, and a wrong password never becomes a busy loop.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
-    TlsConfiguration, Transport,
-};
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::outbox::Outbox;
 use super::status::StatusInfo;
 use crate::base::backoff::Backoff;
-use crate::config::Secret;
+use crate::mqtt::{Connection, Failure};
 use crate::stats::Stats;
 
 /// Connection settings of the upstream broker.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct UpstreamOptions {
-    pub host: String,
-    pub port: u16,
-    pub client_id: String,
-    pub keep_alive: Duration,
+    pub connection: Connection,
     pub max_inflight: u16,
-    /// TLS settings; plain TCP when `None`.
-    pub tls: Option<TlsConfiguration>,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
     pub status_topic: String,
     pub heartbeat_topic: String,
     pub heartbeat_interval: Duration,
-}
-
-impl fmt::Debug for UpstreamOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpstreamOptions")
-            .field("broker", &format_args!("{}:{}", self.host, self.port))
-            .field("client_id", &self.client_id)
-            .field("tls", &self.tls.is_some())
-            .field("username", &self.username)
-            .field("password", &self.password)
-            .finish_non_exhaustive()
-    }
 }
 
 pub struct Publisher {
@@ -84,43 +61,6 @@ enum Slot {
     Heartbeat,
 }
 
-/// Why a connection ended.
-#[derive(Debug)]
-enum Failure {
-    /// The broker refused the login: credentials or authorisation.
-    Refused(String),
-    /// The TLS handshake failed: certificates, names, keys.
-    Tls(String),
-    /// Anything else: broker down, network, protocol.
-    Network(String),
-}
-
-impl Failure {
-    fn from_error(e: &ConnectionError) -> Failure {
-        match e {
-            ConnectionError::ConnectionRefused(code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized)) => {
-                Failure::Refused(format!(
-                    "the broker refused the login ({code:?}): check upstream.username and the password"
-                ))
-            }
-            ConnectionError::ConnectionRefused(code) => Failure::Refused(format!("the broker refused the connection ({code:?})")),
-            ConnectionError::Tls(t) => Failure::Tls(format!(
-                "TLS handshake failed: {t}; check upstream.ca_file, client_cert, client_key and the broker's certificate"
-            )),
-            ConnectionError::Io(io) if io.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => Failure::Tls(format!(
-                "TLS failed: {io}; check upstream.client_cert and client_key and the broker's CA"
-            )),
-            other => Failure::Network(other.to_string()),
-        }
-    }
-
-    fn text(&self) -> &str {
-        match self {
-            Failure::Refused(s) | Failure::Tls(s) | Failure::Network(s) => s,
-        }
-    }
-}
-
 enum SessionEnd {
     Shutdown,
     Failed(Failure),
@@ -131,7 +71,7 @@ impl Publisher {
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
         let mut was_connected = true;
         let mut last_error: Option<String> = None;
-        let broker = format!("{}:{}", self.options.host, self.options.port);
+        let broker = self.options.connection.broker().to_string();
         loop {
             match self.session(&mut shutdown, &mut backoff, &mut was_connected).await {
                 SessionEnd::Shutdown => return,
@@ -140,7 +80,7 @@ impl Publisher {
                     let error = failure.text();
                     let repeated = last_error.as_deref() == Some(error);
                     match &failure {
-                        Failure::Refused(_) | Failure::Tls(_) if !repeated => {
+                        f if f.is_configuration() && !repeated => {
                             tracing::error!(%broker, %error, retry_in = ?delay, outbox = self.outbox.len(), "cannot connect to the upstream broker; alerts are kept in the outbox")
                         }
                         Failure::Network(_) if was_connected => {
@@ -162,8 +102,7 @@ impl Publisher {
 
     fn mqtt_options(&self) -> MqttOptions {
         let o = &self.options;
-        let mut mqtt = MqttOptions::new(&o.client_id, &o.host, o.port);
-        mqtt.set_keep_alive(o.keep_alive);
+        let mut mqtt = o.connection.options();
         // Room for the status messages beside a full window of alerts.
         mqtt.set_inflight(o.max_inflight.saturating_add(2));
         // The outbox is the session state that matters; a clean session keeps the
@@ -175,12 +114,6 @@ impl Publisher {
             QoS::AtLeastOnce,
             true,
         ));
-        if let Some(user) = &o.username {
-            mqtt.set_credentials(user, o.password.as_ref().map_or("", |p| p.0.as_str()));
-        }
-        if let Some(tls) = &o.tls {
-            mqtt.set_transport(Transport::tls_with_config(tls.clone()));
-        }
         mqtt
     }
 
@@ -294,7 +227,7 @@ impl Publisher {
                         Some(Slot::Heartbeat) | None => {}
                     },
                     Ok(_) => {}
-                    Err(e) => return SessionEnd::Failed(Failure::from_error(&e)),
+                    Err(e) => return SessionEnd::Failed(Failure::from_error(&e, "upstream")),
                 },
                 _ = self.wake.notified() => {}
                 _ = tick.tick() => {}

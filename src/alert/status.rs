@@ -21,8 +21,10 @@ pub struct StatusInfo {
     pub started_ms: i64,
 }
 
-/// FNV-1a (64 bit) of the effective config in its JSON form, secrets excluded: equal
-/// hashes across a fleet mean equal configs.
+/// FNV-1a (64 bit) of the effective config in its JSON form: equal hashes across a fleet
+/// mean equal configs. Every secret is a `Secret`, which serialises as `<redacted>`, so no
+/// password enters the hash: a published value that changed with the password would let
+/// anyone who knows the rest of a fleet's config try passwords against it offline.
 pub fn config_hash(config: &Config) -> String {
     let bytes = serde_json::to_vec(config).unwrap_or_default();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -154,14 +156,22 @@ mod tests {
     }
 
     #[test]
-    fn config_hash_ignores_the_password() {
+    fn config_hash_leaves_every_secret_out() {
         let text =
-            "[agent]\nid = \"gw\"\n[upstream]\nbroker = \"mqtt://h\"\nusername = \"u\"\npassword = \"pw-alpha\"\n";
-        let a = Config::parse(text, std::path::Path::new("a")).unwrap();
-        let b = Config::parse(&text.replace("pw-alpha", "pw-beta"), std::path::Path::new("b")).unwrap();
-        let c = Config::parse(&text.replace("gw", "gw2"), std::path::Path::new("c")).unwrap();
+            "[agent]\nid = \"gw\"\n[upstream]\nbroker = \"mqtt://h\"\nusername = \"u\"\npassword = \"pw-alpha\"\n\
+                    [[mqtt]]\nbroker = \"mqtt://in\"\nusername = \"i\"\npassword = \"in-alpha\"\n\
+                    [[mqtt.subscribe]]\ntopic = \"a/+\"\n";
+        let parse = |t: &str| Config::parse(t, std::path::Path::new("c")).unwrap();
+        let a = parse(text);
+        let b = parse(&text.replace("pw-alpha", "pw-beta"));
+        let c = parse(&text.replace("in-alpha", "in-beta"));
+        let d = parse(&text.replace("id = \"gw\"", "id = \"gw2\""));
         assert_eq!(config_hash(&a), config_hash(&b));
-        assert_ne!(config_hash(&a), config_hash(&c));
-        assert!(!format!("{a:?}").contains("pw-alpha"));
+        assert_eq!(config_hash(&a), config_hash(&c));
+        assert_ne!(config_hash(&a), config_hash(&d));
+        for secret in ["pw-alpha", "in-alpha"] {
+            assert!(!format!("{a:?}").contains(secret));
+            assert!(!serde_json::to_string(&a).unwrap().contains(secret));
+        }
     }
 }

@@ -101,6 +101,9 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
         raw_problems = validate::validate(&config);
     }
     if raw_problems.is_empty() {
+        raw_problems = resolution_problems(&config);
+    }
+    if raw_problems.is_empty() {
         return Ok(config);
     }
     Err(ConfigErrors(
@@ -109,6 +112,19 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
             .map(|(path, message)| problem(line_of(text, &root, &path), path_string(&path), message))
             .collect(),
     ))
+}
+
+/// The checks should leave nothing that cannot be resolved; should they miss something,
+/// it is still reported here, by `check`, and not when the agent starts.
+fn resolution_problems(config: &Config) -> Vec<(KeyPath, String)> {
+    let mut out = Vec::new();
+    if let Err(e) = config.upstream_settings() {
+        out.push((vec![Seg::Key("upstream".into())], e));
+    }
+    if let Err(e) = config.input_settings() {
+        out.push((vec![Seg::Key("mqtt".into())], e));
+    }
+    out
 }
 
 /// Deserializes one value, recording a problem (with its full key path) on failure.

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::broker::ConnectionFields;
 use super::{defaults, Dur};
+use crate::base::secret::Secret;
 
 /// `[[mqtt]]`: an MQTT broker whose topics carry sensor values.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,8 +35,8 @@ pub struct MqttInput {
     pub username: Option<String>,
     /// Password; prefer `password_file` or `password_env` (never logged).
     #[serde(default)]
-    pub password: Option<String>,
-    /// File whose first line is the password.
+    pub password: Option<Secret>,
+    /// File whose content (without a trailing newline) is the password.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
     /// Environment variable holding the password.
@@ -56,6 +58,23 @@ pub struct MqttInput {
     /// Subscriptions, each with its decoder.
     #[serde(default)]
     pub subscribe: Vec<Subscription>,
+}
+
+impl MqttInput {
+    /// The connection options, for the checks and the resolved endpoint.
+    pub fn connection(&self) -> ConnectionFields<'_> {
+        ConnectionFields {
+            broker: &self.broker,
+            ca_file: self.ca_file.as_deref(),
+            client_cert: self.client_cert.as_deref(),
+            client_key: self.client_key.as_deref(),
+            username: self.username.as_deref(),
+            password: self.password.as_ref(),
+            password_file: self.password_file.as_deref(),
+            password_env: self.password_env.as_deref(),
+            keep_alive: self.keep_alive,
+        }
+    }
 }
 
 /// `[[mqtt.subscribe]]`: a topic (or topic template) and how its payloads become samples.

@@ -5,8 +5,7 @@
 
 use std::collections::HashSet;
 
-use super::broker::parse_broker;
-use super::keys::{at, k, readable, KeyPath, Seg};
+use super::keys::{at, k, KeyPath, Seg};
 use super::{Config, PayloadFormat};
 
 /// Checks `[[mqtt]]`; returns a glob per subscription of the sensor names it can produce.
@@ -15,36 +14,7 @@ pub(super) fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<St
     let mut client_ids = HashSet::new();
     for (i, m) in c.mqtt.iter().enumerate() {
         let base = vec![k("mqtt"), Seg::Index(i)];
-        let tls = match parse_broker(&m.broker) {
-            Ok(b) => b.tls,
-            Err(e) => {
-                out.push((at(&base, &[k("broker")]), e));
-                false
-            }
-        };
-        if tls && m.ca_file.is_none() {
-            out.push((
-                at(&base, &[k("ca_file")]),
-                "an mqtts:// broker needs ca_file (the CA that signed the broker's certificate)".into(),
-            ));
-        }
-        for (name, file) in [
-            ("ca_file", &m.ca_file),
-            ("client_cert", &m.client_cert),
-            ("client_key", &m.client_key),
-        ] {
-            let Some(path) = file else { continue };
-            if !tls {
-                out.push((at(&base, &[k(name)]), "TLS options need an mqtts:// broker".into()));
-            }
-            readable(path, at(&base, &[k(name)]), out);
-        }
-        if m.client_cert.is_some() != m.client_key.is_some() {
-            out.push((
-                at(&base, &[k("client_key")]),
-                "client_cert and client_key go together".into(),
-            ));
-        }
+        m.connection().check(&base, out);
         if m.qos > 1 {
             out.push((
                 at(&base, &[k("qos")]),
@@ -57,22 +27,6 @@ pub(super) fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<St
                 at(&base, &[k("client_id")]),
                 format!("client id {id:?} is used twice; the broker would disconnect one of them"),
             ));
-        }
-        let secrets = [
-            m.password.is_some(),
-            m.password_file.is_some(),
-            m.password_env.is_some(),
-        ];
-        if secrets.iter().filter(|s| **s).count() > 1 {
-            out.push((
-                at(&base, &[k("password")]),
-                "set only one of password, password_file, password_env".into(),
-            ));
-        }
-        if let Some(f) = &m.password_file {
-            if std::fs::metadata(f).is_err() {
-                out.push((at(&base, &[k("password_file")]), format!("cannot read {}", f.display())));
-            }
         }
         if m.subscribe.is_empty() {
             out.push((

@@ -94,6 +94,16 @@ impl TopicTemplate {
     }
 }
 
+/// Substitutes `{agent}` and `{asset}` in a topic template.
+pub fn render_topic(template: &str, agent: &str, asset: &str) -> String {
+    template.replace("{agent}", agent).replace("{asset}", asset)
+}
+
+/// Substitutes `{site}`, `{agent}` and `{asset}` in a topic template.
+pub fn render_topic_at(template: &str, site: Option<&str>, agent: &str, asset: &str) -> String {
+    render_topic(&template.replace("{site}", site.unwrap_or("")), agent, asset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::broker::{parse_broker, parse_broker_url};
-use super::keys::{at, is_plain_name, k, key, readable, KeyPath, Seg};
+use super::keys::{at, is_plain_name, k, key, KeyPath, Seg};
 use super::{Config, DataType, Rule};
 
 pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
@@ -85,9 +84,6 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
     }
 
     let u = &c.upstream;
-    if let Err(e) = parse_broker_url(&u.broker) {
-        out.push((key(&["upstream", "broker"]), e));
-    }
     check_topic_template(
         &u.alert_topic,
         &["agent", "asset", "site"],
@@ -232,57 +228,7 @@ fn check_upstream_session(c: &Config, out: &mut Vec<(KeyPath, String)>) {
         out.push((up("heartbeat_interval"), "must be at least 1s".into()));
     }
 
-    let tls = parse_broker(&u.broker).is_ok_and(|b| b.tls);
-    if tls && u.ca_file.is_none() {
-        out.push((
-            up("ca_file"),
-            "an mqtts:// broker needs ca_file (the CA that signed the broker's certificate; the system bundle, e.g. /etc/ssl/certs/ca-certificates.crt, for a public CA)".into(),
-        ));
-    }
-    for (name, file) in [
-        ("ca_file", &u.ca_file),
-        ("client_cert", &u.client_cert),
-        ("client_key", &u.client_key),
-    ] {
-        let Some(path) = file else { continue };
-        if !tls {
-            out.push((up(name), "TLS options need an mqtts:// broker".into()));
-        }
-        readable(path, up(name), out);
-    }
-    match (&u.client_cert, &u.client_key) {
-        (Some(_), None) => out.push((up("client_key"), "client_cert needs client_key".into())),
-        (None, Some(_)) => out.push((up("client_cert"), "client_key needs client_cert".into())),
-        _ => {}
-    }
-
-    let sources: Vec<&str> = [
-        ("password", u.password.is_some()),
-        ("password_file", u.password_file.is_some()),
-        ("password_env", u.password_env.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(n, set)| set.then_some(n))
-    .collect();
-    if sources.len() > 1 {
-        out.push((up(sources[1]), format!("set only one of {}", sources.join(", "))));
-    }
-    if let Some(first) = sources.first() {
-        if u.username.as_deref().is_none_or(str::is_empty) {
-            out.push((up(first), "a password needs upstream.username".into()));
-        }
-    }
-    if let Some(path) = &u.password_file {
-        readable(path, up("password_file"), out);
-    }
-    if let Some(var) = &u.password_env {
-        if var.is_empty() || var.contains(['=', '\0']) {
-            out.push((
-                up("password_env"),
-                format!("{var:?} is not an environment variable name"),
-            ));
-        }
-    }
+    u.connection().check(&vec![k("upstream")], out);
 }
 
 /// `parent` names another asset, and following parents never comes back to the start.

@@ -351,8 +351,13 @@ impl AgentProcess {
 
     /// Like [`AgentProcess::start`], with extra environment variables.
     pub fn start_with_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> AgentProcess {
+        AgentProcess::start_logging(config, log, "forewarn=debug,info", env)
+    }
+
+    /// Like [`AgentProcess::start_with_env`], with the `--log` filter given.
+    pub fn start_logging(config: &Path, log: &Path, filter: &str, env: &[(&str, &str)]) -> AgentProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_forewarn"))
-            .args(["--log", "forewarn=debug,info", "run", "--config"])
+            .args(["--log", filter, "run", "--config"])
             .arg(config)
             .envs(env.iter().copied())
             .stdout(Stdio::null())

@@ -26,13 +26,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS};
 use tokio::sync::{mpsc, watch};
 
 use crate::base::backoff::Backoff;
 use crate::base::sample::{now_ms, Sample, SensorId};
-use crate::config::{sensor_template, TopicTemplate};
-use crate::config::{MqttInput, PayloadFormat, Subscription};
+use crate::config::TopicTemplate;
+use crate::config::{InputQos, InputSettings, PayloadFormat, Subscription};
+use crate::mqtt::Connection;
 use crate::source::{Ack, Batch};
 use crate::stats::{InputStats, Stats};
 use crate::store::Store;
@@ -113,73 +114,36 @@ struct Compiled {
 
 /// One `[[mqtt]]` input.
 pub struct MqttSource {
-    pub input: MqttInput,
-    pub client_id: String,
+    pub settings: InputSettings,
+    /// Opened at start-up from `settings.endpoint`.
+    pub connection: Connection,
     pub store: Store,
     pub bus: mpsc::Sender<Batch>,
     pub stats: Arc<Stats>,
 }
 
-/// Resolves the password from `password`, `password_file` or `password_env`.
-pub fn password(input: &MqttInput) -> Result<Option<String>, String> {
-    if let Some(p) = &input.password {
-        return Ok(Some(p.clone()));
-    }
-    if let Some(f) = &input.password_file {
-        let text = std::fs::read_to_string(f).map_err(|e| format!("password_file {}: {e}", f.display()))?;
-        return Ok(Some(text.lines().next().unwrap_or_default().to_string()));
-    }
-    if let Some(var) = &input.password_env {
-        return std::env::var(var)
-            .map(Some)
-            .map_err(|_| format!("password_env: ${var} is not set"));
-    }
-    Ok(None)
-}
-
 impl MqttSource {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let broker = crate::config::parse_broker(&self.input.broker).map_err(anyhow::Error::msg)?;
-        let (host, port) = (broker.host.clone(), broker.port);
+        let client_id = self.connection.client_id().to_string();
         let subs: Vec<Compiled> = self
-            .input
-            .subscribe
+            .settings
+            .subscriptions
             .iter()
-            .filter_map(|s| {
-                Some(Compiled {
-                    topic: TopicTemplate::parse(&s.topic).ok()?,
-                    config: s.clone(),
-                    sensor: sensor_template(s),
-                    stats: self.stats.input(&format!("{}:{}", self.client_id, s.topic)),
-                })
+            .map(|s| Compiled {
+                topic: s.topic.clone(),
+                config: s.source.clone(),
+                sensor: s.sensor.clone(),
+                stats: self.stats.input(&format!("{client_id}:{}", s.source.topic)),
             })
             .collect();
-        let qos = if self.input.qos == 0 {
-            QoS::AtMostOnce
-        } else {
-            QoS::AtLeastOnce
+        let qos = match self.settings.qos {
+            InputQos::AtMostOnce => QoS::AtMostOnce,
+            InputQos::AtLeastOnce => QoS::AtLeastOnce,
         };
-        let mut options = MqttOptions::new(&self.client_id, &host, port);
-        options.set_keep_alive(self.input.keep_alive.as_duration());
-        options.set_clean_session(self.input.clean_session);
+        let mut options = self.connection.options();
+        options.set_clean_session(self.settings.clean_session);
         options.set_manual_acks(true);
         options.set_max_packet_size(1 << 20, 1 << 20);
-        if broker.tls {
-            let ca = self
-                .input
-                .ca_file
-                .as_deref()
-                .ok_or_else(|| anyhow::anyhow!("an mqtts:// broker needs ca_file"))?;
-            let client = self.input.client_cert.as_deref().zip(self.input.client_key.as_deref());
-            let tls = crate::mqtt::tls::client_config(ca, client)?;
-            options.set_transport(rumqttc::Transport::tls_with_config(tls));
-        }
-        if let Some(user) = &self.input.username {
-            options.set_credentials(
-                user,
-                password(&self.input).map_err(anyhow::Error::msg)?.unwrap_or_default(),
-            );
-        }
         let (client, mut events): (AsyncClient, EventLoop) = AsyncClient::new(options, 1024);
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(u64, Publish)>();
         let mut decoders = Decoders::default();
@@ -187,7 +151,7 @@ impl MqttSource {
         let mut epoch = 0u64;
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
         let mut connected = false;
-        let unmatched = self.stats.input(&format!("{}:<no subscription>", self.client_id));
+        let unmatched = self.stats.input(&format!("{client_id}:<no subscription>"));
         // Acks ready to send. The client's request queue is drained by `events.poll()` in
         // this same task, so acks are handed over as space allows, never awaited here.
         let mut acks: std::collections::VecDeque<Publish> = std::collections::VecDeque::new();
@@ -207,7 +171,7 @@ impl MqttSource {
                         // Packet ids of the old connection mean nothing now.
                         acks.clear();
                         backoff.reset();
-                        tracing::info!(client = %self.client_id, broker = %self.input.broker, session_present = ack.session_present, "mqtt input connected");
+                        tracing::info!(client = %client_id, broker = %self.connection.broker(), session_present = ack.session_present, "mqtt input connected");
                         // Subscribe even when the broker kept our session: the config may
                         // have gained subscriptions since, and subscribing again is harmless.
                         for s in &subs {
@@ -218,7 +182,7 @@ impl MqttSource {
                     }
                     Ok(Event::Incoming(Packet::SubAck(ack))) => {
                         if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
-                            tracing::error!(client = %self.client_id, "the broker refused a subscription (check its ACLs)");
+                            tracing::error!(client = %client_id, "the broker refused a subscription (check its ACLs)");
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -245,9 +209,9 @@ impl MqttSource {
                     Err(e) => {
                         let delay = backoff.next_delay();
                         if connected {
-                            tracing::warn!(client = %self.client_id, broker = %self.input.broker, error = %e, retry_in = ?delay, "mqtt input disconnected; unacknowledged messages stay with the broker");
+                            tracing::warn!(client = %client_id, broker = %self.connection.broker(), error = %e, retry_in = ?delay, "mqtt input disconnected; unacknowledged messages stay with the broker");
                         } else {
-                            tracing::debug!(client = %self.client_id, error = %e, retry_in = ?delay, "mqtt input still disconnected");
+                            tracing::debug!(client = %client_id, error = %e, retry_in = ?delay, "mqtt input still disconnected");
                         }
                         connected = false;
                         tokio::select! {
@@ -311,7 +275,7 @@ impl MqttSource {
             );
         }
         let topic_level = [("topic".to_string(), p.topic.replace('/', "."))];
-        let max_ts = now + self.input.max_future.as_duration().as_millis() as i64;
+        let max_ts = now + self.settings.max_future.as_millis() as i64;
         let mut samples = Vec::with_capacity(readings.len());
         for r in readings {
             let ts = r.ts_ms.unwrap_or(now);
