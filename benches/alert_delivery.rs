@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use forewarn::alert::lifecycle::Lifecycle;
 use forewarn::alert::publisher::Publisher;
 use forewarn::alert::sink::AlertSink;
-use forewarn::alert::status::StatusInfo;
+use forewarn::alert::status::{config_hash, StatusInfo};
 use forewarn::alert::Outbox;
 use forewarn::alert::{AlertEvent, AlertState};
 use forewarn::base::sample::Sample;
@@ -105,14 +105,14 @@ fn publisher(
     stats: &Arc<Stats>,
 ) -> (Publisher, mpsc::UnboundedReceiver<u64>) {
     let (acked, acks) = mpsc::unbounded_channel();
+    let upstream = config.upstream_settings().expect("upstream settings");
     let p = Publisher {
-        options: forewarn::alert::upstream::options(&config.upstream_settings().expect("upstream settings"))
-            .expect("upstream options"),
+        options: forewarn::alert::upstream::options(&upstream).expect("upstream options"),
         outbox: outbox.clone(),
         wake: wake.clone(),
         stats: stats.clone(),
         drain_grace: Duration::from_millis(100),
-        status: StatusInfo::new(config),
+        status: StatusInfo::new(&upstream, config_hash(config)),
         acked: Some(acked),
     };
     (p, acks)
@@ -129,8 +129,8 @@ async fn latency(broker_port: u16, alerts: usize) {
     let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
     let outbox = Outbox::open(store.db()).expect("outbox");
     let (wake, stats) = (Arc::new(Notify::new()), Arc::new(Stats::default()));
-    let mut lifecycle = Lifecycle::from_config(&config);
-    let rules = RuleEngine::new(&config, &|_| Some(1), &mut |d| lifecycle.register(d));
+    let mut lifecycle = Lifecycle::for_assets(&config.asset);
+    let rules = RuleEngine::new(&config.asset, &|_| Some(1), &mut |d| lifecycle.register(d));
     let (mut sink, _) = AlertSink::open(
         lifecycle,
         outbox.clone(),

@@ -142,7 +142,7 @@ async fn fleet(n: usize, run_for: Duration) {
     let stats: Vec<Arc<DeviceStats>> = (0..n).map(|_| Arc::default()).collect();
     let mut next_id = 0u32;
     let ids: std::collections::HashMap<String, u32> = config
-        .sensors()
+        .modbus_sensors()
         .map(|s| {
             next_id += 1;
             (s.to_string(), next_id)

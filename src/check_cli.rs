@@ -17,8 +17,8 @@ pub(crate) fn summary(c: &Config) -> String {
         c.modbus.len(),
         plural(c.modbus.len()),
         plural(registers),
-        c.sensors().count(),
-        plural(c.sensors().count()),
+        c.modbus_sensors().count(),
+        plural(c.modbus_sensors().count()),
         c.asset.len(),
         plural(c.asset.len()),
         plural(rules)

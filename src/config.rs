@@ -487,11 +487,22 @@ impl Config {
         load::parse(text, path)
     }
 
-    /// All sensor names the config defines, in declaration order.
-    pub fn sensors(&self) -> impl Iterator<Item = &str> {
+    /// The sensors Modbus registers define, in declaration order. MQTT sensors are named
+    /// by their messages, so only the ones an asset or a rule names are known beforehand.
+    pub fn modbus_sensors(&self) -> impl Iterator<Item = &str> {
         self.modbus
             .iter()
             .flat_map(|d| d.register.iter().map(|r| r.sensor.as_str()))
+    }
+
+    /// Every sensor the config names: Modbus registers, then the sensors of assets and
+    /// rules (MQTT ones among them); a name may repeat.
+    pub fn named_sensors(&self) -> impl Iterator<Item = &str> {
+        let assets = self
+            .asset
+            .iter()
+            .flat_map(|a| a.sensors.iter().chain(a.rule.iter().map(|r| &r.sensor)));
+        self.modbus_sensors().chain(assets.map(String::as_str))
     }
 
     /// Rollup tiers in milliseconds, finest first.

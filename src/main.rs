@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
-use forewarn::config::{Config, DEFAULT_CONFIG_PATH};
+use forewarn::config::{Config, RegisterKind, DEFAULT_CONFIG_PATH};
 
 mod check_cli;
 mod history;
@@ -62,9 +62,9 @@ enum Command {
         /// Aggregate into intervals (min, max, mean, count), e.g. `1m`.
         #[arg(long)]
         every: Option<String>,
-        /// `jsonl` or `csv`.
-        #[arg(long, default_value = "jsonl")]
-        format: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = QueryFormat::Jsonl)]
+        format: QueryFormat,
     },
     /// Load history into the store (the agent must be stopped): a wide CSV file, or an
     /// archive directory written by retention.
@@ -130,8 +130,8 @@ enum Command {
     /// rows, replay the rest through the live scorer, print F1, FAR, MAR and NAB scores.
     Eval {
         /// `skab` (SKAB's `;`-separated files) or `csv` (time, sensors, a 0/1 label).
-        #[arg(long, default_value = "skab")]
-        format: String,
+        #[arg(long, value_enum, default_value_t = predict_cli::EvalFormat::Skab)]
+        format: predict_cli::EvalFormat,
         /// Directory of labelled files (or one CSV file with --format csv).
         #[arg(long)]
         data: PathBuf,
@@ -170,9 +170,9 @@ enum Command {
         /// print every type/byte-order interpretation.
         #[arg(long, num_args = 3, value_names = ["DEVICE", "ADDRESS", "COUNT"])]
         probe: Option<Vec<String>>,
-        /// Table read by --probe: holding, input, coil or discrete.
-        #[arg(long, default_value = "holding", requires = "probe")]
-        table: String,
+        /// Table read by --probe.
+        #[arg(long, value_enum, default_value_t = RegisterKind::Holding, requires = "probe")]
+        table: RegisterKind,
     },
     /// Run a simulated plant, an embedded broker and the agent in one process; alerts are
     /// printed on stdout as JSON lines.
@@ -209,7 +209,7 @@ fn main() -> ExitCode {
             once: _,
             probe,
             table,
-        } => poll(&config, probe.as_deref(), &table),
+        } => poll(&config, probe.as_deref(), table),
         Command::Demo { duration } => demo(duration.map(Duration::from_secs)),
         Command::Query {
             config,
@@ -219,7 +219,7 @@ fn main() -> ExitCode {
             every,
             format,
         } => {
-            let mut params = vec![("sensor", sensor), ("format", format)];
+            let mut params = vec![("sensor", sensor), ("format", format.as_str().to_string())];
             params.extend(from.map(|v| ("from", v)));
             params.extend(to.map(|v| ("to", v)));
             params.extend(every.map(|v| ("every", v)));
@@ -294,9 +294,23 @@ fn main() -> ExitCode {
     }
 }
 
-pub(crate) fn parse_detector(s: &str) -> Result<forewarn::detect::detector::DetectorKind, String> {
-    serde_json::from_value(serde_json::Value::String(s.to_string()))
-        .map_err(|_| format!("unknown detector {s:?}: expected pca, mahalanobis, mset or ewma"))
+/// `forewarn query --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum QueryFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// A header and one row per sample or interval.
+    Csv,
+}
+
+impl QueryFormat {
+    /// The name the HTTP API's `format` parameter takes.
+    fn as_str(self) -> &'static str {
+        match self {
+            QueryFormat::Jsonl => "jsonl",
+            QueryFormat::Csv => "csv",
+        }
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -335,8 +349,7 @@ fn run(path: &Path) -> Result<ExitCode> {
     })
 }
 
-fn poll(path: &Path, probe: Option<&[String]>, table: &str) -> Result<ExitCode> {
-    use forewarn::config::RegisterKind;
+fn poll(path: &Path, probe: Option<&[String]>, table: RegisterKind) -> Result<ExitCode> {
     use forewarn::source::modbus::once;
     let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rt = runtime()?;
@@ -359,13 +372,6 @@ fn poll(path: &Path, probe: Option<&[String]>, table: &str) -> Result<ExitCode> 
     let address: u32 = address
         .parse()
         .with_context(|| format!("ADDRESS {address:?} is not a number"))?;
-    let table = match table {
-        "holding" => RegisterKind::Holding,
-        "input" => RegisterKind::Input,
-        "coil" => RegisterKind::Coil,
-        "discrete" => RegisterKind::Discrete,
-        other => anyhow::bail!("--table {other:?}: expected holding, input, coil or discrete"),
-    };
     let max = if table.is_bits() { 2000 } else { 125 };
     let count: u16 = count
         .parse()

@@ -249,9 +249,18 @@ fn from_csv(
     Ok((rows, label_index.map(|_| labels)))
 }
 
+/// The layout of `eval`'s labelled files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalFormat {
+    /// SKAB's `;`-separated files with `anomaly` and `changepoint` columns.
+    Skab,
+    /// A time column, one column per sensor and a 0/1 label column.
+    Csv,
+}
+
 /// Options of `eval` beyond the data.
 pub struct EvalArgs {
-    pub format: String,
+    pub format: EvalFormat,
     pub data: PathBuf,
     pub predictions: Option<PathBuf>,
     pub layout: CsvLayout,
@@ -267,8 +276,8 @@ pub struct Tuning {
     /// [asset.model] classifier_threshold).
     #[arg(long)]
     classifier_threshold: Option<f64>,
-    /// Detector: pca, mahalanobis, mset or ewma (default as [asset.model]).
-    #[arg(long, value_parser = crate::parse_detector)]
+    /// Detector (default as [asset.model]).
+    #[arg(long, value_enum)]
     detector: Option<DetectorKind>,
     /// Moving-mean window, periods.
     #[arg(long)]
@@ -325,13 +334,12 @@ impl Tuning {
 
 pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let files = match args.format.as_str() {
-        "skab" => eval::read_skab_dir(&args.data)?,
-        "csv" => eval::list_csv(&args.data)?
+    let files = match args.format {
+        EvalFormat::Skab => eval::read_skab_dir(&args.data)?,
+        EvalFormat::Csv => eval::list_csv(&args.data)?
             .iter()
             .map(|(p, n)| eval::read_labelled_history(p, n, &args.layout))
             .collect::<Result<Vec<_>, _>>()?,
-        other => bail!("unknown --format {other:?}: expected skab or csv"),
     };
     let results = if args.classifier {
         eval::evaluate_leave_one_out(files, &args.options, skab::TRAIN_ROWS)?

@@ -31,7 +31,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::event::{AlertEvent, AlertState, ChildState, FoldedChild};
-use crate::config::Config;
+use crate::config::Asset;
 use crate::detect::{AlarmDef, AlarmId, Level, Observation};
 
 /// Where an alarm is in its lifecycle.
@@ -121,11 +121,10 @@ impl Lifecycle {
         }
     }
 
-    /// A lifecycle over the config's asset tree (`[[asset]] parent`).
-    pub fn from_config(config: &Config) -> Self {
+    /// A lifecycle over the assets' tree (`[[asset]] parent`).
+    pub fn for_assets(assets: &[Asset]) -> Self {
         Lifecycle::new(
-            config
-                .asset
+            assets
                 .iter()
                 .filter_map(|a| a.parent.clone().map(|p| (a.id.clone(), p)))
                 .collect(),

@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::base::sample::rfc3339_ms;
-use crate::config::Config;
+use crate::config::{Config, UpstreamSettings};
 use crate::stats::Stats;
 
 /// The identity carried by every status message.
@@ -36,12 +36,14 @@ pub fn config_hash(config: &Config) -> String {
 }
 
 impl StatusInfo {
-    pub fn new(config: &Config) -> Self {
+    /// The identity of the agent `upstream` describes, whose whole config hashes to
+    /// `config_hash`.
+    pub fn new(upstream: &UpstreamSettings, config_hash: String) -> Self {
         StatusInfo {
-            agent: config.agent.id.clone(),
-            site: config.upstream.site.clone(),
+            agent: upstream.agent.clone(),
+            site: upstream.site.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            config_hash: config_hash(config),
+            config_hash,
             started_ms: crate::base::time::now_ms(),
         }
     }
@@ -95,23 +97,13 @@ impl StatusInfo {
                     .sum::<u64>()
             })
             .sum();
-        json!({
-            "agent": self.agent,
-            "ts": rfc3339_ms(now_ms),
-            "uptime_s": (now_ms - self.started_ms).max(0) / 1000,
-            "samples_in": stats.samples_in.get(),
-            "samples_stored": stats.samples_stored.get(),
-            "samples_rejected": stats.samples_rejected.get(),
-            "flush_errors": stats.flush_errors.get(),
-            "storage_pressure": stats.storage_pressure(),
-            "alerts_raised": stats.alerts_raised.get(),
-            "alerts_published": stats.alerts_published.get(),
-            "outbox_depth": stats.outbox_depth.get(),
-            "device_errors": device_errors,
-            "devices": devices,
-        })
-        .to_string()
-        .into_bytes()
+        let mut m = stats.agent_json();
+        m.insert("agent".into(), json!(self.agent));
+        m.insert("ts".into(), json!(rfc3339_ms(now_ms)));
+        m.insert("uptime_s".into(), json!((now_ms - self.started_ms).max(0) / 1000));
+        m.insert("device_errors".into(), json!(device_errors));
+        m.insert("devices".into(), devices);
+        Value::Object(m).to_string().into_bytes()
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use super::keys::{at, k, KeyPath, Seg};
-use super::{Config, PayloadFormat};
+use super::{Config, PayloadFormat, Subscription};
 
 /// Checks `[[mqtt]]`; returns a glob per subscription of the sensor names it can produce.
 pub(super) fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<String> {
@@ -36,59 +36,77 @@ pub(super) fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<St
         }
         for (j, sub) in m.subscribe.iter().enumerate() {
             let sb = at(&base, &[k("subscribe"), Seg::Index(j)]);
-            let topic_vars = match super::TopicTemplate::parse(&sub.topic) {
-                Ok(t) => t.vars().map(str::to_string).collect::<Vec<_>>(),
-                Err(e) => {
-                    out.push((at(&sb, &[k("topic")]), e));
-                    continue;
-                }
-            };
-            let format_vars: &[&str] = match sub.format {
-                PayloadFormat::Number => &[],
-                PayloadFormat::Json if sub.value.is_some() => &[],
-                PayloadFormat::Json => &["field"],
-                PayloadFormat::Influx => &["measurement", "field", "*"],
-                PayloadFormat::Sparkplug => &["group", "node", "device", "metric"],
-            };
-            let template = super::sensor_template(sub);
-            let mut rest = template.as_str();
-            while let Some(open) = rest.find('{') {
-                let Some(close) = rest[open..].find('}') else {
-                    out.push((at(&sb, &[k("sensor")]), format!("unclosed '{{' in {template:?}")));
-                    break;
-                };
-                let name = &rest[open + 1..open + close];
-                if name != "topic"
-                    && !topic_vars.iter().any(|v| v == name)
-                    && !format_vars.contains(&name)
-                    && !format_vars.contains(&"*")
-                {
-                    let mut allowed: Vec<String> = topic_vars.iter().map(|v| format!("{{{v}}}")).collect();
-                    allowed.extend(format_vars.iter().map(|v| format!("{{{v}}}")));
-                    out.push((
-                        at(&sb, &[k("sensor")]),
-                        format!(
-                            "unknown placeholder {{{name}}} for a {:?} subscription; allowed: {}",
-                            sub.format,
-                            if allowed.is_empty() {
-                                "none".into()
-                            } else {
-                                allowed.join(", ")
-                            }
-                        )
-                        .to_lowercase(),
-                    ));
-                }
-                rest = &rest[open + close + 1..];
-            }
-            if sub.format != PayloadFormat::Json && (sub.timestamp.is_some() || sub.value.is_some()) {
-                out.push((
-                    sb.clone(),
-                    "`timestamp` and `value` apply to format = \"json\" only".into(),
-                ));
-            }
-            globs.push(super::sensor_glob(&template, &sub.topic));
+            globs.extend(check_subscription(sub, &sb, out));
         }
     }
     globs
+}
+
+/// One subscription: its topic template, the placeholders of its sensor template, and the
+/// options of its format. Returns the glob of the names it can produce.
+fn check_subscription(sub: &Subscription, sb: &KeyPath, out: &mut Vec<(KeyPath, String)>) -> Option<String> {
+    let topic_vars = match super::TopicTemplate::parse(&sub.topic) {
+        Ok(t) => t.vars().map(str::to_string).collect::<Vec<_>>(),
+        Err(e) => {
+            out.push((at(sb, &[k("topic")]), e));
+            return None;
+        }
+    };
+    let format_vars: &[&str] = match sub.format {
+        PayloadFormat::Number => &[],
+        PayloadFormat::Json if sub.value.is_some() => &[],
+        PayloadFormat::Json => &["field"],
+        PayloadFormat::Influx => &["measurement", "field", "*"],
+        PayloadFormat::Sparkplug => &["group", "node", "device", "metric"],
+    };
+    let template = super::sensor_template(sub);
+    check_sensor_template(sub, &template, &topic_vars, format_vars, sb, out);
+    if sub.format != PayloadFormat::Json && (sub.timestamp.is_some() || sub.value.is_some()) {
+        out.push((
+            sb.clone(),
+            "`timestamp` and `value` apply to format = \"json\" only".into(),
+        ));
+    }
+    Some(super::sensor_glob(&template, &sub.topic))
+}
+
+/// Every `{name}` of the sensor template is one the topic or the format fills.
+fn check_sensor_template(
+    sub: &Subscription,
+    template: &str,
+    topic_vars: &[String],
+    format_vars: &[&str],
+    sb: &KeyPath,
+    out: &mut Vec<(KeyPath, String)>,
+) {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            out.push((at(sb, &[k("sensor")]), format!("unclosed '{{' in {template:?}")));
+            break;
+        };
+        let name = &rest[open + 1..open + close];
+        if name != "topic"
+            && !topic_vars.iter().any(|v| v == name)
+            && !format_vars.contains(&name)
+            && !format_vars.contains(&"*")
+        {
+            let mut allowed: Vec<String> = topic_vars.iter().map(|v| format!("{{{v}}}")).collect();
+            allowed.extend(format_vars.iter().map(|v| format!("{{{v}}}")));
+            out.push((
+                at(sb, &[k("sensor")]),
+                format!(
+                    "unknown placeholder {{{name}}} for a {:?} subscription; allowed: {}",
+                    sub.format,
+                    if allowed.is_empty() {
+                        "none".into()
+                    } else {
+                        allowed.join(", ")
+                    }
+                )
+                .to_lowercase(),
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
 }

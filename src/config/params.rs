@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_CLASSIFIER_THRESHOLD: f64 = 0.75;
 
 /// Which detector a model uses, as named in the config (`[asset.model] detector`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum DetectorKind {
     /// PCA with Hotelling's T² and the Q statistic (squared prediction error).

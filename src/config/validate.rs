@@ -6,11 +6,34 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::keys::{at, is_plain_name, k, key, KeyPath, Seg};
-use super::{Config, DataType, Rule};
+use super::{Asset, Config, DataType, Register, Rule};
 
 pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
     let mut out = Vec::new();
+    check_agent(c, &mut out);
+    check_storage(c, &mut out);
+    if let Some(problem) = super::footprint::check_budget(c) {
+        out.push((key(&["storage", "max_disk"]), problem));
+    }
+    check_http(c, &mut out);
+    check_upstream(c, &mut out);
+    let sensors = super::modbus_checks::check_devices(c, &mut out);
+    let globs = super::mqtt_checks::check_mqtt(c, &mut out);
+    let known = |name: &str| sensors.contains_key(name) || globs.iter().any(|g| crate::base::glob::glob_match(g, name));
+    let mut assets = HashSet::new();
+    for (i, a) in c.asset.iter().enumerate() {
+        let base = vec![k("asset"), Seg::Index(i)];
+        check_asset(a, &base, &known, &mut assets, &mut out);
+        let rule_names = check_rules(a, &base, &sensors, &known, &mut out);
+        check_no_data(a, &base, &rule_names, &mut out);
+        check_model_name(a, &base, &rule_names, &mut out);
+    }
+    check_asset_tree(c, &mut out);
+    out
+}
 
+/// `[agent]`: a name safe in topics, a data directory.
+fn check_agent(c: &Config, out: &mut Vec<(KeyPath, String)>) {
     if !is_plain_name(&c.agent.id, &[]) {
         out.push((
             key(&["agent", "id"]),
@@ -20,7 +43,10 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
     if c.agent.data_dir.as_os_str().is_empty() {
         out.push((key(&["agent", "data_dir"]), "must not be empty".into()));
     }
+}
 
+/// `[storage]` and its rollup tiers.
+fn check_storage(c: &Config, out: &mut Vec<(KeyPath, String)>) {
     let s = &c.storage;
     if s.flush_interval.0 < Duration::from_millis(10) || s.flush_interval.0 > Duration::from_secs(60) {
         out.push((
@@ -73,129 +99,152 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
             ));
         }
     }
-    if let Some(problem) = super::footprint::check_budget(c) {
-        out.push((key(&["storage", "max_disk"]), problem));
-    }
+}
+
+/// `[http]`: an address to listen on.
+fn check_http(c: &Config, out: &mut Vec<(KeyPath, String)>) {
     if c.http.enabled && c.http.listen.parse::<std::net::SocketAddr>().is_err() {
         out.push((
             key(&["http", "listen"]),
             format!("{:?} is not ip:port (e.g. \"127.0.0.1:9321\")", c.http.listen),
         ));
     }
+}
 
+/// `[upstream]`: the alert topic, the connection and the session.
+fn check_upstream(c: &Config, out: &mut Vec<(KeyPath, String)>) {
     let u = &c.upstream;
     check_topic_template(
         &u.alert_topic,
         &["agent", "asset", "site"],
         key(&["upstream", "alert_topic"]),
-        &mut out,
+        out,
     );
-    check_upstream_session(c, &mut out);
+    check_upstream_session(c, out);
     if u.max_inflight == 0 {
         out.push((key(&["upstream", "max_inflight"]), "must be at least 1".into()));
     }
     if u.keep_alive.0 < Duration::from_secs(5) {
         out.push((key(&["upstream", "keep_alive"]), "must be at least 5s".into()));
     }
+}
 
-    let sensors = super::modbus_checks::check_devices(c, &mut out);
-
-    let globs = super::mqtt_checks::check_mqtt(c, &mut out);
-    let known = |name: &str| sensors.contains_key(name) || globs.iter().any(|g| crate::base::glob::glob_match(g, name));
-
-    let mut assets = HashSet::new();
-    for (i, a) in c.asset.iter().enumerate() {
-        let base = vec![k("asset"), Seg::Index(i)];
-        let valid_id =
-            !a.id.starts_with('/') && !a.id.ends_with('/') && !a.id.contains("//") && is_plain_name(&a.id, &['/']);
-        if !valid_id {
+/// One asset's id (a unique path) and its sensors (each defined by a register or a
+/// subscription).
+fn check_asset<'a>(
+    a: &'a Asset,
+    base: &KeyPath,
+    known: &dyn Fn(&str) -> bool,
+    ids: &mut HashSet<&'a str>,
+    out: &mut Vec<(KeyPath, String)>,
+) {
+    let valid_id =
+        !a.id.starts_with('/') && !a.id.ends_with('/') && !a.id.contains("//") && is_plain_name(&a.id, &['/']);
+    if !valid_id {
+        out.push((
+            at(base, &[k("id")]),
+            "must be a path like \"line1/pump1\" of letters, digits, '-', '_', '.'".into(),
+        ));
+    } else if !ids.insert(a.id.as_str()) {
+        out.push((at(base, &[k("id")]), format!("duplicate asset id {:?}", a.id)));
+    }
+    check_rule_timing(a, base, out);
+    for (j, s) in a.sensors.iter().enumerate() {
+        if !known(s) {
             out.push((
-                at(&base, &[k("id")]),
-                "must be a path like \"line1/pump1\" of letters, digits, '-', '_', '.'".into(),
+                at(base, &[k("sensors"), Seg::Index(j)]),
+                format!("unknown sensor {s:?}: no register or MQTT subscription defines it"),
             ));
-        } else if !assets.insert(a.id.as_str()) {
-            out.push((at(&base, &[k("id")]), format!("duplicate asset id {:?}", a.id)));
-        }
-        check_rule_timing(a, &base, &mut out);
-        for (j, s) in a.sensors.iter().enumerate() {
-            if !known(s) {
-                out.push((
-                    at(&base, &[k("sensors"), Seg::Index(j)]),
-                    format!("unknown sensor {s:?}: no register or MQTT subscription defines it"),
-                ));
-            }
-        }
-        let mut rule_names = HashSet::new();
-        for (j, r) in a.rule.iter().enumerate() {
-            let rb = at(&base, &[k("rule"), Seg::Index(j)]);
-            if !is_plain_name(&r.name, &[]) {
-                out.push((
-                    at(&rb, &[k("name")]),
-                    "must be non-empty and use only letters, digits, '-', '_' and '.'".into(),
-                ));
-            } else if !rule_names.insert(r.name.as_str()) {
-                out.push((
-                    at(&rb, &[k("name")]),
-                    format!("duplicate rule name {:?} in this asset", r.name),
-                ));
-            }
-            match sensors.get(r.sensor.as_str()) {
-                None if !known(&r.sensor) => out.push((
-                    at(&rb, &[k("sensor")]),
-                    format!(
-                        "rule on unknown sensor {:?}: no register or MQTT subscription defines it",
-                        r.sensor
-                    ),
-                )),
-                Some(reg) if reg.data_type == DataType::String => out.push((
-                    at(&rb, &[k("sensor")]),
-                    format!("rule on string sensor {:?}: a threshold needs a number", r.sensor),
-                )),
-                _ => {}
-            }
-            check_rule_limits(r, &rb, &mut out);
-        }
-        if let Some(d) = a.no_data {
-            let nb = at(&base, &[k("no_data")]);
-            if d.0 < Duration::from_secs(1) || d.0 > Duration::from_secs(86_400) {
-                out.push((nb, format!("{d} is outside 1s..1d")));
-            } else if a.sensors.is_empty() {
-                out.push((nb, "the asset has no sensors to watch".into()));
-            } else if rule_names.contains(crate::base::names::NO_DATA_RULE)
-                || a.model
-                    .as_ref()
-                    .is_some_and(|m| m.name == crate::base::names::NO_DATA_RULE)
-            {
-                out.push((
-                    nb,
-                    format!(
-                        "{:?} is the alarm of no_data and also the name of a rule or the model of this asset; rename that one",
-                        crate::base::names::NO_DATA_RULE
-                    ),
-                ));
-            }
-        }
-        if let Some(m) = &a.model {
-            let mb = at(&base, &[k("model")]);
-            check_model(m, a.sensors.len(), &mb, &mut out);
-            if !is_plain_name(&m.name, &[]) {
-                out.push((
-                    at(&mb, &[k("name")]),
-                    "must be non-empty and use only letters, digits, '-', '_' and '.'".into(),
-                ));
-            } else if rule_names.contains(m.name.as_str()) {
-                out.push((
-                    at(&mb, &[k("name")]),
-                    format!(
-                        "{:?} is also the name of a rule of this asset; name the model's alarm differently",
-                        m.name
-                    ),
-                ));
-            }
         }
     }
-    check_asset_tree(c, &mut out);
-    out
+}
+
+/// An asset's rules: unique plain names, numeric sensors, consistent limits. Returns the
+/// rule names, which the `no-data` alarm and the model may not reuse.
+fn check_rules<'a>(
+    a: &'a Asset,
+    base: &KeyPath,
+    sensors: &HashMap<&str, &Register>,
+    known: &dyn Fn(&str) -> bool,
+    out: &mut Vec<(KeyPath, String)>,
+) -> HashSet<&'a str> {
+    let mut rule_names = HashSet::new();
+    for (j, r) in a.rule.iter().enumerate() {
+        let rb = at(base, &[k("rule"), Seg::Index(j)]);
+        if !is_plain_name(&r.name, &[]) {
+            out.push((
+                at(&rb, &[k("name")]),
+                "must be non-empty and use only letters, digits, '-', '_' and '.'".into(),
+            ));
+        } else if !rule_names.insert(r.name.as_str()) {
+            out.push((
+                at(&rb, &[k("name")]),
+                format!("duplicate rule name {:?} in this asset", r.name),
+            ));
+        }
+        match sensors.get(r.sensor.as_str()) {
+            None if !known(&r.sensor) => out.push((
+                at(&rb, &[k("sensor")]),
+                format!(
+                    "rule on unknown sensor {:?}: no register or MQTT subscription defines it",
+                    r.sensor
+                ),
+            )),
+            Some(reg) if reg.data_type == DataType::String => out.push((
+                at(&rb, &[k("sensor")]),
+                format!("rule on string sensor {:?}: a threshold needs a number", r.sensor),
+            )),
+            _ => {}
+        }
+        check_rule_limits(r, &rb, out);
+    }
+    rule_names
+}
+
+/// `no_data`: a sane interval, sensors to watch, a free alarm name.
+fn check_no_data(a: &Asset, base: &KeyPath, rule_names: &HashSet<&str>, out: &mut Vec<(KeyPath, String)>) {
+    if let Some(d) = a.no_data {
+        let nb = at(base, &[k("no_data")]);
+        if d.0 < Duration::from_secs(1) || d.0 > Duration::from_secs(86_400) {
+            out.push((nb, format!("{d} is outside 1s..1d")));
+        } else if a.sensors.is_empty() {
+            out.push((nb, "the asset has no sensors to watch".into()));
+        } else if rule_names.contains(crate::base::names::NO_DATA_RULE)
+            || a.model
+                .as_ref()
+                .is_some_and(|m| m.name == crate::base::names::NO_DATA_RULE)
+        {
+            out.push((
+                nb,
+                format!(
+                    "{:?} is the alarm of no_data and also the name of a rule or the model of this asset; rename that one",
+                    crate::base::names::NO_DATA_RULE
+                ),
+            ));
+        }
+    }
+}
+
+/// `[asset.model]`: its options and an alarm name of its own.
+fn check_model_name(a: &Asset, base: &KeyPath, rule_names: &HashSet<&str>, out: &mut Vec<(KeyPath, String)>) {
+    if let Some(m) = &a.model {
+        let mb = at(base, &[k("model")]);
+        check_model(m, a.sensors.len(), &mb, out);
+        if !is_plain_name(&m.name, &[]) {
+            out.push((
+                at(&mb, &[k("name")]),
+                "must be non-empty and use only letters, digits, '-', '_' and '.'".into(),
+            ));
+        } else if rule_names.contains(m.name.as_str()) {
+            out.push((
+                at(&mb, &[k("name")]),
+                format!(
+                    "{:?} is also the name of a rule of this asset; name the model's alarm differently",
+                    m.name
+                ),
+            ));
+        }
+    }
 }
 
 /// Site, status topics, TLS files and credentials of `[upstream]`.

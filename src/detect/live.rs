@@ -17,7 +17,7 @@
 //! incident open from an earlier run stays open until a model reports on it again.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::model::{Model, ModelError};
@@ -25,7 +25,7 @@ use super::resample::{Resampler, Tick};
 use super::scorer::Scorer;
 use super::{AlarmDef, AlarmId, Level, Observation, Policy, SensorValue};
 use crate::base::sample::{Sample, SensorId};
-use crate::config::{Asset, Config, ModelConfig};
+use crate::config::{Asset, ModelConfig};
 
 pub use crate::base::names::MODEL_RULE;
 
@@ -51,9 +51,8 @@ pub struct ModelAlarms {
 }
 
 impl ModelAlarms {
-    pub fn register(config: &Config, register: &mut dyn FnMut(AlarmDef) -> AlarmId) -> Self {
-        let by_asset = config
-            .asset
+    pub fn register(assets: &[Asset], register: &mut dyn FnMut(AlarmDef) -> AlarmId) -> Self {
+        let by_asset = assets
             .iter()
             .filter_map(|a| a.model.as_ref().map(|mc| (a.id.clone(), register(alarm_def(a, mc)))))
             .collect();
@@ -101,20 +100,21 @@ pub struct ModelEngine {
 }
 
 impl ModelEngine {
-    /// Loads the model of every asset with `[asset.model]`; each reports to its alarm in
-    /// `alarms`.
+    /// Loads the model of every asset with `[asset.model]` (default files under
+    /// `data_dir`); each reports to its alarm in `alarms`.
     pub fn load(
-        config: &Config,
+        assets: &[Asset],
+        data_dir: &Path,
         ids: &dyn Fn(&str) -> Option<SensorId>,
         alarms: &ModelAlarms,
     ) -> (ModelEngine, Vec<LoadOutcome>) {
         let mut engine = ModelEngine::default();
         let mut outcomes = Vec::new();
-        for asset in &config.asset {
+        for asset in assets {
             let (Some(mc), Some(alarm)) = (&asset.model, alarms.get(&asset.id)) else {
                 continue;
             };
-            let path = mc.path(&config.agent.data_dir, &asset.id);
+            let path = mc.path(data_dir, &asset.id);
             let shown = path.display().to_string();
             let loaded = Model::load(&path).and_then(|m| m.check_asset(&shown, &asset.id, &asset.sensors).map(|()| m));
             let model = match loaded {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use super::{AlarmDef, AlarmId, Level, Observation, Policy};
 use crate::base::sample::{Sample, SensorId};
-use crate::config::{Config, Rule};
+use crate::config::{Asset, Rule};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Limit {
@@ -45,15 +45,15 @@ pub fn policy(rule: &Rule) -> Policy {
 }
 
 impl RuleEngine {
-    /// Builds the engine from a validated config; `ids` maps sensor names to ids and
+    /// Builds the engine from the validated assets; `ids` maps sensor names to ids and
     /// `register` enrols each rule's alarm with the lifecycle.
     pub fn new(
-        config: &Config,
+        assets: &[Asset],
         ids: &dyn Fn(&str) -> Option<SensorId>,
         register: &mut dyn FnMut(AlarmDef) -> AlarmId,
     ) -> Self {
         let mut engine = RuleEngine::default();
-        for asset in &config.asset {
+        for asset in assets {
             for rule in &asset.rule {
                 let limit = match (rule.above, rule.below) {
                     (Some(raise), _) => Limit::High {
@@ -160,9 +160,9 @@ sensors = ["temp"]
   {rule_toml}
 "#
         );
-        let config = Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+        let config = crate::config::Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
         let mut defs = Vec::new();
-        let e = RuleEngine::new(&config, &|n| (n == "temp").then_some(7), &mut |d| {
+        let e = RuleEngine::new(&config.asset, &|n| (n == "temp").then_some(7), &mut |d| {
             defs.push(d);
             defs.len() - 1
         });

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use super::{AlarmDef, AlarmId, Level, Observation, Policy, SensorValue};
 use crate::base::sample::{Sample, SensorId};
-use crate::config::{Config, Severity};
+use crate::config::{Asset, Severity};
 
 pub use crate::base::names::NO_DATA_RULE;
 
@@ -40,13 +40,13 @@ impl SilenceWatch {
     /// Registers one `no-data` alarm per asset with `no_data`; every sensor counts as
     /// heard from at `now_ms`.
     pub fn new(
-        config: &Config,
+        assets: &[Asset],
         ids: &dyn Fn(&str) -> Option<SensorId>,
         register: &mut dyn FnMut(AlarmDef) -> AlarmId,
         now_ms: i64,
     ) -> Self {
         let mut watch = SilenceWatch::default();
-        for asset in &config.asset {
+        for asset in assets {
             let Some(after) = asset.no_data else { continue };
             let alarm = register(AlarmDef {
                 asset: asset.id.clone(),
@@ -152,7 +152,7 @@ no_data = "10s"
 id = "other"
 sensors = ["a"]
 "#;
-        let config = Config::parse(text, std::path::Path::new("t.toml")).unwrap();
+        let config = crate::config::Config::parse(text, std::path::Path::new("t.toml")).unwrap();
         let mut defs = Vec::new();
         let ids = |n: &str| match n {
             "a" => Some(1),
@@ -160,7 +160,7 @@ sensors = ["a"]
             _ => None,
         };
         let w = SilenceWatch::new(
-            &config,
+            &config.asset,
             &ids,
             &mut |d| {
                 defs.push(d);

@@ -111,129 +111,99 @@ impl Bus {
     /// or the connection is backing off; with `mark_skipped` the sink then hears of every
     /// value as disconnected.
     pub async fn poll_group(&mut self, u: usize, g: usize, mark_skipped: bool, sink: &mut Sink<'_>) -> bool {
-        let now = Instant::now();
-        let unit = &mut self.units[u];
-        let limit = unit.device.timeout.as_duration();
-        let name = unit.device.device.as_str();
-        let bus_blocked = !self.link.is_open() && now < self.retry_at;
-        let unit_blocked = self.link.is_serial() && now < unit.retry_at;
-        if bus_blocked || unit_blocked {
+        if self.backing_off(u) {
             if mark_skipped {
-                let ts = now_ms();
-                for r in &unit.groups[g].requests {
-                    sink(r, ts, Outcome::Failed(Quality::Disconnected));
-                }
+                mark_bad(&self.units[u].groups[g].requests, Quality::Disconnected, sink);
             }
             return false;
         }
-        if !self.link.is_open() {
-            match self.link.open(limit).await {
-                Ok(()) => {
-                    unit.stats.connects.inc();
-                    if !unit.healthy {
-                        tracing::info!(device = name, "reconnected");
-                    }
+        if !self.link.is_open() && !self.connect(u, g, sink).await {
+            return true;
+        }
+        if self.read_group(u, g, sink).await {
+            let unit = &mut self.units[u];
+            if !unit.healthy {
+                tracing::info!(device = %unit.device.device, "reading again");
+                unit.healthy = true;
+            }
+            unit.backoff.reset();
+            self.backoff.reset();
+        }
+        true
+    }
+
+    /// The connection (TCP) or the unit (serial) waits out its backoff.
+    fn backing_off(&self, u: usize) -> bool {
+        let now = Instant::now();
+        let bus_blocked = !self.link.is_open() && now < self.retry_at;
+        bus_blocked || (self.link.is_serial() && now < self.units[u].retry_at)
+    }
+
+    /// Opens the link for unit `u`; on failure backs the bus off and marks group `g` bad.
+    async fn connect(&mut self, u: usize, g: usize, sink: &mut Sink<'_>) -> bool {
+        let unit = &mut self.units[u];
+        let name = unit.device.device.as_str();
+        match self.link.open(unit.device.timeout.as_duration()).await {
+            Ok(()) => {
+                unit.stats.connects.inc();
+                if !unit.healthy {
+                    tracing::info!(device = name, "reconnected");
                 }
-                Err(e) => {
-                    unit.stats.connect_failures.inc();
-                    let delay = self.backoff.next_delay();
-                    self.retry_at = Instant::now() + delay;
-                    if unit.healthy {
-                        tracing::warn!(device = name, address = %unit.device.address, error = %e, retry_in = ?delay, "cannot connect");
-                        unit.healthy = false;
-                    } else {
-                        tracing::debug!(device = name, error = %e, retry_in = ?delay, "still cannot connect");
-                    }
-                    let ts = now_ms();
-                    for r in &unit.groups[g].requests {
-                        sink(r, ts, Outcome::Failed(Quality::Disconnected));
-                    }
-                    return true;
+                true
+            }
+            Err(e) => {
+                unit.stats.connect_failures.inc();
+                let delay = self.backoff.next_delay();
+                self.retry_at = Instant::now() + delay;
+                if unit.healthy {
+                    tracing::warn!(device = name, address = %unit.device.address, error = %e, retry_in = ?delay, "cannot connect");
+                    unit.healthy = false;
+                } else {
+                    tracing::debug!(device = name, error = %e, retry_in = ?delay, "still cannot connect");
                 }
+                mark_bad(&unit.groups[g].requests, Quality::Disconnected, sink);
+                false
             }
         }
+    }
 
+    /// Reads every request of group `g`, splitting merged requests refused with exception
+    /// 02. Returns false when the connection failed and the rest of the cycle was marked bad.
+    async fn read_group(&mut self, u: usize, g: usize, sink: &mut Sink<'_>) -> bool {
+        let unit = &mut self.units[u];
+        let limit = unit.device.timeout.as_duration();
         unit.stats.polls.inc();
-        let unit_id = unit.device.unit;
-        let requests = &mut unit.groups[g].requests;
         let mut i = 0;
-        while i < requests.len() {
+        while i < unit.groups[g].requests.len() {
             let ts = now_ms();
             unit.stats.requests.inc();
-            let failure = match self.link.read(unit_id, &requests[i], limit).await {
+            let requests = &mut unit.groups[g].requests;
+            match self.link.read(unit.device.unit, &requests[i], limit).await {
                 Ok(data) => {
                     sink(&requests[i], ts, Outcome::Data(&data));
                     requests[i].last_exception = None;
                     i += 1;
-                    continue;
                 }
-                Err(f) => f,
-            };
-            let req = &requests[i];
-            if let ReadFailure::Exception(code) = failure {
-                unit.stats.exceptions.inc();
-                if code == 2 {
-                    if let Some((a, b)) = plan::split(req) {
-                        unit.stats.splits.inc();
-                        tracing::info!(
-                            device = name,
-                            table = req.kind.as_str(),
-                            start = req.start,
-                            count = req.count,
-                            "exception 02 (illegal data address) on a merged request; splitting it"
-                        );
-                        requests.splice(i..=i, [a, b]);
-                        continue;
+                Err(ReadFailure::Exception(code)) => {
+                    if !on_exception(unit, g, i, code, ts, sink) {
+                        i += 1;
                     }
                 }
-                let q = Quality::Exception(code);
-                if req.last_exception != Some(code) {
-                    let names: Vec<&str> = req.fields.iter().map(|f| f.name.as_str()).collect();
-                    tracing::warn!(device = name, table = req.kind.as_str(), address = req.start, count = req.count,
-                        sensors = %names.join(","), "{q}; sensors marked bad");
-                } else {
-                    tracing::debug!(device = name, address = req.start, "{q}");
+                Err(failure) => {
+                    let delay = if self.link.is_serial() {
+                        let d = unit.backoff.next_delay();
+                        unit.retry_at = Instant::now() + d;
+                        d
+                    } else {
+                        let d = self.backoff.next_delay();
+                        self.retry_at = Instant::now() + d;
+                        d
+                    };
+                    on_lost_connection(unit, g, i, &failure, delay, ts, sink);
+                    return false;
                 }
-                sink(req, ts, Outcome::Failed(q));
-                requests[i].last_exception = Some(code);
-                i += 1;
-                continue;
             }
-            // The connection is gone: the rest of this cycle cannot be read.
-            let q = failure.quality();
-            if q == Quality::Timeout {
-                unit.stats.timeouts.inc();
-            } else {
-                unit.stats.transport_errors.inc();
-            }
-            let delay = if self.link.is_serial() {
-                let d = unit.backoff.next_delay();
-                unit.retry_at = Instant::now() + d;
-                d
-            } else {
-                let d = self.backoff.next_delay();
-                self.retry_at = Instant::now() + d;
-                d
-            };
-            if unit.healthy {
-                let detail = match &failure {
-                    ReadFailure::Transport(e) => e.clone(),
-                    _ => format!("no answer within {limit:?}"),
-                };
-                tracing::warn!(device = name, address = req.start, error = %detail, retry_in = ?delay, "read failed; backing off");
-                unit.healthy = false;
-            }
-            for r in &requests[i..] {
-                sink(r, ts, Outcome::Failed(q));
-            }
-            return true;
         }
-        if !unit.healthy {
-            tracing::info!(device = name, "reading again");
-            unit.healthy = true;
-        }
-        unit.backoff.reset();
-        self.backoff.reset();
         true
     }
 
@@ -315,5 +285,79 @@ fn log_changed_texts(r: &ReadRequest, data: &Data, last: &mut HashMap<SensorId, 
             tracing::info!(sensor = %f.name, text = %text, "text changed");
             last.insert(f.sensor, text);
         }
+    }
+}
+
+/// Tells the sink every value of `requests` is bad.
+fn mark_bad(requests: &[ReadRequest], q: Quality, sink: &mut Sink<'_>) {
+    let ts = now_ms();
+    for r in requests {
+        sink(r, ts, Outcome::Failed(q));
+    }
+}
+
+/// A device exception on request `i` of group `g`: exception 02 on a merged request splits
+/// it in place (returns true: read the halves next); otherwise the request's values are
+/// marked bad, logged once per new exception code.
+fn on_exception(unit: &mut Unit, g: usize, i: usize, code: u8, ts: i64, sink: &mut Sink<'_>) -> bool {
+    let name = unit.device.device.as_str();
+    let requests = &mut unit.groups[g].requests;
+    let req = &requests[i];
+    unit.stats.exceptions.inc();
+    if code == 2 {
+        if let Some((a, b)) = plan::split(req) {
+            unit.stats.splits.inc();
+            tracing::info!(
+                device = name,
+                table = req.kind.as_str(),
+                start = req.start,
+                count = req.count,
+                "exception 02 (illegal data address) on a merged request; splitting it"
+            );
+            requests.splice(i..=i, [a, b]);
+            return true;
+        }
+    }
+    let q = Quality::Exception(code);
+    if req.last_exception != Some(code) {
+        let names: Vec<&str> = req.fields.iter().map(|f| f.name.as_str()).collect();
+        tracing::warn!(device = name, table = req.kind.as_str(), address = req.start, count = req.count,
+            sensors = %names.join(","), "{q}; sensors marked bad");
+    } else {
+        tracing::debug!(device = name, address = req.start, "{q}");
+    }
+    sink(req, ts, Outcome::Failed(q));
+    requests[i].last_exception = Some(code);
+    false
+}
+
+/// The connection failed on request `i`: counts it, logs it once while the unit was
+/// healthy, and marks the rest of the cycle bad, since it cannot be read.
+fn on_lost_connection(
+    unit: &mut Unit,
+    g: usize,
+    i: usize,
+    failure: &ReadFailure,
+    delay: Duration,
+    ts: i64,
+    sink: &mut Sink<'_>,
+) {
+    let q = failure.quality();
+    if q == Quality::Timeout {
+        unit.stats.timeouts.inc();
+    } else {
+        unit.stats.transport_errors.inc();
+    }
+    let requests = &unit.groups[g].requests;
+    if unit.healthy {
+        let detail = match failure {
+            ReadFailure::Transport(e) => e.clone(),
+            _ => format!("no answer within {:?}", unit.device.timeout.as_duration()),
+        };
+        tracing::warn!(device = %unit.device.device, address = requests[i].start, error = %detail, retry_in = ?delay, "read failed; backing off");
+        unit.healthy = false;
+    }
+    for r in &requests[i..] {
+        sink(r, ts, Outcome::Failed(q));
     }
 }

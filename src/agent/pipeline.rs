@@ -1,0 +1,211 @@
+//! The pipeline: the one task between the sources and the store. It appends every batch,
+//! lets rules, models and `no-data` watches observe it, turns their observations into
+//! alerts through the sink, flushes the store on a clock and after acknowledgements wait
+//! (group commit), and only then runs those acknowledgements. It is the only caller of
+//! `Store::flush`.
+//!
+//! Guarantees: a batch refused under storage pressure is counted and never acknowledged
+//! (its broker keeps it); an acknowledgement runs only after the flush that made its
+//! samples durable; a store that keeps failing with space on disk ends the agent, so the
+//! service manager restarts it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::{mpsc, watch, Notify};
+
+use super::retention::PRESSURE_DISK_FULL;
+use crate::alert::sink::AlertSink;
+use crate::base::sample::SensorId;
+use crate::config::Asset;
+use crate::detect::live::{LoadOutcome, ModelAlarms, ModelEngine};
+use crate::detect::rule::RuleEngine;
+use crate::detect::silence::SilenceWatch;
+use crate::detect::{AlarmId, Observation};
+use crate::source::{Ack, Batch};
+use crate::stats::Stats;
+use crate::store::{Store, StoreError};
+
+/// Unflushed samples kept in memory at most (only reached while flushes fail).
+const MAX_PENDING: usize = 2_000_000;
+/// Consecutive failed flushes (with space on disk) after which the agent stops.
+const MAX_FAILING_FLUSHES: u32 = 30;
+
+pub(super) struct Pipeline {
+    /// Every `flush_interval` the store is flushed; `ack_delay` after a waiting
+    /// acknowledgement at the latest.
+    pub flush_interval: Duration,
+    pub ack_delay: Duration,
+    /// Where models are loaded from, again on SIGHUP.
+    pub assets: Vec<Asset>,
+    pub data_dir: PathBuf,
+    pub store: Store,
+    pub alerts: AlertSink,
+    pub stats: Arc<Stats>,
+    pub rules: RuleEngine,
+    /// Failure-prediction models, per asset.
+    pub models: ModelEngine,
+    pub model_alarms: ModelAlarms,
+    /// `no_data` watches, per asset.
+    pub silence: SilenceWatch,
+    pub ids: HashMap<String, SensorId>,
+    /// Notified on SIGHUP.
+    pub reload: Arc<Notify>,
+    /// Consecutive failed flushes.
+    pub failing_flushes: u32,
+    /// Acknowledgements waiting for the flush that makes their samples durable.
+    pub waiting: Vec<Ack>,
+    /// When the flush for `waiting` is due (group commit).
+    pub ack_deadline: Option<tokio::time::Instant>,
+}
+
+impl Pipeline {
+    pub async fn run(
+        mut self,
+        mut bus: mpsc::Receiver<Batch>,
+        mut alarms: mpsc::Receiver<(AlarmId, Observation)>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<()> {
+        let mut flush_tick = tokio::time::interval(self.flush_interval);
+        flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut report_tick = tokio::time::interval(Duration::from_secs(60));
+        report_tick.tick().await;
+        // Silences and re-notifications are due by the clock, not by a sample.
+        let mut clock_tick = tokio::time::interval(Duration::from_secs(1));
+        clock_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut events = Vec::new();
+        loop {
+            tokio::select! {
+                batch = bus.recv() => match batch {
+                    Some(batch) => self.ingest(batch, &mut events).await?,
+                    // Every source has stopped (after shutdown): drain done.
+                    None => break,
+                },
+                Some(alarm) = alarms.recv() => {
+                    self.alerts.observe([alarm]).await.context("raising a storage alert")?;
+                }
+                _ = flush_tick.tick() => self.flush().await?,
+                // Acknowledgements are waiting: flush soon rather than at the next tick, so
+                // the broker's in-flight window keeps moving (group commit).
+                _ = tokio::time::sleep_until(self.ack_deadline.unwrap_or_else(tokio::time::Instant::now)), if self.ack_deadline.is_some() => self.flush().await?,
+                _ = report_tick.tick() => tracing::info!(stats = %self.stats.summary(), "running"),
+                _ = clock_tick.tick() => self.on_clock(&mut events).await?,
+                _ = self.reload.notified() => {
+                    self.models = load_models(&self.assets, &self.data_dir, &self.ids, &self.model_alarms);
+                    tracing::info!(models = self.models.len(), "models reloaded");
+                }
+                // Sources see the same signal and stop; keep receiving until they have.
+                _ = shutdown.changed(), if !*shutdown.borrow() => {}
+            }
+        }
+        self.flush().await
+    }
+
+    async fn ingest(&mut self, batch: Batch, observations: &mut Vec<(AlarmId, Observation)>) -> Result<()> {
+        let Batch { samples: batch, ack } = batch;
+        let batch = &batch[..];
+        self.stats.samples_in.add(batch.len() as u64);
+        // The last resort of retention, and the bound on memory while flushes fail: refuse
+        // (and count) rather than fail writes or grow without limit. A refused batch is not
+        // acknowledged: its broker keeps it.
+        if self.stats.storage_pressure.get() == PRESSURE_DISK_FULL || self.store.pending_len() > MAX_PENDING {
+            self.stats.samples_rejected.add(batch.len() as u64);
+        } else {
+            self.store.append(batch);
+            if let Some(ack) = ack {
+                self.waiting.push(ack);
+                if self.ack_deadline.is_none() {
+                    self.ack_deadline = Some(tokio::time::Instant::now() + self.ack_delay);
+                }
+            }
+        }
+        let now = crate::base::time::now_ms();
+        for s in batch {
+            self.rules.observe(s, observations);
+            self.models.observe(s, observations);
+            self.silence.observe(s, now);
+        }
+        // The outbox lives in the same database as the history: if it cannot be written,
+        // nothing durable can be promised any more.
+        self.alerts
+            .observe(observations.drain(..))
+            .await
+            .context("writing alerts to the outbox")?;
+        Ok(())
+    }
+
+    /// What the clock makes due: silent sensors, re-notifications.
+    async fn on_clock(&mut self, observations: &mut Vec<(AlarmId, Observation)>) -> Result<()> {
+        let now = crate::base::time::now_ms();
+        self.silence.check(now, observations);
+        self.alerts
+            .observe(observations.drain(..))
+            .await
+            .context("writing alerts to the outbox")?;
+        self.alerts.tick(now).await.context("writing alerts to the outbox")?;
+        Ok(())
+    }
+
+    /// Flushes the store. Errors keep the samples buffered for the next tick; a store that
+    /// keeps failing although the disk has space (sled stops writing after an I/O error)
+    /// ends the agent with an error, so that the service manager restarts it.
+    async fn flush(&mut self) -> Result<()> {
+        if let Err(e) = self.alerts.save_states().await {
+            tracing::error!(error = %e, "cannot save alert states; a pending timer may restart after a crash");
+        }
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.flush()).await? {
+            Ok(f) => {
+                if self.failing_flushes > 0 {
+                    tracing::info!(samples = f.samples, "store writable again; buffered samples written");
+                }
+                self.failing_flushes = 0;
+                self.stats.flushes.inc();
+                self.stats.samples_stored.add(f.samples as u64);
+                // Everything appended before this flush is durable now.
+                for ack in self.waiting.drain(..) {
+                    ack.done();
+                }
+                self.ack_deadline = None;
+            }
+            Err(e) => {
+                self.stats.flush_errors.inc();
+                self.failing_flushes += 1;
+                // Retry at the regular pace, not in a tight loop.
+                self.ack_deadline = None;
+                if self.failing_flushes == 1 {
+                    tracing::error!(error = %e, buffered = self.store.pending_len(), "flush failed; samples stay buffered and are retried");
+                }
+                if !matches!(e, StoreError::NoSpace { .. }) && self.failing_flushes >= MAX_FAILING_FLUSHES {
+                    anyhow::bail!(
+                        "the store has failed {} flushes in a row ({e}); stopping so that it is reopened",
+                        self.failing_flushes
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Loads every configured model; a machine whose model cannot be used runs without one.
+pub(super) fn load_models(
+    assets: &[Asset],
+    data_dir: &Path,
+    ids: &HashMap<String, SensorId>,
+    alarms: &ModelAlarms,
+) -> ModelEngine {
+    let (engine, outcomes) = ModelEngine::load(assets, data_dir, &|name| ids.get(name).copied(), alarms);
+    for o in outcomes {
+        match o {
+            LoadOutcome::Loaded { asset, path } => tracing::info!(%asset, model = %path.display(), "model loaded"),
+            LoadOutcome::Failed { asset, error } => {
+                tracing::warn!(%asset, error = %error, "no model for this asset; train one with `forewarn train`, then send SIGHUP")
+            }
+        }
+    }
+    engine
+}
