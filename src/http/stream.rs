@@ -123,3 +123,66 @@ fn cut_short(e: StreamError) -> StreamError {
     tracing::warn!(error = %e, "http answer cut short");
     e
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Body as _;
+
+    /// The body's bytes, and the error it ended with.
+    async fn drain(mut body: Body) -> (Vec<u8>, Option<String>) {
+        let mut bytes = Vec::new();
+        loop {
+            match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+                None => return (bytes, None),
+                Some(Ok(frame)) => bytes.extend_from_slice(frame.data_ref().map_or(&[][..], |d| &d[..])),
+                Some(Err(e)) => return (bytes, Some(e.to_string())),
+            }
+        }
+    }
+
+    fn lines(n: usize) -> impl FnOnce(&mut dyn Write) -> io::Result<()> {
+        move |out| (0..n).try_for_each(|i| writeln!(out, "line {i:08}"))
+    }
+
+    #[tokio::test]
+    async fn short_answers_are_whole_and_long_ones_stream() {
+        let short = blocking(|out| lines(10)(out).map_err(|e| StoreError::Db(e.to_string())))
+            .await
+            .unwrap();
+        assert_eq!(short.size_hint().exact(), Some(140));
+        assert_eq!(drain(short).await, (lines_text(10), None));
+        let long = blocking(|out| lines(20_000)(out).map_err(|e| StoreError::Db(e.to_string())))
+            .await
+            .unwrap();
+        assert_eq!(long.size_hint().exact(), None);
+        assert_eq!(drain(long).await, (lines_text(20_000), None));
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_a_500_before_the_first_chunk_and_a_cut_after() {
+        let early = blocking(|out| {
+            lines(10)(out).map_err(|e| StoreError::Db(e.to_string()))?;
+            Err(StoreError::Corrupt("chunk 7".into()))
+        })
+        .await;
+        assert!(matches!(early, Err(StreamError::Store(StoreError::Corrupt(_)))));
+        let late = blocking(|out| {
+            lines(20_000)(out).map_err(|e| StoreError::Db(e.to_string()))?;
+            Err(StoreError::Corrupt("chunk 7".into()))
+        })
+        .await
+        .unwrap();
+        let (bytes, error) = drain(late).await;
+        assert!(
+            bytes.len() >= CHUNK_BYTES && bytes.len() < 20_000 * 14,
+            "{}",
+            bytes.len()
+        );
+        assert_eq!(error.as_deref(), Some("corrupt data: chunk 7"));
+    }
+
+    fn lines_text(n: usize) -> Vec<u8> {
+        (0..n).flat_map(|i| format!("line {i:08}\n").into_bytes()).collect()
+    }
+}
