@@ -8,7 +8,9 @@
 //! point loses nothing; a redelivered message merges with its stored samples (same sensor
 //! and timestamp). Acknowledgements are tagged with the connection they belong to: after a
 //! reconnect a packet id may name another message, so acks of an older connection are
-//! dropped (the broker redelivers those messages anyway).
+//! dropped (the broker redelivers those messages anyway). That bookkeeping is a state
+//! without I/O ([`acks`]); the client loop here only polls rumqttc, feeds it, and hands
+//! over the acks it releases.
 //!
 //! **Bad input.** A malformed payload, a topic no subscription maps, a non-finite number
 //! or a time too far in the future is counted per subscription (logs, `/healthz`), logged
@@ -18,15 +20,17 @@
 //! Reconnects use exponential backoff with jitter; subscriptions are renewed on every
 //! connect.
 
+mod acks;
 pub mod influx;
 pub mod json;
 pub mod sparkplug;
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Packet, Publish, QoS, SubscribeReasonCode};
 use tokio::sync::{mpsc, watch};
 
 use crate::base::backoff::Backoff;
@@ -37,6 +41,7 @@ use crate::mqtt::Connection;
 use crate::source::{Ack, Batch};
 use crate::stats::{InputStats, Stats};
 use crate::store::Store;
+use acks::AckState;
 
 /// One value decoded from a payload, with the names a sensor-name template can use.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,123 +129,37 @@ pub struct MqttSource {
 
 impl MqttSource {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let client_id = self.connection.client_id().to_string();
-        let subs: Vec<Compiled> = self
-            .settings
-            .subscriptions
-            .iter()
-            .map(|s| Compiled {
-                topic: s.topic.clone(),
-                config: s.source.clone(),
-                sensor: s.sensor.clone(),
-                stats: self.stats.input(&format!("{client_id}:{}", s.source.topic)),
-            })
-            .collect();
-        let qos = match self.settings.qos {
-            InputQos::AtMostOnce => QoS::AtMostOnce,
-            InputQos::AtLeastOnce => QoS::AtLeastOnce,
-        };
+        let (client, mut events): (AsyncClient, EventLoop) = AsyncClient::new(self.mqtt_options(), 1024);
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(u64, Publish)>();
+        let mut input = Input::new(&self, client, ack_tx);
+        loop {
+            input.send_acks();
+            let flow = tokio::select! {
+                event = events.poll() => match event {
+                    Ok(event) => input.on_event(event).await,
+                    Err(e) => input.backoff(&e, &mut shutdown).await,
+                },
+                Some((epoch, publish)) = ack_rx.recv() => {
+                    input.acks.ack_ready(epoch, publish);
+                    ControlFlow::Continue(())
+                }
+                _ = shutdown.changed() => {
+                    input.finish(&mut events, &mut ack_rx).await;
+                    ControlFlow::Break(())
+                }
+            };
+            if flow.is_break() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn mqtt_options(&self) -> MqttOptions {
         let mut options = self.connection.options();
         options.set_clean_session(self.settings.clean_session);
         options.set_manual_acks(true);
         options.set_max_packet_size(1 << 20, 1 << 20);
-        let (client, mut events): (AsyncClient, EventLoop) = AsyncClient::new(options, 1024);
-        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(u64, Publish)>();
-        let mut decoders = Decoders::default();
-        let mut ids: HashMap<String, SensorId> = HashMap::new();
-        let mut epoch = 0u64;
-        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
-        let mut connected = false;
-        let unmatched = self.stats.input(&format!("{client_id}:<no subscription>"));
-        // Acks ready to send. The client's request queue is drained by `events.poll()` in
-        // this same task, so acks are handed over as space allows, never awaited here.
-        let mut acks: std::collections::VecDeque<Publish> = std::collections::VecDeque::new();
-
-        loop {
-            while let Some(p) = acks.front() {
-                if client.try_ack(p).is_err() {
-                    break;
-                }
-                acks.pop_front();
-            }
-            tokio::select! {
-                event = events.poll() => match event {
-                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                        epoch += 1;
-                        connected = true;
-                        // Packet ids of the old connection mean nothing now.
-                        acks.clear();
-                        backoff.reset();
-                        tracing::info!(client = %client_id, broker = %self.connection.broker(), session_present = ack.session_present, "mqtt input connected");
-                        // Subscribe even when the broker kept our session: the config may
-                        // have gained subscriptions since, and subscribing again is harmless.
-                        for s in &subs {
-                            if let Err(e) = client.try_subscribe(s.topic.filter(), qos) {
-                                tracing::error!(topic = %s.config.topic, error = %e, "cannot subscribe");
-                            }
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                        if ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) {
-                            tracing::error!(client = %client_id, "the broker refused a subscription (check its ACLs)");
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let now = now_ms();
-                        let samples = self.decode(&p, &subs, &unmatched, &mut decoders, &mut ids, now);
-                        let ack = (p.qos != QoS::AtMostOnce).then(|| {
-                            let (tx, ep) = (ack_tx.clone(), epoch);
-                            Ack::new(move || {
-                                let _ = tx.send((ep, p));
-                            })
-                        });
-                        match (samples.is_empty(), ack) {
-                            // Nothing to store: acknowledge at once.
-                            (true, Some(ack)) => ack.done(),
-                            (true, None) => {}
-                            (false, ack) => {
-                                if self.bus.send(Batch { samples, ack }).await.is_err() {
-                                    return Ok(());
-                                }
-                            }
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let delay = backoff.next_delay();
-                        if connected {
-                            tracing::warn!(client = %client_id, broker = %self.connection.broker(), error = %e, retry_in = ?delay, "mqtt input disconnected; unacknowledged messages stay with the broker");
-                        } else {
-                            tracing::debug!(client = %client_id, error = %e, retry_in = ?delay, "mqtt input still disconnected");
-                        }
-                        connected = false;
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => {}
-                            _ = shutdown.changed() => return Ok(()),
-                        }
-                    }
-                },
-                Some((ep, publish)) = ack_rx.recv() => {
-                    if ep == epoch {
-                        acks.push_back(publish);
-                    }
-                }
-                _ = shutdown.changed() => {
-                    // Acks of the last flush still arrive while the pipeline drains.
-                    let deadline = tokio::time::sleep(Duration::from_millis(500));
-                    tokio::pin!(deadline);
-                    loop {
-                        tokio::select! {
-                            Some((ep, publish)) = ack_rx.recv() => { if ep == epoch { let _ = client.try_ack(&publish); } }
-                            _ = events.poll() => {}
-                            _ = &mut deadline => break,
-                        }
-                    }
-                    let _ = client.try_disconnect();
-                    return Ok(());
-                }
-            }
-        }
+        options
     }
 
     fn decode(
@@ -305,6 +224,162 @@ impl MqttSource {
         }
         st.samples.add(samples.len() as u64);
         samples
+    }
+}
+
+/// A running input: the client, the compiled subscriptions, and what the loop keeps
+/// between events. Acknowledgement bookkeeping is [`AckState`]'s; this only carries it
+/// out.
+struct Input<'a> {
+    source: &'a MqttSource,
+    client: AsyncClient,
+    client_id: String,
+    qos: QoS,
+    subs: Vec<Compiled>,
+    unmatched: Arc<InputStats>,
+    decoders: Decoders,
+    ids: HashMap<String, SensorId>,
+    acks: AckState,
+    /// Where an [`Ack`] sends its message once the samples are durable.
+    ack_tx: mpsc::UnboundedSender<(u64, Publish)>,
+    backoff: Backoff,
+}
+
+impl<'a> Input<'a> {
+    fn new(source: &'a MqttSource, client: AsyncClient, ack_tx: mpsc::UnboundedSender<(u64, Publish)>) -> Input<'a> {
+        let client_id = source.connection.client_id().to_string();
+        let subs = source
+            .settings
+            .subscriptions
+            .iter()
+            .map(|s| Compiled {
+                topic: s.topic.clone(),
+                config: s.source.clone(),
+                sensor: s.sensor.clone(),
+                stats: source.stats.input(&format!("{client_id}:{}", s.source.topic)),
+            })
+            .collect();
+        let qos = match source.settings.qos {
+            InputQos::AtMostOnce => QoS::AtMostOnce,
+            InputQos::AtLeastOnce => QoS::AtLeastOnce,
+        };
+        Input {
+            source,
+            client,
+            qos,
+            subs,
+            unmatched: source.stats.input(&format!("{client_id}:<no subscription>")),
+            client_id,
+            decoders: Decoders::default(),
+            ids: HashMap::new(),
+            acks: AckState::default(),
+            ack_tx,
+            backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
+        }
+    }
+
+    /// Hands rumqttc the acks that are ready, as far as its request queue has room. Its
+    /// queue is drained by `events.poll()` in this same task, so waiting here would wait
+    /// forever.
+    fn send_acks(&mut self) {
+        let client = &self.client;
+        self.acks.send_ready(|p| client.try_ack(p).is_ok());
+    }
+
+    async fn on_event(&mut self, event: Event) -> ControlFlow<()> {
+        match event {
+            Event::Incoming(Packet::ConnAck(ack)) => self.on_connected(ack.session_present),
+            Event::Incoming(Packet::SubAck(ack)) if ack.return_codes.contains(&SubscribeReasonCode::Failure) => {
+                tracing::error!(client = %self.client_id, "the broker refused a subscription (check its ACLs)");
+            }
+            Event::Incoming(Packet::Publish(p)) => return self.on_publish(p).await,
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn on_connected(&mut self, session_present: bool) {
+        self.acks.connected();
+        self.backoff.reset();
+        tracing::info!(client = %self.client_id, broker = %self.source.connection.broker(), session_present, "mqtt input connected");
+        // Subscribe even when the broker kept our session: the config may have gained
+        // subscriptions since, and subscribing again is harmless.
+        for s in &self.subs {
+            if let Err(e) = self.client.try_subscribe(s.topic.filter(), self.qos) {
+                tracing::error!(topic = %s.config.topic, error = %e, "cannot subscribe");
+            }
+        }
+    }
+
+    /// Decodes a message and hands its samples to the pipeline with an [`Ack`] that
+    /// answers the broker once they are durable. Waits while the pipeline is full, so the
+    /// broker holds what the agent cannot take yet. `Break` when the pipeline is gone.
+    async fn on_publish(&mut self, p: Publish) -> ControlFlow<()> {
+        let samples = self.source.decode(
+            &p,
+            &self.subs,
+            &self.unmatched,
+            &mut self.decoders,
+            &mut self.ids,
+            now_ms(),
+        );
+        let ack = (p.qos != QoS::AtMostOnce).then(|| {
+            let (tx, epoch) = (self.ack_tx.clone(), self.acks.epoch());
+            Ack::new(move || {
+                let _ = tx.send((epoch, p));
+            })
+        });
+        match (samples.is_empty(), ack) {
+            // Nothing to store: acknowledge at once.
+            (true, Some(ack)) => ack.done(),
+            (true, None) => {}
+            (false, ack) => {
+                if self.source.bus.send(Batch { samples, ack }).await.is_err() {
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The connection failed: its pending acks are void. Waits out the backoff; `Break`
+    /// on shutdown.
+    async fn backoff(&mut self, error: &ConnectionError, shutdown: &mut watch::Receiver<bool>) -> ControlFlow<()> {
+        let delay = self.backoff.next_delay();
+        if self.acks.is_connected() {
+            tracing::warn!(client = %self.client_id, broker = %self.source.connection.broker(), %error, retry_in = ?delay, "mqtt input disconnected; unacknowledged messages stay with the broker");
+        } else {
+            tracing::debug!(client = %self.client_id, %error, retry_in = ?delay, "mqtt input still disconnected");
+        }
+        self.acks.disconnected();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => ControlFlow::Continue(()),
+            _ = shutdown.changed() => ControlFlow::Break(()),
+        }
+    }
+
+    /// Shutdown: the acks of the pipeline's last flush still arrive while it drains, so
+    /// they are sent for a moment longer, on this connection only.
+    async fn finish(&mut self, events: &mut EventLoop, ack_rx: &mut mpsc::UnboundedReceiver<(u64, Publish)>) {
+        let deadline = tokio::time::sleep(Duration::from_millis(500));
+        tokio::pin!(deadline);
+        loop {
+            self.send_acks();
+            tokio::select! {
+                Some((epoch, publish)) = ack_rx.recv() => {
+                    self.acks.ack_ready(epoch, publish);
+                }
+                event = events.poll() => {
+                    // A lost connection voids the rest; no reconnect while stopping.
+                    if event.is_err() {
+                        self.acks.disconnected();
+                        break;
+                    }
+                }
+                _ = &mut deadline => break,
+            }
+        }
+        let _ = self.client.try_disconnect();
     }
 }
 
