@@ -8,15 +8,15 @@
 //! find in one pass, so `forewarn check` is a single round trip for the person fixing it.
 
 mod broker;
-pub mod footprint;
+pub(crate) mod footprint;
 mod keys;
 mod load;
 mod modbus;
 mod modbus_checks;
-pub mod model;
+pub(crate) mod model;
 mod mqtt;
 mod mqtt_checks;
-pub mod params;
+pub(crate) mod params;
 mod resolved;
 mod topic;
 mod validate;

@@ -38,12 +38,10 @@ fn open_store(config: &Config) -> Result<Store> {
 
 /// Asks the running agent; `None` when no agent answers.
 fn remote(config: &Config, target: &str) -> Result<Option<Vec<u8>>> {
-    if !config.http.enabled {
+    let Some(listen) = config.http_listen().map_err(anyhow::Error::msg)? else {
         return Ok(None);
-    }
-    match http::get(&config.http.listen, target)
-        .with_context(|| format!("asking the agent at {}", config.http.listen))?
-    {
+    };
+    match http::get(&listen.to_string(), target).with_context(|| format!("asking the agent at {listen}"))? {
         Remote::NotRunning => Ok(None),
         Remote::Reply { status: 200, body } => Ok(Some(body)),
         Remote::Reply { status, body } => {

@@ -1,5 +1,12 @@
-//! The `forewarn` command line: `run` the daemon, `check` a config, `poll` devices once
-//! for commissioning, or `demo` the whole data flow on a simulated plant.
+//! The `forewarn` command line, the top layer: it parses arguments (clap checks their
+//! shape, the config layer their meaning) and calls the library.
+//!
+//! - `run`: the daemon; `check`: validate a config and summarise it;
+//! - `poll --once` / `--probe`: read Modbus devices once, for commissioning;
+//! - `query`, `import`, `store-stats`: the local history, through the running agent or on
+//!   the stopped store;
+//! - `train`, `eval`: failure-prediction models and their evaluation on labelled files;
+//! - `demo`: a simulated plant, a broker and the agent in one process.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

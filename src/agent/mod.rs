@@ -55,8 +55,8 @@ use retention::{Retention, STORAGE_RULES};
 pub use signals::shutdown_signal;
 use signals::{forward_hangups, wait_true};
 
-/// Batches in flight between sources and the pipeline.
-const BUS_CAPACITY: usize = 256;
+/// Batches in flight between sources and the pipeline (a "bus" is a Modbus transport).
+const BATCH_QUEUE: usize = 256;
 
 /// Runs the agent until `shutdown` turns true.
 pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
@@ -69,7 +69,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     let upstream = config.upstream_settings().map_err(anyhow::Error::msg)?;
     let (store, outbox) = open_store(&config, &stats)?;
     let ids = register_sensors(&config, &store)?;
-    let (bus_rx, mut tasks) = start_sources(&config, &ids, &store, &stats, &shutdown)?;
+    let (batches_rx, mut tasks) = start_sources(&config, &ids, &store, &stats, &shutdown)?;
     let wake = Arc::new(Notify::new());
     let alarms = register_alarms(&config, &ids);
     let alerts = open_sink(alarms.lifecycle, &outbox, &wake, &stats, &upstream)?;
@@ -106,7 +106,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         waiting: Vec::new(),
         ack_deadline: None,
     };
-    let result = pipeline.run(bus_rx, alarm_rx, &mut shutdown).await;
+    let result = pipeline.run(batches_rx, alarm_rx, &mut shutdown).await;
 
     for t in tasks {
         let _ = t.await;
@@ -161,12 +161,12 @@ fn start_sources(
     stats: &Arc<Stats>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<(mpsc::Receiver<Batch>, Vec<JoinHandle<()>>)> {
-    let (bus_tx, bus_rx) = mpsc::channel::<Batch>(BUS_CAPACITY);
+    let (batches_tx, batches_rx) = mpsc::channel::<Batch>(BATCH_QUEUE);
     let buses = plan_buses(&config.modbus, &|name| ids[name], &|device| stats.device(device));
     for d in &config.modbus {
         tracing::info!(device = %d.device, address = %d.address, unit = d.unit, registers = d.register.len(), "polling");
     }
-    let mut tasks = spawn_buses(buses, &bus_tx, shutdown);
+    let mut tasks = spawn_buses(buses, &batches_tx, shutdown);
     for (i, settings) in config
         .input_settings()
         .map_err(anyhow::Error::msg)?
@@ -179,7 +179,7 @@ fn start_sources(
             settings,
             connection,
             store: store.clone(),
-            bus: bus_tx.clone(),
+            batches: batches_tx.clone(),
             stats: stats.clone(),
         };
         let stop = shutdown.clone();
@@ -189,7 +189,7 @@ fn start_sources(
             }
         }));
     }
-    Ok((bus_rx, tasks))
+    Ok((batches_rx, tasks))
 }
 
 /// Everything that raises alarms, registered with one lifecycle.
@@ -282,12 +282,12 @@ async fn start_http(
     stats: &Arc<Stats>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Option<JoinHandle<()>>> {
-    if !config.http.enabled {
+    let Some(listen) = config.http_listen().map_err(anyhow::Error::msg)? else {
         return Ok(None);
-    }
-    let listener = tokio::net::TcpListener::bind(&config.http.listen)
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?;
+        .with_context(|| format!("http.listen: cannot listen on {listen}"))?;
     let api = crate::http::ApiState {
         agent: config.agent.id.clone(),
         store: store.clone(),
@@ -296,7 +296,7 @@ async fn start_http(
         max_disk: config.storage.max_disk.0,
         rollups: config.rollup_tiers(),
     };
-    tracing::info!(listen = %config.http.listen, "http api");
+    tracing::info!(%listen, "http api");
     let stop = shutdown.clone();
     Ok(Some(tokio::spawn(async move {
         tokio::select! {

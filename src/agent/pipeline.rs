@@ -65,7 +65,7 @@ pub(super) struct Pipeline {
 impl Pipeline {
     pub async fn run(
         mut self,
-        mut bus: mpsc::Receiver<Batch>,
+        mut batches: mpsc::Receiver<Batch>,
         mut alarms: mpsc::Receiver<(AlarmId, Observation)>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<()> {
@@ -79,7 +79,7 @@ impl Pipeline {
         let mut events = Vec::new();
         loop {
             tokio::select! {
-                batch = bus.recv() => match batch {
+                batch = batches.recv() => match batch {
                     Some(batch) => self.ingest(batch, &mut events).await?,
                     // Every source has stopped (after shutdown): drain done.
                     None => break,
@@ -112,7 +112,15 @@ impl Pipeline {
         // (and count) rather than fail writes or grow without limit. A refused batch is not
         // acknowledged: its broker keeps it.
         if self.stats.storage_pressure.get() == PRESSURE_DISK_FULL || self.store.pending_len() > MAX_PENDING {
-            self.stats.samples_rejected.add(batch.len() as u64);
+            let (pressure, buffered) = (self.stats.storage_pressure(), self.store.pending_len());
+            self.stats.samples_rejected.events(batch.len() as u64, |n| {
+                tracing::warn!(
+                    rejected = n,
+                    storage_pressure = pressure,
+                    buffered,
+                    "samples refused: the disk is nearly full or flushes keep failing; acknowledged inputs keep them"
+                )
+            });
         } else {
             self.store.append(batch);
             if let Some(ack) = ack {

@@ -9,10 +9,10 @@
 //! agent killed, power lost: every alert arrives, in order, possibly twice (consumers
 //! de-duplicate by `id`), never lost.
 
-pub mod event;
+pub(crate) mod event;
 pub mod lifecycle;
-pub mod message;
-pub mod outbox;
+pub(crate) mod message;
+pub(crate) mod outbox;
 pub mod publisher;
 pub mod sink;
 pub mod status;

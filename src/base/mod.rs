@@ -3,10 +3,10 @@
 //! layers must spell the same way. Nothing here imports another module of the crate, so
 //! it can be read and tested on its own.
 
-pub mod backoff;
-pub mod glob;
-pub mod names;
+pub(crate) mod backoff;
+pub(crate) mod glob;
+pub(crate) mod names;
 pub mod sample;
-pub mod secret;
+pub(crate) mod secret;
 pub mod time;
-pub mod units;
+pub(crate) mod units;

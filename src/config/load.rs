@@ -121,6 +121,9 @@ fn resolution_problems(config: &Config) -> Vec<(KeyPath, String)> {
     if let Err(e) = config.upstream_settings() {
         out.push((vec![Seg::Key("upstream".into())], e));
     }
+    if let Err(e) = config.http_listen() {
+        out.push((vec![Seg::Key("http".into()), Seg::Key("listen".into())], e));
+    }
     if let Err(e) = config.input_settings() {
         out.push((vec![Seg::Key("mqtt".into())], e));
     }

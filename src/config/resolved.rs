@@ -4,6 +4,7 @@
 //! checks (a failure here is a config problem like any other), so `check` and `run`
 //! cannot disagree, and nothing parses a config string once the agent runs.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{render_topic_at, sensor_template, BrokerEndpoint, Config, Subscription, TopicTemplate};
@@ -70,6 +71,18 @@ impl Config {
             heartbeat_topic: render_topic_at(&u.heartbeat_topic, site, agent, ""),
             heartbeat_interval: u.heartbeat_interval.as_duration().max(Duration::from_secs(1)),
         })
+    }
+
+    /// `[http]`: the address the API listens on (and the CLI asks), `None` when disabled.
+    pub fn http_listen(&self) -> Result<Option<SocketAddr>, String> {
+        if !self.http.enabled {
+            return Ok(None);
+        }
+        self.http
+            .listen
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{:?} is not ip:port", self.http.listen))
     }
 
     /// Every `[[mqtt]]` input, in order.

@@ -2,9 +2,9 @@
 //! subscriber, all in one process on free loopback ports, with a temporary data dir.
 //! Alerts arrive on stdout as one JSON object per line; logs go to stderr.
 
-pub mod broker;
+pub(crate) mod broker;
 pub mod modbus_server;
-pub mod plant;
+pub(crate) mod plant;
 
 use std::io::Write;
 use std::path::Path;

@@ -27,8 +27,6 @@ use super::{AlarmDef, AlarmId, Level, Observation, Policy, SensorValue};
 use crate::base::sample::{Sample, SensorId};
 use crate::config::{Asset, ModelConfig};
 
-pub use crate::base::names::MODEL_RULE;
-
 /// The alarm a model reports to.
 pub fn alarm_def(asset: &Asset, mc: &ModelConfig) -> AlarmDef {
     AlarmDef {
@@ -61,14 +59,6 @@ impl ModelAlarms {
 
     pub fn get(&self, asset: &str) -> Option<AlarmId> {
         self.by_asset.get(asset).copied()
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_asset.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_asset.is_empty()
     }
 }
 
@@ -152,10 +142,6 @@ impl ModelEngine {
 
     pub fn len(&self) -> usize {
         self.models.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.models.is_empty()
     }
 
     /// Feeds one sample; pushes an observation per vector it completes and scores.

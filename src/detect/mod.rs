@@ -14,22 +14,22 @@
 //! pending times, re-notification, folding into a parent's incident and the state that
 //! survives restarts, so every detector gets the same behaviour.
 
-pub mod alarm;
+pub(crate) mod alarm;
 pub mod detector;
 pub mod eval;
-pub mod ewma;
-pub mod features;
+pub(crate) mod ewma;
+pub(crate) mod features;
 pub mod forest;
 mod linalg;
-pub mod live;
-pub mod mahalanobis;
+pub(crate) mod live;
+pub(crate) mod mahalanobis;
 pub mod model;
-pub mod mset;
-pub mod pca;
+pub(crate) mod mset;
+pub(crate) mod pca;
 pub mod resample;
 pub mod rule;
 pub mod scorer;
-pub mod silence;
+pub(crate) mod silence;
 pub mod skab;
 pub mod train;
 

@@ -74,10 +74,6 @@ impl SilenceWatch {
         self.watches.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.watches.is_empty()
-    }
-
     /// Notes a sample that arrived at `now_ms`; only good ones count as delivered.
     pub fn observe(&mut self, s: &Sample, now_ms: i64) {
         if !s.quality.is_good() || !s.value.is_finite() {

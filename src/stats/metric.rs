@@ -47,6 +47,18 @@ impl Counter {
     }
 }
 
+impl Counter {
+    /// [`Counter::event`] for `n` things at once (samples of a refused batch): logs while
+    /// fewer than ten were counted before, then each time the count passes a thousand.
+    pub fn events(&self, n: u64, log: impl FnOnce(u64)) {
+        let before = self.0.fetch_add(n, Ordering::Relaxed);
+        let after = before + n;
+        if n > 0 && (before < 10 || before / 1000 != after / 1000) {
+            log(after);
+        }
+    }
+}
+
 /// The counts at which [`Counter::event`] logs.
 pub fn logs_at(n: u64) -> bool {
     n <= 10 || n % 1000 == 0
@@ -213,6 +225,12 @@ mod tests {
         }
         assert_eq!(c.get(), 3000);
         assert_eq!(logged, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1000, 2000, 3000]);
+        let c = Counter::default();
+        let mut logged = Vec::new();
+        for _ in 0..10 {
+            c.events(300, |n| logged.push(n));
+        }
+        assert_eq!(logged, [300, 1200, 2100, 3000]);
     }
 
     #[test]

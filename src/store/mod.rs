@@ -24,14 +24,14 @@
 pub mod archive;
 mod bucket;
 mod bulk;
-pub mod chunk;
-pub mod codec;
+pub(crate) mod chunk;
+pub(crate) mod codec;
 pub mod query;
-pub mod registry;
-pub mod retention;
-pub mod rollup;
+pub(crate) mod registry;
+pub(crate) mod retention;
+pub(crate) mod rollup;
 pub mod stats;
-pub mod wal;
+pub(crate) mod wal;
 
 use std::collections::HashMap;
 use std::path::Path;

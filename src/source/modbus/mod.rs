@@ -11,9 +11,9 @@
 
 pub mod bus;
 pub mod decode;
-pub mod link;
+pub(crate) mod link;
 pub mod once;
-pub mod plan;
+pub(crate) mod plan;
 pub mod reading;
 
 use std::collections::HashMap;
@@ -140,12 +140,12 @@ pub fn plan_buses(
 /// Starts one task per bus; they poll until `shutdown` turns true or `tx` closes.
 pub fn spawn(
     buses: Vec<PlannedBus>,
-    tx: &mpsc::Sender<crate::source::Batch>,
+    batches: &mpsc::Sender<crate::source::Batch>,
     shutdown: &watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     buses
         .into_iter()
-        .map(|b| tokio::spawn(b.bus.run(b.stagger, tx.clone(), shutdown.clone())))
+        .map(|b| tokio::spawn(b.bus.run(b.stagger, batches.clone(), shutdown.clone())))
         .collect()
 }
 

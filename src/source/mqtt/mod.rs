@@ -21,9 +21,9 @@
 //! connect.
 
 mod acks;
-pub mod influx;
-pub mod json;
-pub mod sparkplug;
+pub(crate) mod influx;
+pub(crate) mod json;
+pub(crate) mod sparkplug;
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -123,7 +123,8 @@ pub struct MqttSource {
     /// Opened at start-up from `settings.endpoint`.
     pub connection: Connection,
     pub store: Store,
-    pub bus: mpsc::Sender<Batch>,
+    /// The batch queue to the pipeline.
+    pub batches: mpsc::Sender<Batch>,
     pub stats: Arc<Stats>,
 }
 
@@ -172,26 +173,21 @@ impl MqttSource {
         now: i64,
     ) -> Vec<Sample> {
         let Some((sub, topic_vars)) = subs.iter().find_map(|s| s.topic.capture(&p.topic).map(|v| (s, v))) else {
-            unmatched.unknown_topic.inc();
-            rate_limited(
-                &unmatched.unknown_topic,
-                || tracing::warn!(topic = %p.topic, "message on a topic no subscription maps"),
-            );
+            unmatched
+                .unknown_topic
+                .event(|n| tracing::warn!(topic = %p.topic, count = n, "message on a topic no subscription maps"));
             return Vec::new();
         };
         let st = &sub.stats;
         st.messages.inc();
         let (readings, errors) = decoders.decode(sub.config.format, &sub.config, &p.topic, &p.payload, st);
         for e in &errors {
-            if e.is_non_finite() {
-                st.non_finite.inc();
+            let counter = if e.is_non_finite() {
+                &st.non_finite
             } else {
-                st.malformed.inc();
-            }
-            rate_limited(
-                &st.malformed,
-                || tracing::warn!(topic = %p.topic, error = %e, "bad payload"),
-            );
+                &st.malformed
+            };
+            counter.event(|n| tracing::warn!(topic = %p.topic, error = %e, count = n, "bad payload"));
         }
         let topic_level = [("topic".to_string(), p.topic.replace('/', "."))];
         let max_ts = now + self.settings.max_future.as_millis() as i64;
@@ -199,15 +195,15 @@ impl MqttSource {
         for r in readings {
             let ts = r.ts_ms.unwrap_or(now);
             if ts > max_ts {
-                st.future.inc();
-                rate_limited(
-                    &st.future,
-                    || tracing::warn!(topic = %p.topic, ts, "time too far in the future; reading refused"),
+                st.future.event(
+                    |n| tracing::warn!(topic = %p.topic, ts, count = n, "time too far in the future; reading refused"),
                 );
                 continue;
             }
             let Some(name) = render(&sub.sensor, &[&topic_vars, &r.vars, &topic_level]) else {
-                st.malformed.inc();
+                st.malformed.event(|n| {
+                    tracing::warn!(topic = %p.topic, template = %sub.sensor, count = n, "the reading has no value for a placeholder of the sensor name; reading refused")
+                });
                 continue;
             };
             let id = match ids.get(&name) {
@@ -334,7 +330,7 @@ impl<'a> Input<'a> {
             (true, Some(ack)) => ack.done(),
             (true, None) => {}
             (false, ack) => {
-                if self.source.bus.send(Batch { samples, ack }).await.is_err() {
+                if self.source.batches.send(Batch { samples, ack }).await.is_err() {
                     return ControlFlow::Break(());
                 }
             }
@@ -383,14 +379,6 @@ impl<'a> Input<'a> {
     }
 }
 
-/// Logs the 1st to 10th event, then every 1000th.
-fn rate_limited(counter: &crate::stats::Counter, log: impl FnOnce()) {
-    let n = counter.get();
-    if n <= 10 || n % 1000 == 0 {
-        log();
-    }
-}
-
 /// The decoders, with the state some formats keep between messages (Sparkplug's aliases
 /// and sequence numbers).
 #[derive(Default)]
@@ -417,12 +405,12 @@ impl Decoders {
             PayloadFormat::Sparkplug => match self.sparkplug.decode(topic, payload) {
                 Ok(d) => {
                     if let Some((expected, got)) = d.seq_gap {
-                        st.seq_gaps.inc();
-                        rate_limited(&st.seq_gaps, || {
+                        st.seq_gaps.event(|n| {
                             tracing::warn!(
                                 topic,
                                 expected,
                                 got,
+                                count = n,
                                 "sparkplug sequence gap: messages were lost before they reached the broker or us"
                             )
                         });

@@ -187,10 +187,6 @@ fn parse_topic(topic: &str) -> Result<(MessageKind, [&str; 3]), DecodeError> {
 }
 
 impl Sparkplug {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Decodes one message. State is only changed by messages that decode.
     pub fn decode(&mut self, topic: &str, payload: &[u8]) -> Result<Decoded, DecodeError> {
         let (kind, ids) = parse_topic(topic)?;

@@ -76,7 +76,7 @@ fn hand_written_payload_matches_the_wire_format() {
     let parsed = Payload::decode(HAND_NBIRTH).expect("valid payload");
     // Re-encoding gives the same bytes minus the uuid, which is skipped.
     assert_eq!(parsed.encode_to_vec(), HAND_NBIRTH[..HAND_NBIRTH.len() - 3]);
-    let mut sp = Sparkplug::new();
+    let mut sp = Sparkplug::default();
     let d = run(&mut sp, NBIRTH, HAND_NBIRTH);
     let want = [("a", -2.0), ("b", 1.5), ("c", 2.5), ("d", -1.0), ("e", 1.0)];
     assert_eq!((d.kind, values(&d)), (MessageKind::NBirth, vals(&want)));
@@ -92,7 +92,7 @@ fn hand_written_payload_matches_the_wire_format() {
 
 #[test]
 fn aliases_resolve_for_node_and_device() {
-    let mut sp = Sparkplug::new();
+    let mut sp = Sparkplug::default();
     let rebirth = m("Node Control/Rebirth", Some(2), Some(11), Value::Boolean(false));
     let temp = m("Temp", Some(1), Some(10), Value::Double(20.5));
     let birth = vec![m("bdSeq", None, Some(8), Value::Long(3)), rebirth, temp];
@@ -135,14 +135,14 @@ fn signed_and_unsigned_integers() {
         (None, Value::Int(u32::MAX), f64::from(u32::MAX)),
     ];
     let metrics = cases.iter().map(|(dt, v, _)| m("x", None, *dt, v.clone())).collect();
-    let d = run(&mut Sparkplug::new(), NBIRTH, &pl(Some(0), metrics));
+    let d = run(&mut Sparkplug::default(), NBIRTH, &pl(Some(0), metrics));
     let got: Vec<f64> = d.readings.iter().map(|r| r.value).collect();
     assert_eq!(got, cases.iter().map(|c| c.2).collect::<Vec<_>>());
 }
 
 #[test]
 fn seq_gaps_are_reported_with_the_readings() {
-    let mut sp = Sparkplug::new();
+    let mut sp = Sparkplug::default();
     let one = |seq| pl(seq, vec![m("x", None, Some(10), Value::Double(1.0))]);
     let topics = [
         NBIRTH, NDATA, NDATA, NDATA, DBIRTH, DDATA, DDEATH, NDATA, NDATA, NDATA, NDATA, NBIRTH, NDATA,
@@ -165,7 +165,7 @@ fn seq_gaps_are_reported_with_the_readings() {
 
 #[test]
 fn unknown_aliases_are_counted_and_state_follows_births_and_deaths() {
-    let mut sp = Sparkplug::new();
+    let mut sp = Sparkplug::default();
     let data = |seq| pl(Some(seq), vec![by_alias(5, Value::Double(2.0))]);
     let d = run(&mut sp, NDATA, &data(0));
     assert_eq!((d.readings.len(), d.unknown_aliases), (0, 1));
@@ -213,7 +213,7 @@ fn non_numeric_null_and_non_finite_metrics_are_skipped() {
         null,
         m("ok", None, Some(10), Value::Double(4.0)),
     ];
-    let d = run(&mut Sparkplug::new(), NBIRTH, &pl(Some(0), metrics));
+    let d = run(&mut Sparkplug::default(), NBIRTH, &pl(Some(0), metrics));
     assert_eq!((values(&d), d.skipped), (vals(&[("ok", 4.0)]), 8));
     // bytes, dataset, template and extension values (tags 16 to 19) are valid but skipped.
     // Per metric: datatype, then the value's two-byte tag and an empty length.
@@ -221,7 +221,7 @@ fn non_numeric_null_and_non_finite_metrics_are_skipped() {
     for (datatype, tag) in [(17, 0x82), (16, 0x8A), (19, 0x92), (0, 0x9A)] {
         payload.extend([0x12, 8, 0x0A, 0x01, b'v', 0x20, datatype, tag, 0x01, 0x00]);
     }
-    let d = run(&mut Sparkplug::new(), NBIRTH, &payload);
+    let d = run(&mut Sparkplug::default(), NBIRTH, &payload);
     assert_eq!((d.readings.len(), d.skipped), (0, 4));
 }
 
@@ -232,7 +232,7 @@ fn timestamps_prefer_the_metric() {
     let mut huge = a.clone();
     huge.timestamp = Some(u64::MAX);
     let metrics = vec![a, huge, m("c", None, Some(10), Value::Double(1.0))];
-    let mut sp = Sparkplug::new();
+    let mut sp = Sparkplug::default();
     // The payload timestamp (9) is appended: protobuf fields may come in any order.
     for (payload_ts, want) in [
         (&[0x08, 0x09][..], [Some(5), None, Some(9)]),
@@ -246,7 +246,7 @@ fn timestamps_prefer_the_metric() {
 
 #[test]
 fn malformed_payloads_and_topics_are_errors() {
-    let mut sp = Sparkplug::new();
+    let mut sp = Sparkplug::default();
     run(&mut sp, NBIRTH, &pl(Some(0), vec![]));
     // Bad varint, truncated metric, wrong wire type, missing varint, bad nested tag.
     let bad: [&[u8]; 5] = [
@@ -274,7 +274,7 @@ fn malformed_payloads_and_topics_are_errors() {
 
 #[test]
 fn state_and_commands_give_no_readings() {
-    let mut sp = Sparkplug::new();
+    let mut sp = Sparkplug::default();
     for topic in [STATE, "STATE/scada1"] {
         let d = run(&mut sp, topic, br#"{"online":true,"timestamp":1}"#);
         assert_eq!((d.kind, d.readings.len()), (MessageKind::State, 0));
@@ -298,7 +298,7 @@ fn fuzz_never_panics() {
     ];
     let topics = [NBIRTH, NDATA, DBIRTH, DDATA, DDEATH, NDEATH, STATE, NCMD];
     let mut rng = crate::source::mqtt::FuzzRng(0x2545_f491_4f6c_dd1d);
-    let mut sp = Sparkplug::new();
+    let mut sp = Sparkplug::default();
     for round in 0..20_000 {
         let mut buf = seeds[round % seeds.len()].clone();
         match round % 3 {
@@ -328,7 +328,7 @@ fn corpus_files_decode_to_expected_counts() {
     let expected = std::fs::read_to_string(format!("{dir}/expected.txt")).expect("corpus/expected.txt is readable");
     // Files are replayed through one decoder in the listed order, so DATA
     // files can rely on the births listed before them.
-    let mut sp = Sparkplug::new();
+    let mut sp = Sparkplug::default();
     let mut checked = Vec::new();
     for entry in expected.lines().filter(|l| l.starts_with("sparkplug/")) {
         let (name, count) = entry.split_once(' ').expect("`filename count` line");
