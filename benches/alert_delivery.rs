@@ -127,7 +127,7 @@ async fn latency(broker_port: u16, alerts: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(broker_port, dir.path());
     let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
-    let outbox = Outbox::open(store.db()).expect("outbox");
+    let outbox = Outbox::open(&store).expect("outbox");
     let (wake, stats) = (Arc::new(Notify::new()), Arc::new(Stats::default()));
     let mut lifecycle = Lifecycle::for_assets(&config.asset);
     let rules = RuleEngine::new(&config.asset, &|_| Some(1), &mut |d| lifecycle.register(d));
@@ -176,7 +176,7 @@ async fn drain(broker_port: u16, alerts: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(broker_port, dir.path());
     let store = Store::open(dir.path(), StoreOptions::default()).expect("store");
-    let outbox = Outbox::open(store.db()).expect("outbox");
+    let outbox = Outbox::open(&store).expect("outbox");
     // The outage: alerts pile up in the outbox, in commits of 100 as a busy pipeline makes.
     let topic = "forewarn/bench/alerts/line1/pump1".to_string();
     let now = forewarn::base::time::now_ms();

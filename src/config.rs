@@ -142,8 +142,9 @@ pub struct StorageConfig {
     /// `forewarn import --archive DIR`. No archive when unset.
     #[serde(default)]
     pub archive_dir: Option<PathBuf>,
-    /// Last resort: when the filesystem of `data_dir` has less free space than this, new
-    /// samples are refused (and a storage alert raised) instead of failing writes.
+    /// Last resort: when the filesystem of `data_dir` has less free space than this (checked
+    /// at every flush), new samples are refused (and a storage alert raised) instead of
+    /// failing writes. At least the 4 MiB the store always keeps free.
     #[serde(default = "defaults::min_free_disk")]
     pub min_free_disk: ByteSize,
     /// Aggregates (min, max, mean, count per interval) kept after raw samples are evicted.

@@ -164,6 +164,19 @@ fn a_budget_that_cannot_hold_the_retention_is_refused() {
     assert!(check(&text.replacen("max_disk = \"16MiB\"", "max_disk = \"4GiB\"", 1)).ok);
 }
 
+/// The refusal of samples must come before the store's own write reserve, or sled would
+/// be the one to meet a full disk.
+#[test]
+fn min_free_disk_below_the_write_reserve_is_refused() {
+    let text = variant("max_disk = \"4GiB\"", "max_disk = \"4GiB\"\nmin_free_disk = \"1MiB\"");
+    assert_problem(
+        &text,
+        &["storage.min_free_disk: 1MiB is below the 4MiB the store always keeps free"],
+    );
+    let ok = variant("max_disk = \"4GiB\"", "max_disk = \"4GiB\"\nmin_free_disk = \"4MiB\"");
+    assert!(check(&ok).ok, "{}", check(&ok).stderr);
+}
+
 #[test]
 fn rollup_tiers_and_http_are_checked() {
     let text = variant(

@@ -1,8 +1,9 @@
 //! A full disk, for real: the agent's data directory lives on a small tmpfs that the test
 //! fills up. (a) Below `min_free_disk` the agent refuses new samples as a last resort,
-//! raises a storage alert upstream, and recovers when space is freed. (b) When writes
-//! themselves fail (ENOSPC), the agent keeps running, keeps the samples in memory, and
-//! stores them once space is back: nothing is lost.
+//! raises a storage alert upstream, and recovers when space is freed. (b) A disk that fills
+//! at once: what was accepted waits in memory behind the store's reserve and is stored
+//! once space is back; nothing is lost uncounted. (c) A disk that reaches zero while the
+//! disk-full alert is open leaves the store working.
 //!
 //! Mounting needs root (CI runs as root); elsewhere the tests say so and do nothing.
 
@@ -179,8 +180,11 @@ async fn below_min_free_samples_are_refused_with_an_alert_and_recovery() {
     assert!(agent.log_text().contains("refusing new samples"));
 }
 
+/// The disk fills faster than anything checks it: samples the agent had already accepted
+/// meet a full disk at the store, wait in memory behind its reserve, and are all stored
+/// once space is back; what came after is refused and counted, never silently lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_writes_lose_nothing_once_space_is_back() {
+async fn accepted_samples_lose_nothing_when_the_disk_fills_at_once() {
     if !is_root() {
         eprintln!("skipped: mounting a tmpfs needs root");
         return;
@@ -189,59 +193,117 @@ async fn failed_writes_lose_nothing_once_space_is_back() {
     let fs = Tmpfs::mount(&dir.path().join("mnt"), 48).expect("mount tmpfs");
     let http = free_port();
     let cfg = dir.path().join("forewarn.toml");
-    std::fs::write(&cfg, config(&fs.0.join("data"), plc().await, free_port(), http, "0B")).unwrap();
+    std::fs::write(&cfg, config(&fs.0.join("data"), plc().await, free_port(), http, "4MiB")).unwrap();
     let mut agent = AgentProcess::start(&cfg, &dir.path().join("agent.log"));
     wait_health(http, "samples stored", Duration::from_secs(10), |h| {
         h["samples_stored"].as_u64() > Some(10)
     })
     .await;
 
-    let full_from = forewarn::base::time::now_ms();
     fs.fill("filler", 0);
     fs.fill("filler2", 0);
-    wait_health(http, "write errors", Duration::from_secs(20), |h| {
-        h["flush_errors"].as_u64() > Some(0)
+    wait_health(http, "refusing", Duration::from_secs(20), |h| {
+        h["storage_pressure"] == "disk_full" && h["samples_rejected"].as_u64() > Some(0)
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let full_to = forewarn::base::time::now_ms();
     std::fs::remove_file(fs.0.join("filler")).unwrap();
     std::fs::remove_file(fs.0.join("filler2")).unwrap();
-    // Back to normal: new samples are stored again.
     let stored = health(http)["samples_stored"].as_u64().unwrap();
     wait_health(http, "storing again", Duration::from_secs(20), |h| {
         h["samples_stored"].as_u64() > Some(stored + 20)
     })
     .await;
 
-    // Every poll made while the disk was full was stored once space came back.
-    let body = match get(
-        &format!("127.0.0.1:{http}"),
-        &format!("/query?sensor=t&from={full_from}&to={full_to}"),
-    )
-    .unwrap()
-    {
-        Remote::Reply { status: 200, body } => String::from_utf8(body).unwrap(),
-        _ => panic!("query failed"),
-    };
-    let ts: Vec<i64> = body
+    // Every sample in is stored or counted as refused, once the buffer has been written.
+    agent.terminate();
+    let log = agent.log_text();
+    let line = log
         .lines()
-        .map(|l| {
-            forewarn::base::time::parse_time(serde_json::from_str::<Value>(l).unwrap()["ts"].as_str().unwrap()).unwrap()
-        })
-        .collect();
+        .rev()
+        .find(|l| l.contains("agent stopped"))
+        .unwrap_or_else(|| panic!("{log}"));
+    let figure = |name: &str| -> u64 {
+        line.split([' ', ','])
+            .map(|t| t.trim_start_matches("stats="))
+            .find_map(|t| t.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {line}"))
+    };
+    let (inn, stored, rejected) = (
+        figure("samples_in"),
+        figure("samples_stored"),
+        figure("samples_rejected"),
+    );
+    assert!(rejected > 0, "{line}");
+    assert_eq!(inn, stored + rejected, "{line}");
+}
+
+/// The disk runs out completely while the `disk-full` alert is open, so the alert's own
+/// records (last seen, outbox) meet a full disk too. Every writer waits behind the same
+/// reserve, so the store is never left failed: once space is back the agent stores
+/// samples again, clears the alert and delivers it, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_reaches_zero_during_the_alert_leaves_the_store_working() {
+    if !is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(&dir.path().join("mnt"), 48).expect("mount tmpfs");
+    let broker = Mosquitto::start();
+    let mut alerts = subscribe(broker.port, "forewarn/gw-disk/alerts/#").await;
+    let http = free_port();
+    let cfg = dir.path().join("forewarn.toml");
+    std::fs::write(&cfg, config(&fs.0.join("data"), plc().await, broker.port, http, "8MiB")).unwrap();
+    let mut agent = AgentProcess::start(&cfg, &dir.path().join("agent.log"));
+    wait_health(http, "samples stored", Duration::from_secs(10), |h| {
+        h["samples_stored"].as_u64() > Some(10)
+    })
+    .await;
+
+    fs.fill("filler", 6 << 20);
+    wait_health(http, "disk full detected", Duration::from_secs(10), |h| {
+        h["storage_pressure"] == "disk_full"
+    })
+    .await;
+    let (_, payload) = tokio::time::timeout(Duration::from_secs(10), alerts.recv())
+        .await
+        .expect("storage alert")
+        .unwrap();
+    let raised: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(raised["state"], "raised");
+    // Now nothing at all is left; the open alert keeps updating its records meanwhile.
+    fs.fill("filler2", 0);
+    fs.fill("filler3", 0);
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
-        ts.len() >= 10,
-        "only {} samples from the full period:\n{}",
-        ts.len(),
+        agent.is_running(),
+        "the agent died on a full disk:\n{}",
         agent.log_text()
     );
-    let gap = ts.windows(2).map(|w| w[1] - w[0]).max().unwrap();
-    assert!(gap < 400, "a hole of {gap} ms while the disk was full");
-    assert!(
-        agent.child.try_wait().unwrap().is_none(),
-        "the agent died:\n{}",
-        agent.log_text()
+
+    for f in ["filler", "filler2", "filler3"] {
+        std::fs::remove_file(fs.0.join(f)).unwrap();
+    }
+    let stored = health(http)["samples_stored"].as_u64().unwrap_or(0);
+    let h = wait_health(http, "storing again", Duration::from_secs(15), |h| {
+        h["storage_pressure"] == "ok" && h["samples_stored"].as_u64() > Some(stored + 20)
+    })
+    .await;
+    let errors = h["flush_errors"].as_u64().unwrap_or(0);
+    let (_, payload) = tokio::time::timeout(Duration::from_secs(15), alerts.recv())
+        .await
+        .expect("cleared alert")
+        .unwrap();
+    let cleared: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        (cleared["rule"].as_str(), cleared["state"].as_str()),
+        (Some("disk-full"), Some("cleared"))
     );
-    agent.kill9();
+    // Writes keep succeeding: no flush fails once space is back.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = health(http);
+    assert_eq!(later["flush_errors"].as_u64(), Some(errors), "{}", agent.log_text());
+    assert!(agent.is_running(), "{}", agent.log_text());
+    agent.terminate();
 }

@@ -91,6 +91,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     let pipeline = Pipeline {
         flush_interval: config.storage.flush_interval.as_duration(),
         ack_delay: config.storage.ack_delay.as_duration(),
+        min_free: config.storage.min_free_disk.0,
         assets: config.asset.clone(),
         data_dir: config.agent.data_dir.clone(),
         store,
@@ -130,7 +131,7 @@ fn open_store(config: &Config, stats: &Stats) -> Result<(Store, Outbox)> {
     };
     let store =
         Store::open(data_dir, options).with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    let outbox = Outbox::open(store.db()).context("opening the alert outbox")?;
+    let outbox = Outbox::open(&store).context("opening the alert outbox")?;
     stats.outbox_depth.set(outbox.len() as u64);
     Ok((store, outbox))
 }

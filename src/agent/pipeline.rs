@@ -39,6 +39,8 @@ pub(super) struct Pipeline {
     /// acknowledgement at the latest.
     pub flush_interval: Duration,
     pub ack_delay: Duration,
+    /// Below this many free bytes new samples are refused (`min_free_disk`).
+    pub min_free: u64,
     /// Where models are loaded from, again on SIGHUP.
     pub assets: Vec<Asset>,
     pub data_dir: PathBuf,
@@ -157,10 +159,25 @@ impl Pipeline {
         Ok(())
     }
 
+    /// The disk-full refusal follows free space at every flush, against the same
+    /// `min_free_disk` retention uses, so a disk that fills between two retention passes
+    /// is refused before the store's own reserve is reached. Leaving disk-full is left to
+    /// the same figure; whether the budget is kept is retention's to say.
+    fn check_free_space(&self) {
+        let free = self.store.reserve().free();
+        let pressure = &self.stats.storage_pressure;
+        if free < self.min_free {
+            pressure.set(PRESSURE_DISK_FULL);
+        } else if pressure.get() == PRESSURE_DISK_FULL {
+            pressure.set(0);
+        }
+    }
+
     /// Flushes the store. Errors keep the samples buffered for the next tick; a store that
     /// keeps failing although the disk has space (sled stops writing after an I/O error)
     /// ends the agent with an error, so that the service manager restarts it.
     async fn flush(&mut self) -> Result<()> {
+        self.check_free_space();
         if let Err(e) = self.alerts.save_states().await {
             tracing::error!(error = %e, "cannot save alert states; a pending timer may restart after a crash");
         }

@@ -18,7 +18,7 @@ use sled::Transactional;
 
 use super::event::AlertEvent;
 use super::AlertMessage;
-use crate::store::StoreError;
+use crate::store::{Reserve, Store, StoreError};
 
 const SEQ_KEY: &[u8] = b"alert_seq";
 
@@ -33,6 +33,8 @@ pub struct Entry {
 #[derive(Clone)]
 pub struct Outbox {
     db: sled::Db,
+    /// Checked before every write, as the store's own writers do.
+    reserve: Reserve,
     tree: sled::Tree,
     meta: sled::Tree,
     /// Lifecycle records of the alarms (`alert::lifecycle`).
@@ -66,11 +68,17 @@ fn decode(seq: u64, v: &[u8]) -> Result<Entry, StoreError> {
 }
 
 impl Outbox {
-    pub fn open(db: &sled::Db) -> Result<Outbox, StoreError> {
+    /// The outbox in the store's database, behind the store's write reserve.
+    pub fn open(store: &Store) -> Result<Outbox, StoreError> {
+        Outbox::open_in(store.db(), store.reserve())
+    }
+
+    fn open_in(db: &sled::Db, reserve: Reserve) -> Result<Outbox, StoreError> {
         let tree = db.open_tree("outbox")?;
         let depth = Arc::new(AtomicU64::new(tree.len() as u64));
         Ok(Outbox {
             db: db.clone(),
+            reserve,
             tree,
             meta: db.open_tree("alert_meta")?,
             states: db.open_tree("alert_state")?,
@@ -92,6 +100,7 @@ impl Outbox {
         alerts: &[(String, AlertEvent)],
         states: &[StateWrite],
     ) -> Result<Vec<AlertMessage>, StoreError> {
+        self.reserve.check()?;
         let result: Result<Vec<AlertMessage>, TransactionError<String>> = (&self.tree, &self.meta, &self.states)
             .transaction(|(tree, meta, state_tree)| {
                 let mut seq = meta
@@ -159,6 +168,7 @@ impl Outbox {
     /// Forgets an acknowledged entry. Not fsynced: if the removal is lost in a crash the
     /// alert is sent again, which consumers absorb by `id`.
     pub fn remove(&self, seq: u64) -> Result<(), StoreError> {
+        self.reserve.check()?;
         if self.tree.remove(seq.to_be_bytes())?.is_some() {
             // Saturating: a commit's increment can land just after its entries are acked.
             let _ = self
@@ -219,7 +229,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = open(dir.path());
-            let ob = Outbox::open(&db).unwrap();
+            let ob = Outbox::open_in(&db, Reserve::of(dir.path())).unwrap();
             let alerts = vec![("t/a".to_string(), event()), ("t/b".to_string(), event())];
             let states = vec![
                 (b"a".to_vec(), Some(b"1".to_vec())),
@@ -235,7 +245,7 @@ mod tests {
             db.flush().unwrap();
         }
         let db = open(dir.path());
-        let ob = Outbox::open(&db).unwrap();
+        let ob = Outbox::open_in(&db, Reserve::of(dir.path())).unwrap();
         assert_eq!(ob.len(), 1);
         assert_eq!(ob.load_states().unwrap(), vec![(b"a".to_vec(), b"1".to_vec())]);
     }
@@ -245,13 +255,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = open(dir.path());
-            let ob = Outbox::open(&db).unwrap();
+            let ob = Outbox::open_in(&db, Reserve::of(dir.path())).unwrap();
             assert_eq!(ob.push("gw", "t/1", &event()).unwrap().seq, 1);
             assert_eq!(ob.push("gw", "t/2", &event()).unwrap().seq, 2);
             ob.remove(1).unwrap();
         }
         let db = open(dir.path());
-        let ob = Outbox::open(&db).unwrap();
+        let ob = Outbox::open_in(&db, Reserve::of(dir.path())).unwrap();
         assert_eq!(ob.len(), 1);
         assert_eq!(ob.push("gw", "t/3", &event()).unwrap().seq, 3);
         let first = ob.next_after(None).unwrap().unwrap();

@@ -1,7 +1,11 @@
 //! Where observations become durable alerts: the lifecycle decides what to send, and the
 //! messages are committed to the outbox together with the lifecycle records in one
 //! fsynced transaction before the publisher is woken. An alert counts as raised (and is
-//! logged and counted) only after that commit; a failed commit is an error for the
+//! logged and counted) only after that commit.
+//!
+//! A commit the write reserve refuses (the disk is nearly full) is held in memory, in
+//! order, and committed before anything newer once space is back: the disk-full alert
+//! itself must survive the disk being full. Any other failed commit is an error for the
 //! caller, because nothing durable can be promised any more.
 
 use std::sync::Arc;
@@ -10,6 +14,7 @@ use tokio::sync::Notify;
 
 use super::event::{AlertEvent, AlertState};
 use super::lifecycle::{Lifecycle, Restored};
+use super::outbox::StateWrite;
 use super::{render_topic_at, AlertMessage, Outbox};
 use crate::detect::{AlarmId, Observation};
 use crate::stats::Stats;
@@ -32,6 +37,9 @@ pub struct AlertSink {
     agent: String,
     site: Option<String>,
     topic: String,
+    /// Alerts and lifecycle records the reserve refused, oldest first.
+    held: Vec<(String, AlertEvent)>,
+    held_states: Vec<StateWrite>,
 }
 
 impl AlertSink {
@@ -56,6 +64,8 @@ impl AlertSink {
                 agent: agent.to_string(),
                 site: site.map(str::to_string),
                 topic: topic_template.to_string(),
+                held: Vec::new(),
+                held_states: Vec::new(),
             },
             restored,
         ))
@@ -85,21 +95,21 @@ impl AlertSink {
     }
 
     async fn commit(&mut self, events: Vec<AlertEvent>) -> Result<Vec<AlertMessage>, SinkError> {
-        if events.is_empty() {
+        if events.is_empty() && self.held.is_empty() {
             return Ok(Vec::new());
         }
-        let alerts: Vec<(String, AlertEvent)> = events
-            .into_iter()
-            .map(|e| {
-                (
-                    render_topic_at(&self.topic, self.site.as_deref(), &self.agent, &e.asset),
-                    e,
-                )
-            })
-            .collect();
-        let states = self.lifecycle.take_dirty();
-        let (outbox, agent) = (self.outbox.clone(), self.agent.clone());
-        let msgs = tokio::task::spawn_blocking(move || outbox.commit(&agent, &alerts, &states)).await??;
+        let mut alerts = std::mem::take(&mut self.held);
+        alerts.extend(events.into_iter().map(|e| {
+            (
+                render_topic_at(&self.topic, self.site.as_deref(), &self.agent, &e.asset),
+                e,
+            )
+        }));
+        let mut states = std::mem::take(&mut self.held_states);
+        states.extend(self.lifecycle.take_dirty());
+        let Some(msgs) = self.write(alerts, states).await? else {
+            return Ok(Vec::new());
+        };
         self.stats.alerts_raised.add(msgs.len() as u64);
         self.stats.outbox_depth.set(self.outbox.len() as u64);
         self.wake.notify_one();
@@ -118,12 +128,59 @@ impl AlertSink {
     /// Writes lifecycle records that changed without sending anything (pending timers,
     /// last seen). Not fsynced here: the store's next flush makes them durable.
     pub async fn save_states(&mut self) -> Result<(), SinkError> {
-        let states = self.lifecycle.take_dirty();
+        if !self.held.is_empty() {
+            // Held alerts go first, with every record, so that order is kept.
+            return self.commit(Vec::new()).await.map(|_| ());
+        }
+        let mut states = std::mem::take(&mut self.held_states);
+        states.extend(self.lifecycle.take_dirty());
         if states.is_empty() {
             return Ok(());
         }
+        self.write(Vec::new(), states).await.map(|_| ())
+    }
+
+    /// Alerts waiting for space on the disk.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Commits alerts and records; `None` when the reserve refused them, which are then
+    /// held for the next commit.
+    async fn write(
+        &mut self,
+        alerts: Vec<(String, AlertEvent)>,
+        states: Vec<StateWrite>,
+    ) -> Result<Option<Vec<AlertMessage>>, SinkError> {
         let (outbox, agent) = (self.outbox.clone(), self.agent.clone());
-        tokio::task::spawn_blocking(move || outbox.commit(&agent, &[], &states)).await??;
-        Ok(())
+        let (result, alerts, states) = tokio::task::spawn_blocking(move || {
+            let r = outbox.commit(&agent, &alerts, &states);
+            (r, alerts, states)
+        })
+        .await?;
+        let was_held = self.stats.alerts_held.get();
+        match result {
+            Ok(msgs) => {
+                if was_held > 0 {
+                    tracing::info!(alerts = was_held, "space is back: held alerts written to the outbox");
+                    self.stats.alerts_held.set(0);
+                }
+                Ok(Some(msgs))
+            }
+            Err(StoreError::NoSpace { free }) => {
+                if was_held == 0 && !alerts.is_empty() {
+                    tracing::warn!(
+                        alerts = alerts.len(),
+                        free,
+                        "the disk is nearly full: alerts are held in memory until space is back"
+                    );
+                }
+                self.stats.alerts_held.set(alerts.len() as u64);
+                self.held = alerts;
+                self.held_states = states;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -1,8 +1,13 @@
-//! Names that several layers must spell the same way: the config checks reserve them, the
-//! detectors raise alarms under them.
+//! Names and figures that several layers must agree on: the config checks reserve the
+//! names the detectors raise alarms under, and refuse a `min_free_disk` below the reserve
+//! the store keeps.
 
 /// The rule name of the `no-data` alarm of an asset whose sensors fall silent.
 pub const NO_DATA_RULE: &str = "no-data";
 
 /// The default rule name of an asset model's alarm.
 pub const MODEL_RULE: &str = "model";
+
+/// Free bytes below which no writer touches the store's database: sled turns a failed
+/// write into a permanent error, so it must never meet a full disk.
+pub const WRITE_RESERVE: u64 = 4 << 20;

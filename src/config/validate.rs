@@ -60,6 +60,16 @@ fn check_storage(c: &Config, out: &mut Vec<(KeyPath, String)>) {
     if s.max_disk.0 < 16 << 20 {
         out.push((key(&["storage", "max_disk"]), "must be at least 16MiB".into()));
     }
+    if s.min_free_disk.0 < crate::base::names::WRITE_RESERVE {
+        out.push((
+            key(&["storage", "min_free_disk"]),
+            format!(
+                "{} is below the {} the store always keeps free; samples must be refused before that",
+                s.min_free_disk,
+                super::ByteSize(crate::base::names::WRITE_RESERVE)
+            ),
+        ));
+    }
     if s.seal_interval.0 < Duration::from_secs(1) {
         out.push((key(&["storage", "seal_interval"]), "must be at least 1s".into()));
     }

@@ -74,6 +74,8 @@ figures! {
         pub flush_errors: Counter => "flush_errors_total", "flush_errors";
         /// Alert messages written to the outbox.
         pub alerts_raised: Counter => "alerts_raised_total", "alerts_raised";
+        /// Alert messages held in memory because the disk is nearly full (written later).
+        pub alerts_held: Gauge => "alerts_held", "alerts_held";
         /// Alert messages acknowledged by the broker.
         pub alerts_published: Counter => "alerts_published_total", "alerts_published";
         /// Alerts waiting for the broker.

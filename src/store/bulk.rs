@@ -13,6 +13,7 @@ impl Store {
     /// points of one sensor straight into sealed chunks of at most [`CHUNK_MAX`] points,
     /// bypassing the WAL. Durable after the next [`Store::sync`].
     pub fn write_sealed(&self, sensor: SensorId, points: &mut Vec<Point>) -> Result<usize, StoreError> {
+        self.inner.reserve.check()?;
         if points.is_empty() {
             return Ok(0);
         }
@@ -31,6 +32,7 @@ impl Store {
 
     /// Stores an already encoded chunk (from an archive) under a fresh key.
     pub fn write_encoded_chunk(&self, sensor: SensorId, value: &[u8]) -> Result<(), StoreError> {
+        self.inner.reserve.check()?;
         let header = chunk::header(value)?;
         chunk::decode(value)?;
         let seal_seq = self.next_seal_seq()?;
@@ -72,6 +74,7 @@ impl Store {
 
     /// Deletes sealed chunks (retention). Not fsynced here: the caller syncs once.
     pub fn remove_chunks(&self, refs: &[ChunkRef]) -> Result<(), StoreError> {
+        self.inner.reserve.check()?;
         let mut batch = sled::Batch::default();
         for r in refs {
             batch.remove(&r.key[..]);

@@ -30,6 +30,7 @@ pub mod query;
 pub(crate) mod registry;
 pub(crate) mod retention;
 pub(crate) mod rollup;
+mod space;
 pub mod stats;
 pub(crate) mod wal;
 
@@ -48,9 +49,7 @@ const SCHEMA_KEY: &[u8] = b"schema";
 const SCHEMA_VERSION: u64 = 1;
 const SEAL_SEQ_KEY: &[u8] = b"seal_seq";
 
-/// Free bytes the store keeps on its filesystem; below this, flushes wait (see
-/// [`Store::flush`]).
-pub const WRITE_RESERVE: u64 = 4 << 20;
+pub use space::{Reserve, WRITE_RESERVE};
 
 /// Points per chunk written by the bulk path, at most: an hour of 1 Hz data, large enough
 /// to compress well and small enough to decode one quickly.
@@ -153,7 +152,7 @@ struct State {
 }
 
 struct Inner {
-    dir: std::path::PathBuf,
+    reserve: Reserve,
     db: sled::Db,
     wal: sled::Tree,
     chunks: sled::Tree,
@@ -234,7 +233,7 @@ impl Store {
         }
         Ok(Store {
             inner: Arc::new(Inner {
-                dir: dir.to_path_buf(),
+                reserve: Reserve::of(dir),
                 db,
                 wal,
                 chunks,
@@ -260,7 +259,16 @@ impl Store {
 
     /// The id of a sensor name, registering it if new.
     pub fn sensor_id(&self, name: &str) -> Result<SensorId, StoreError> {
+        if let Some(id) = registry::lookup(&self.inner.meta, name)? {
+            return Ok(id);
+        }
+        self.inner.reserve.check()?;
         registry::id_for(&self.inner.meta, name)
+    }
+
+    /// The reserve every writer of this store's database checks first.
+    pub fn reserve(&self) -> Reserve {
+        self.inner.reserve.clone()
     }
 
     /// The id of a known sensor name.
@@ -286,13 +294,8 @@ impl Store {
     /// Writes buffered samples as one WAL record and fsyncs; seals when due.
     /// Blocking (disk I/O): call it from a blocking context.
     pub fn flush(&self) -> Result<Flushed, StoreError> {
-        // sled turns a failed write (ENOSPC) into a permanent error for the life of the
-        // process. So never let it run out of space: below the reserve, keep the samples
-        // in memory and write them once space is back.
-        let free = fs2::available_space(&self.inner.dir).unwrap_or(u64::MAX);
-        if free < WRITE_RESERVE {
-            return Err(StoreError::NoSpace { free });
-        }
+        // Below the reserve, keep the samples in memory and write them once space is back.
+        self.inner.reserve.check()?;
         let mut st = self.state();
         let pending = std::mem::take(&mut st.pending);
         let mut flushed = Flushed {

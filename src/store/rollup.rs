@@ -96,6 +96,7 @@ fn merge(into: &mut Vec<Bucket>, add: &[Bucket]) {
 
 /// Folds raw points (about to be evicted) into every tier.
 pub fn absorb(store: &Store, tiers: &[Tier], sensor: SensorId, points: &[Point]) -> Result<(), StoreError> {
+    store.inner.reserve.check()?;
     let samples: Vec<Sample> = points
         .iter()
         .map(|p| Sample {
@@ -149,6 +150,7 @@ pub fn read(store: &Store, t: usize, sensor: SensorId, from_ms: i64, to_ms: i64)
 
 /// Drops days older than each tier keeps; returns how many day records went.
 pub fn expire(store: &Store, tiers: &[Tier], now_ms: i64) -> Result<usize, StoreError> {
+    store.inner.reserve.check()?;
     let mut removed = 0;
     for (t, tier) in tiers.iter().enumerate() {
         let cutoff = now_ms - tier.keep_ms;
