@@ -190,7 +190,6 @@ impl Sparkplug {
     /// Decodes one message. State is only changed by messages that decode.
     pub fn decode(&mut self, topic: &str, payload: &[u8]) -> Result<Decoded, DecodeError> {
         let (kind, ids) = parse_topic(topic)?;
-        let [group, node, device] = ids;
         let mut out = Decoded {
             kind,
             readings: Vec::new(),
@@ -207,23 +206,60 @@ impl Sparkplug {
             topic: topic.to_owned(),
             reason: e.to_string(),
         })?;
+        let Some(names) = self.track(kind, ids, &msg, &mut out) else {
+            return Ok(out);
+        };
+        let birth = matches!(kind, MessageKind::NBirth | MessageKind::DBirth);
+        let msg_ts = msg.timestamp;
+        for metric in msg.metrics {
+            let name = match names.name_of(&metric, birth) {
+                Named::Name(name) => name,
+                Named::UnknownAlias => {
+                    out.unknown_aliases += 1;
+                    continue;
+                }
+                Named::Unusable => {
+                    out.skipped += 1;
+                    continue;
+                }
+            };
+            let datatype = metric.datatype.or_else(|| names.datatypes.get(&name).copied());
+            match reading(ids, name, datatype, &metric, msg_ts) {
+                Some(r) => out.readings.push(r),
+                None => out.skipped += 1,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The node's and device's lifecycle: births reset what is known, deaths forget it
+    /// (a stale NDEATH, whose bdSeq is not the live birth's, does not), and `seq` is
+    /// checked. Returns the names of the device the metrics belong to, or `None` when the
+    /// message carries no readings (commands, deaths).
+    fn track(
+        &mut self,
+        kind: MessageKind,
+        [group, node, device]: [&str; 3],
+        msg: &Payload,
+        out: &mut Decoded,
+    ) -> Option<&mut Names> {
         let key = (group.to_owned(), node.to_owned());
         match kind {
             // Commands travel towards the node and carry no seq.
-            MessageKind::NCmd | MessageKind::DCmd => return Ok(out),
+            MessageKind::NCmd | MessageKind::DCmd => return None,
             MessageKind::NDeath => {
-                let stale = match (self.nodes.get(&key).and_then(|n| n.bd_seq), bd_seq(&msg)) {
+                let stale = match (self.nodes.get(&key).and_then(|n| n.bd_seq), bd_seq(msg)) {
                     (Some(born), Some(died)) => born != died,
                     _ => false,
                 };
                 if !stale {
                     self.nodes.remove(&key);
                 }
-                return Ok(out);
+                return None;
             }
             MessageKind::NBirth => {
                 let fresh = NodeState {
-                    bd_seq: bd_seq(&msg),
+                    bd_seq: bd_seq(msg),
                     ..NodeState::default()
                 };
                 self.nodes.insert(key.clone(), fresh);
@@ -238,59 +274,72 @@ impl Sparkplug {
             }
             MessageKind::DDeath => {
                 state.devices.remove(device);
-                return Ok(out);
+                return None;
             }
             _ => {}
         }
-        let birth = matches!(kind, MessageKind::NBirth | MessageKind::DBirth);
-        let names = state.devices.entry(device.to_owned()).or_default();
-        for metric in msg.metrics {
-            let name = match metric.name.filter(|n| !n.is_empty()).map(String::from_utf8) {
-                Some(Err(_)) => {
-                    out.skipped += 1;
-                    continue;
-                }
-                Some(Ok(name)) => {
-                    if birth {
-                        if let Some(alias) = metric.alias {
-                            names.by_alias.insert(alias, name.clone());
-                        }
-                        if let Some(dt) = metric.datatype {
-                            names.datatypes.insert(name.clone(), dt);
-                        }
-                    }
-                    name
-                }
-                None => match metric.alias.map(|a| names.by_alias.get(&a)) {
-                    Some(Some(name)) => name.clone(),
-                    Some(None) => {
-                        out.unknown_aliases += 1;
-                        continue;
-                    }
-                    None => {
-                        out.skipped += 1;
-                        continue;
-                    }
-                },
-            };
-            let datatype = metric.datatype.or_else(|| names.datatypes.get(&name).copied());
-            let value = match metric.value.as_ref() {
-                _ if metric.is_null == Some(true) => None,
-                Some(value) => number(datatype, value).filter(|v| v.is_finite()),
-                None => None,
-            };
-            let Some(value) = value else {
-                out.skipped += 1;
-                continue;
-            };
-            let ts_ms = metric.timestamp.or(msg.timestamp).and_then(|t| i64::try_from(t).ok());
-            let vars = ["group", "node", "device"].iter().zip(ids);
-            let vars = vars.map(|(k, v)| ((*k).to_owned(), v.to_owned()));
-            let vars = vars.chain([("metric".to_owned(), name)]).collect();
-            out.readings.push(Reading { vars, ts_ms, value });
-        }
-        Ok(out)
+        Some(state.devices.entry(device.to_owned()).or_default())
     }
+}
+
+/// What a metric is called.
+enum Named {
+    Name(String),
+    /// An alias no birth has bound.
+    UnknownAlias,
+    /// Neither name nor alias, or a name that is not UTF-8.
+    Unusable,
+}
+
+impl Names {
+    /// The metric's name; a birth also binds its alias and datatype to it.
+    fn name_of(&mut self, metric: &Metric, birth: bool) -> Named {
+        match metric
+            .name
+            .as_ref()
+            .filter(|n| !n.is_empty())
+            .map(|n| String::from_utf8(n.to_vec()))
+        {
+            Some(Err(_)) => Named::Unusable,
+            Some(Ok(name)) => {
+                if birth {
+                    if let Some(alias) = metric.alias {
+                        self.by_alias.insert(alias, name.clone());
+                    }
+                    if let Some(dt) = metric.datatype {
+                        self.datatypes.insert(name.clone(), dt);
+                    }
+                }
+                Named::Name(name)
+            }
+            None => match metric.alias.map(|a| self.by_alias.get(&a)) {
+                Some(Some(name)) => Named::Name(name.clone()),
+                Some(None) => Named::UnknownAlias,
+                None => Named::Unusable,
+            },
+        }
+    }
+}
+
+/// The reading of a named metric: a finite number, stamped with the metric's time or the
+/// message's; `None` for anything else (strings, nulls, datasets, non-finite values).
+fn reading(
+    ids: [&str; 3],
+    name: String,
+    datatype: Option<u32>,
+    metric: &Metric,
+    msg_ts: Option<u64>,
+) -> Option<Reading> {
+    let value = match metric.value.as_ref() {
+        _ if metric.is_null == Some(true) => None,
+        Some(value) => number(datatype, value).filter(|v| v.is_finite()),
+        None => None,
+    }?;
+    let ts_ms = metric.timestamp.or(msg_ts).and_then(|t| i64::try_from(t).ok());
+    let vars = ["group", "node", "device"].iter().zip(ids);
+    let vars = vars.map(|(k, v)| ((*k).to_owned(), v.to_owned()));
+    let vars = vars.chain([("metric".to_owned(), name)]).collect();
+    Some(Reading { vars, ts_ms, value })
 }
 
 impl NodeState {
