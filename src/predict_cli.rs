@@ -14,6 +14,7 @@ use forewarn::config::{Asset, Config};
 use forewarn::detect::detector::DetectorKind;
 use forewarn::detect::eval::{self, CsvLayout, FileResult};
 use forewarn::detect::forest;
+use forewarn::detect::model::Model;
 use forewarn::detect::resample::Resampler;
 use forewarn::detect::skab::{self, FilePredictions, Score};
 use forewarn::detect::train::{self, train, TrainOptions};
@@ -69,34 +70,50 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
             (rows, labels, path.display().to_string())
         }
     };
-    let mut r = Resampler::new(asset.sensors.len(), opts.period_ms, opts.max_hold);
-    let mut ticks = Vec::new();
-    for (ts, j, v) in &rows {
-        r.push(*j, *ts, *v, &mut ticks);
-    }
-    r.finish(&mut ticks);
-    let total = ticks.len();
-    ticks.retain(|t| t.values.is_some());
-    let tick_labels = labels.map(|l| train::tick_labels(&ticks, &l, opts.period_ms));
-    let vectors: Vec<(i64, Vec<f64>)> = ticks
-        .into_iter()
-        .filter_map(|t| t.values.map(|v| (t.ts_ms, v)))
-        .collect();
+    let (vectors, tick_labels, total) = vectors(&rows, labels, asset.sensors.len(), &opts);
     let model = match &tick_labels {
         None => train(&asset.id, &asset.sensors, &vectors, &opts, &label),
         Some(l) => train::train_labelled(&asset.id, &asset.sensors, &vectors, l, &opts, &label),
     }
     .with_context(|| format!("training the model of {}", asset.id))?;
     model.save(&path)?;
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    print_model(&model, &asset.id, vectors.len(), total, &path, started);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Complete vectors `(ts_ms, values)` on the model's clock, their labels, and how many
+/// ticks there were in all (complete or not).
+type Vectors = (Vec<(i64, Vec<f64>)>, Option<Vec<u8>>, usize);
+
+/// The complete vectors of `rows` on the model's clock.
+fn vectors(rows: &[Row], labels: Option<Vec<(i64, u8)>>, sensors: usize, opts: &TrainOptions) -> Vectors {
+    let mut r = Resampler::new(sensors, opts.period_ms, opts.max_hold);
+    let mut ticks = Vec::new();
+    for (ts, j, v) in rows {
+        r.push(*j, *ts, *v, &mut ticks);
+    }
+    r.finish(&mut ticks);
+    let total = ticks.len();
+    ticks.retain(|t| t.values.is_some());
+    let tick_labels = labels.map(|l| train::tick_labels(&ticks, &l, opts.period_ms));
+    let vectors = ticks
+        .into_iter()
+        .filter_map(|t| t.values.map(|v| (t.ts_ms, v)))
+        .collect();
+    (vectors, tick_labels, total)
+}
+
+/// What `train` tells its user: the data, the drifting sensors, thresholds and classifier.
+fn print_model(model: &Model, asset: &str, complete: usize, total: usize, path: &Path, started: Instant) {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     println!(
         "model of {} ({} detector, {} sensors): {} complete vectors of {} ({} skipped as incomplete), {} .. {}",
-        asset.id,
+        asset,
         model.detector.kind().as_str(),
         model.sensors.len(),
-        vectors.len(),
+        complete,
         total,
-        total - vectors.len(),
+        total - complete,
         forewarn::base::sample::rfc3339_ms(model.training.from_ms),
         forewarn::base::sample::rfc3339_ms(model.training.to_ms),
     );
@@ -134,7 +151,6 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
         );
     }
     println!("a running agent loads it on SIGHUP (systemctl reload forewarn) or at its next start");
-    Ok(ExitCode::SUCCESS)
 }
 
 type Row = (i64, usize, Option<f64>);

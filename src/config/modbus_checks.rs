@@ -29,73 +29,101 @@ pub(super) fn check_devices<'c>(c: &'c Config, out: &mut Problems) -> HashMap<&'
             out.push((key("device"), format!("duplicate device name {:?}", d.device)));
         }
         match d.endpoint() {
-            Endpoint::Tcp(addr) => {
-                check_tcp(d, &addr, &base, out);
-            }
+            Endpoint::Tcp(addr) => check_tcp(d, &addr, &base, out),
             Endpoint::Rtu(path) => {
                 check_rtu(d, &path, &base, out);
-                let (first, units) = ports.entry(path.clone()).or_insert((i, HashSet::new()));
-                if !units.insert(d.unit) {
-                    out.push((key("unit"), format!("unit {} is already polled on {path}", d.unit)));
-                }
-                let first = &c.modbus[*first];
-                if first.serial() != d.serial() {
-                    out.push((
-                        key("address"),
-                        format!(
-                            "{path} is also used by device {:?} with other line settings ({} vs {}); one port has one speed, parity and pause",
-                            first.device,
-                            first.serial(),
-                            d.serial()
-                        ),
-                    ));
-                }
+                check_shared_port(c, i, &path, &mut ports, &base, out);
             }
         }
-        if d.address_base > 1 {
-            out.push((key("address_base"), format!("{} is neither 0 nor 1", d.address_base)));
-        }
-        if d.interval.0 < Duration::from_millis(10) {
-            out.push((key("interval"), "must be at least 10ms".into()));
-        }
-        if d.timeout.0 < Duration::from_millis(1) {
-            out.push((key("timeout"), "must be at least 1ms".into()));
-        }
-        if d.max_registers == 0 || d.max_registers > 125 {
-            out.push((key("max_registers"), format!("{} is outside 1..125", d.max_registers)));
-        }
-        if d.max_bits == 0 || d.max_bits > 2000 {
-            out.push((key("max_bits"), format!("{} is outside 1..2000", d.max_bits)));
-        }
-        if d.register.is_empty() {
-            out.push((
-                key("register"),
-                "a device needs at least one [[modbus.register]]".into(),
-            ));
-        }
+        check_limits(d, &base, out);
         for (j, r) in d.register.iter().enumerate() {
             let rb = at(&base, &[k("register"), Seg::Index(j)]);
-            if !is_plain_name(&r.sensor, &[':']) {
-                out.push((
-                    at(&rb, &[k("sensor")]),
-                    "must be non-empty and use only letters, digits, '-', '_', '.' and ':'".into(),
-                ));
-            } else if let Some((_, first)) = sensors.get(r.sensor.as_str()) {
-                out.push((
-                    at(&rb, &[k("sensor")]),
-                    format!(
-                        "duplicate sensor {:?} (first defined at {})",
-                        r.sensor,
-                        path_string(first)
-                    ),
-                ));
-            } else {
-                sensors.insert(r.sensor.as_str(), (r, rb.clone()));
-            }
+            check_sensor_name(r, &rb, &mut sensors, out);
             check_register(d, r, &rb, out);
         }
     }
     sensors.into_iter().map(|(name, (r, _))| (name, r)).collect()
+}
+
+/// Devices on one serial port: distinct unit ids, one set of line settings.
+fn check_shared_port(
+    c: &Config,
+    i: usize,
+    path: &str,
+    ports: &mut HashMap<String, (usize, HashSet<u8>)>,
+    base: &KeyPath,
+    out: &mut Problems,
+) {
+    let d = &c.modbus[i];
+    let key = |name: &str| at(base, &[k(name)]);
+    let (first, units) = ports.entry(path.to_string()).or_insert((i, HashSet::new()));
+    if !units.insert(d.unit) {
+        out.push((key("unit"), format!("unit {} is already polled on {path}", d.unit)));
+    }
+    let first = &c.modbus[*first];
+    if first.serial() != d.serial() {
+        out.push((
+            key("address"),
+            format!(
+                "{path} is also used by device {:?} with other line settings ({} vs {}); one port has one speed, parity and pause",
+                first.device,
+                first.serial(),
+                d.serial()
+            ),
+        ));
+    }
+}
+
+/// A device's address base, timing and request limits, and that it reads something.
+fn check_limits(d: &ModbusDevice, base: &KeyPath, out: &mut Problems) {
+    let key = |name: &str| at(base, &[k(name)]);
+    if d.address_base > 1 {
+        out.push((key("address_base"), format!("{} is neither 0 nor 1", d.address_base)));
+    }
+    if d.interval.0 < Duration::from_millis(10) {
+        out.push((key("interval"), "must be at least 10ms".into()));
+    }
+    if d.timeout.0 < Duration::from_millis(1) {
+        out.push((key("timeout"), "must be at least 1ms".into()));
+    }
+    if d.max_registers == 0 || d.max_registers > 125 {
+        out.push((key("max_registers"), format!("{} is outside 1..125", d.max_registers)));
+    }
+    if d.max_bits == 0 || d.max_bits > 2000 {
+        out.push((key("max_bits"), format!("{} is outside 1..2000", d.max_bits)));
+    }
+    if d.register.is_empty() {
+        out.push((
+            key("register"),
+            "a device needs at least one [[modbus.register]]".into(),
+        ));
+    }
+}
+
+/// A register's sensor name is plain and defined once across every device.
+fn check_sensor_name<'c>(
+    r: &'c Register,
+    rb: &KeyPath,
+    sensors: &mut HashMap<&'c str, (&'c Register, KeyPath)>,
+    out: &mut Problems,
+) {
+    if !is_plain_name(&r.sensor, &[':']) {
+        out.push((
+            at(rb, &[k("sensor")]),
+            "must be non-empty and use only letters, digits, '-', '_', '.' and ':'".into(),
+        ));
+    } else if let Some((_, first)) = sensors.get(r.sensor.as_str()) {
+        out.push((
+            at(rb, &[k("sensor")]),
+            format!(
+                "duplicate sensor {:?} (first defined at {})",
+                r.sensor,
+                path_string(first)
+            ),
+        ));
+    } else {
+        sensors.insert(r.sensor.as_str(), (r, rb.clone()));
+    }
 }
 
 fn check_tcp(d: &ModbusDevice, addr: &str, base: &KeyPath, out: &mut Problems) {
