@@ -7,6 +7,7 @@
 //! where known, the key and what is wrong. [`Config::load`] reports *every* problem it can
 //! find in one pass, so `forewarn check` is a single round trip for the person fixing it.
 
+#[macro_use]
 mod broker;
 pub(crate) mod footprint;
 mod keys;
@@ -239,17 +240,7 @@ pub struct UpstreamConfig {
 impl UpstreamConfig {
     /// The connection options, for the checks and the resolved endpoint.
     pub fn connection(&self) -> ConnectionFields<'_> {
-        ConnectionFields {
-            broker: &self.broker,
-            ca_file: self.ca_file.as_deref(),
-            client_cert: self.client_cert.as_deref(),
-            client_key: self.client_key.as_deref(),
-            username: self.username.as_deref(),
-            password: self.password.as_ref(),
-            password_file: self.password_file.as_deref(),
-            password_env: self.password_env.as_deref(),
-            keep_alive: self.keep_alive,
-        }
+        connection_fields!(self)
     }
 }
 

@@ -122,16 +122,27 @@ async fn plc() -> u16 {
     modbus_server(bank).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn below_min_free_samples_are_refused_with_an_alert_and_recovery() {
+/// The agent, storing on a fresh 48 MiB tmpfs with `min_free_disk = "8MiB"`, polling the
+/// test PLC, alerts to a broker of its own; `None` (the test says it is skipped) without
+/// root.
+struct DiskSetup {
+    _dir: tempfile::TempDir,
+    fs: Tmpfs,
+    _broker: Mosquitto,
+    alerts: tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    http: u16,
+    agent: AgentProcess,
+}
+
+async fn agent_on_tmpfs() -> Option<DiskSetup> {
     if !is_root() {
         eprintln!("skipped: mounting a tmpfs needs root");
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let fs = Tmpfs::mount(&dir.path().join("mnt"), 48).expect("mount tmpfs");
     let broker = Mosquitto::start();
-    let mut alerts = subscribe(broker.port, "forewarn/gw-disk/alerts/#").await;
+    let alerts = subscribe(broker.port, "forewarn/gw-disk/alerts/#").await;
     let http = free_port();
     let cfg = dir.path().join("forewarn.toml");
     std::fs::write(&cfg, config(&fs.0.join("data"), plc().await, broker.port, http, "8MiB")).unwrap();
@@ -140,14 +151,29 @@ async fn below_min_free_samples_are_refused_with_an_alert_and_recovery() {
         h["samples_stored"].as_u64() > Some(10)
     })
     .await;
+    Some(DiskSetup {
+        _dir: dir,
+        fs,
+        _broker: broker,
+        alerts,
+        http,
+        agent,
+    })
+}
 
-    fs.fill("filler", 4 << 20);
-    let h = wait_health(http, "disk full detected", Duration::from_secs(10), |h| {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_min_free_samples_are_refused_with_an_alert_and_recovery() {
+    let Some(mut t) = agent_on_tmpfs().await else {
+        return;
+    };
+
+    t.fs.fill("filler", 4 << 20);
+    let h = wait_health(t.http, "disk full detected", Duration::from_secs(10), |h| {
         h["storage_pressure"] == "disk_full"
     })
     .await;
     let rejected_at = h["samples_rejected"].as_u64().unwrap_or(0);
-    let (topic, payload) = tokio::time::timeout(Duration::from_secs(10), alerts.recv())
+    let (topic, payload) = tokio::time::timeout(Duration::from_secs(10), t.alerts.recv())
         .await
         .expect("storage alert")
         .unwrap();
@@ -157,18 +183,18 @@ async fn below_min_free_samples_are_refused_with_an_alert_and_recovery() {
         (alert["rule"].as_str(), alert["state"].as_str()),
         (Some("disk-full"), Some("raised"))
     );
-    wait_health(http, "samples refused", Duration::from_secs(5), |h| {
+    wait_health(t.http, "samples refused", Duration::from_secs(5), |h| {
         h["samples_rejected"].as_u64() > Some(rejected_at + 5)
     })
     .await;
 
-    std::fs::remove_file(fs.0.join("filler")).unwrap();
-    let stored = health(http)["samples_stored"].as_u64().unwrap();
-    wait_health(http, "storing again", Duration::from_secs(10), |h| {
+    std::fs::remove_file(t.fs.0.join("filler")).unwrap();
+    let stored = health(t.http)["samples_stored"].as_u64().unwrap();
+    wait_health(t.http, "storing again", Duration::from_secs(10), |h| {
         h["storage_pressure"] == "ok" && h["samples_stored"].as_u64() > Some(stored + 5)
     })
     .await;
-    let (_, payload) = tokio::time::timeout(Duration::from_secs(10), alerts.recv())
+    let (_, payload) = tokio::time::timeout(Duration::from_secs(10), t.alerts.recv())
         .await
         .expect("cleared alert")
         .unwrap();
@@ -177,7 +203,7 @@ async fn below_min_free_samples_are_refused_with_an_alert_and_recovery() {
         (cleared["rule"].as_str(), cleared["state"].as_str()),
         (Some("disk-full"), Some("cleared"))
     );
-    assert!(agent.log_text().contains("refusing new samples"));
+    assert!(t.agent.log_text().contains("refusing new samples"));
 }
 
 /// The disk fills faster than anything checks it: samples the agent had already accepted
@@ -244,54 +270,41 @@ async fn accepted_samples_lose_nothing_when_the_disk_fills_at_once() {
 /// samples again, clears the alert and delivers it, without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_that_reaches_zero_during_the_alert_leaves_the_store_working() {
-    if !is_root() {
-        eprintln!("skipped: mounting a tmpfs needs root");
+    let Some(mut t) = agent_on_tmpfs().await else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let fs = Tmpfs::mount(&dir.path().join("mnt"), 48).expect("mount tmpfs");
-    let broker = Mosquitto::start();
-    let mut alerts = subscribe(broker.port, "forewarn/gw-disk/alerts/#").await;
-    let http = free_port();
-    let cfg = dir.path().join("forewarn.toml");
-    std::fs::write(&cfg, config(&fs.0.join("data"), plc().await, broker.port, http, "8MiB")).unwrap();
-    let mut agent = AgentProcess::start(&cfg, &dir.path().join("agent.log"));
-    wait_health(http, "samples stored", Duration::from_secs(10), |h| {
-        h["samples_stored"].as_u64() > Some(10)
-    })
-    .await;
+    };
 
-    fs.fill("filler", 6 << 20);
-    wait_health(http, "disk full detected", Duration::from_secs(10), |h| {
+    t.fs.fill("filler", 6 << 20);
+    wait_health(t.http, "disk full detected", Duration::from_secs(10), |h| {
         h["storage_pressure"] == "disk_full"
     })
     .await;
-    let (_, payload) = tokio::time::timeout(Duration::from_secs(10), alerts.recv())
+    let (_, payload) = tokio::time::timeout(Duration::from_secs(10), t.alerts.recv())
         .await
         .expect("storage alert")
         .unwrap();
     let raised: Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(raised["state"], "raised");
     // Now nothing at all is left; the open alert keeps updating its records meanwhile.
-    fs.fill("filler2", 0);
-    fs.fill("filler3", 0);
+    t.fs.fill("filler2", 0);
+    t.fs.fill("filler3", 0);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
-        agent.is_running(),
+        t.agent.is_running(),
         "the agent died on a full disk:\n{}",
-        agent.log_text()
+        t.agent.log_text()
     );
 
     for f in ["filler", "filler2", "filler3"] {
-        std::fs::remove_file(fs.0.join(f)).unwrap();
+        std::fs::remove_file(t.fs.0.join(f)).unwrap();
     }
-    let stored = health(http)["samples_stored"].as_u64().unwrap_or(0);
-    let h = wait_health(http, "storing again", Duration::from_secs(15), |h| {
+    let stored = health(t.http)["samples_stored"].as_u64().unwrap_or(0);
+    let h = wait_health(t.http, "storing again", Duration::from_secs(15), |h| {
         h["storage_pressure"] == "ok" && h["samples_stored"].as_u64() > Some(stored + 20)
     })
     .await;
     let errors = h["flush_errors"].as_u64().unwrap_or(0);
-    let (_, payload) = tokio::time::timeout(Duration::from_secs(15), alerts.recv())
+    let (_, payload) = tokio::time::timeout(Duration::from_secs(15), t.alerts.recv())
         .await
         .expect("cleared alert")
         .unwrap();
@@ -302,8 +315,8 @@ async fn a_disk_that_reaches_zero_during_the_alert_leaves_the_store_working() {
     );
     // Writes keep succeeding: no flush fails once space is back.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let later = health(http);
-    assert_eq!(later["flush_errors"].as_u64(), Some(errors), "{}", agent.log_text());
-    assert!(agent.is_running(), "{}", agent.log_text());
-    agent.terminate();
+    let later = health(t.http);
+    assert_eq!(later["flush_errors"].as_u64(), Some(errors), "{}", t.agent.log_text());
+    assert!(t.agent.is_running(), "{}", t.agent.log_text());
+    t.agent.terminate();
 }

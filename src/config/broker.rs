@@ -118,6 +118,24 @@ pub struct BrokerEndpoint {
     pub keep_alive: Duration,
 }
 
+/// Lends the connection fields of a section that declares them all under these names
+/// (`[upstream]`, `[[mqtt]]`).
+macro_rules! connection_fields {
+    ($section:expr) => {
+        $crate::config::ConnectionFields {
+            broker: &$section.broker,
+            ca_file: $section.ca_file.as_deref(),
+            client_cert: $section.client_cert.as_deref(),
+            client_key: $section.client_key.as_deref(),
+            username: $section.username.as_deref(),
+            password: $section.password.as_ref(),
+            password_file: $section.password_file.as_deref(),
+            password_env: $section.password_env.as_deref(),
+            keep_alive: $section.keep_alive,
+        }
+    };
+}
+
 impl ConnectionFields<'_> {
     /// Every problem of these fields, under the section's key `base`. The same rules for
     /// the upstream broker and for every input.

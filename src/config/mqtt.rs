@@ -63,17 +63,7 @@ pub struct MqttInput {
 impl MqttInput {
     /// The connection options, for the checks and the resolved endpoint.
     pub fn connection(&self) -> ConnectionFields<'_> {
-        ConnectionFields {
-            broker: &self.broker,
-            ca_file: self.ca_file.as_deref(),
-            client_cert: self.client_cert.as_deref(),
-            client_key: self.client_key.as_deref(),
-            username: self.username.as_deref(),
-            password: self.password.as_ref(),
-            password_file: self.password_file.as_deref(),
-            password_env: self.password_env.as_deref(),
-            keep_alive: self.keep_alive,
-        }
+        connection_fields!(self)
     }
 }
 
