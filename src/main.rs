@@ -103,65 +103,10 @@ enum Command {
     },
     /// Train a machine's failure-prediction model on healthy history: the store (agent
     /// stopped) or a CSV file with one column per sensor.
-    Train {
-        /// Config file.
-        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
-        config: PathBuf,
-        /// The asset (machine) whose model to train; it needs an [asset.model] section.
-        #[arg(long)]
-        asset: String,
-        /// Start of the healthy history in the store, RFC 3339 or epoch ms.
-        #[arg(long, conflicts_with = "csv")]
-        from: Option<String>,
-        /// End of the healthy history in the store (inclusive).
-        #[arg(long, conflicts_with = "csv")]
-        to: Option<String>,
-        /// Healthy history as CSV: a time column and a column named after each sensor.
-        #[arg(long)]
-        csv: Option<PathBuf>,
-        /// CSV column separator.
-        #[arg(long, default_value = ",")]
-        sep: char,
-        /// Name of the CSV time column (default: the first column).
-        #[arg(long)]
-        time_column: Option<String>,
-        /// A 0/1 failure label column of the CSV: fit the healthy detector on rows
-        /// labelled 0 and a random-forest classifier on all rows.
-        #[arg(long, requires = "csv")]
-        label_column: Option<String>,
-        /// Write the model here instead of the asset's model file.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Train(TrainArgs),
     /// Evaluate failure prediction on labelled history: per file, train on its first 400
     /// rows, replay the rest through the live scorer, print F1, FAR, MAR and NAB scores.
-    Eval {
-        /// `skab` (SKAB's `;`-separated files) or `csv` (time, sensors, a 0/1 label).
-        #[arg(long, value_enum, default_value_t = predict_cli::EvalFormat::Skab)]
-        format: predict_cli::EvalFormat,
-        /// Directory of labelled files (or one CSV file with --format csv).
-        #[arg(long)]
-        data: PathBuf,
-        /// Write `file,datetime,pred_anomaly` for every scored row to this CSV.
-        #[arg(long)]
-        predictions: Option<PathBuf>,
-        /// --format csv: column separator.
-        #[arg(long, default_value = ",")]
-        sep: char,
-        /// --format csv: time column (default: the first column).
-        #[arg(long)]
-        time_column: Option<String>,
-        /// --format csv: the 0/1 label column.
-        #[arg(long, default_value = "anomaly")]
-        label_column: String,
-        /// Add a random-forest classifier to each file's model, fitted on the labelled rows
-        /// of all the other files (leave-one-file-out).
-        #[arg(long)]
-        classifier: bool,
-        /// Model options over the defaults of `[asset.model]`.
-        #[command(flatten)]
-        tuning: predict_cli::Tuning,
-    },
+    Eval(EvalArgs),
     /// Commissioning: read every configured register once and print one JSON line per
     /// sensor (sensor, device, value, quality, raw registers in hex); or, with --probe,
     /// show every type and byte order of a few registers. Exits 3 if a value is not good.
@@ -190,6 +135,69 @@ enum Command {
     },
 }
 
+/// The arguments of `train`.
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Config file.
+    #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// The asset (machine) whose model to train; it needs an [asset.model] section.
+    #[arg(long)]
+    asset: String,
+    /// Start of the healthy history in the store, RFC 3339 or epoch ms.
+    #[arg(long, conflicts_with = "csv")]
+    from: Option<String>,
+    /// End of the healthy history in the store (inclusive).
+    #[arg(long, conflicts_with = "csv")]
+    to: Option<String>,
+    /// Healthy history as CSV: a time column and a column named after each sensor.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// CSV column separator.
+    #[arg(long, default_value = ",")]
+    sep: char,
+    /// Name of the CSV time column (default: the first column).
+    #[arg(long)]
+    time_column: Option<String>,
+    /// A 0/1 failure label column of the CSV: fit the healthy detector on rows
+    /// labelled 0 and a random-forest classifier on all rows.
+    #[arg(long, requires = "csv")]
+    label_column: Option<String>,
+    /// Write the model here instead of the asset's model file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// The arguments of `eval`.
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// `skab` (SKAB's `;`-separated files) or `csv` (time, sensors, a 0/1 label).
+    #[arg(long, value_enum, default_value_t = predict_cli::EvalFormat::Skab)]
+    format: predict_cli::EvalFormat,
+    /// Directory of labelled files (or one CSV file with --format csv).
+    #[arg(long)]
+    data: PathBuf,
+    /// Write `file,datetime,pred_anomaly` for every scored row to this CSV.
+    #[arg(long)]
+    predictions: Option<PathBuf>,
+    /// --format csv: column separator.
+    #[arg(long, default_value = ",")]
+    sep: char,
+    /// --format csv: time column (default: the first column).
+    #[arg(long)]
+    time_column: Option<String>,
+    /// --format csv: the 0/1 label column.
+    #[arg(long, default_value = "anomaly")]
+    label_column: String,
+    /// Add a random-forest classifier to each file's model, fitted on the labelled rows
+    /// of all the other files (leave-one-file-out).
+    #[arg(long)]
+    classifier: bool,
+    /// Model options over the defaults of `[asset.model]`.
+    #[command(flatten)]
+    tuning: predict_cli::Tuning,
+}
+
 fn init_logging(filter: Option<&str>) {
     let filter = filter
         .map(EnvFilter::new)
@@ -208,7 +216,17 @@ fn init_logging(filter: Option<&str>) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log.as_deref());
-    let result = match cli.command {
+    match execute(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: Command) -> Result<ExitCode> {
+    match command {
         Command::Check { config } => check(&config),
         Command::Run { config } => run(&config),
         Command::Poll {
@@ -248,57 +266,60 @@ fn main() -> ExitCode {
             history::import(&config, csv.as_deref(), archive.as_deref(), &opts)
         }
         Command::StoreStats { config } => history::store_stats(&config),
-        Command::Train {
-            config,
-            asset,
-            from,
-            to,
-            csv,
-            sep,
-            time_column,
-            label_column,
-            out,
-        } => {
-            let source = match csv {
-                Some(path) => predict_cli::TrainSource::Csv {
-                    path,
-                    sep,
-                    time_column,
-                    label_column,
-                },
-                None => predict_cli::TrainSource::Store { from, to },
-            };
-            predict_cli::train_cmd(&config, &asset, source, out.as_deref())
-        }
-        Command::Eval {
-            format,
-            data,
-            predictions,
-            sep,
-            time_column,
-            label_column,
-            classifier,
-            tuning,
-        } => predict_cli::eval_cmd(predict_cli::EvalArgs {
-            format,
-            data,
-            predictions,
-            layout: forewarn::detect::eval::CsvLayout {
-                separator: sep,
-                time_column,
-                label_column,
-            },
-            options: tuning.options(),
-            classifier,
-        }),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Command::Train(args) => train(args),
+        Command::Eval(args) => eval(args),
     }
+}
+
+/// `forewarn train`: from the store, or from a CSV file.
+fn train(args: TrainArgs) -> Result<ExitCode> {
+    let TrainArgs {
+        config,
+        asset,
+        from,
+        to,
+        csv,
+        sep,
+        time_column,
+        label_column,
+        out,
+    } = args;
+    let source = match csv {
+        Some(path) => predict_cli::TrainSource::Csv {
+            path,
+            sep,
+            time_column,
+            label_column,
+        },
+        None => predict_cli::TrainSource::Store { from, to },
+    };
+    predict_cli::train_cmd(&config, &asset, source, out.as_deref())
+}
+
+/// `forewarn eval`: labelled files replayed through the live scorer.
+fn eval(args: EvalArgs) -> Result<ExitCode> {
+    let EvalArgs {
+        format,
+        data,
+        predictions,
+        sep,
+        time_column,
+        label_column,
+        classifier,
+        tuning,
+    } = args;
+    predict_cli::eval_cmd(predict_cli::EvalArgs {
+        format,
+        data,
+        predictions,
+        layout: forewarn::detect::eval::CsvLayout {
+            separator: sep,
+            time_column,
+            label_column,
+        },
+        options: tuning.options(),
+        classifier,
+    })
 }
 
 /// `forewarn query --format`.
