@@ -471,12 +471,12 @@ pub struct Tier {
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = load::read_bounded(path, load::MAX_CONFIG_BYTES).map_err(|e| {
             ConfigErrors(vec![ConfigProblem {
                 file: path.to_path_buf(),
                 line: None,
                 key: String::new(),
-                message: format!("cannot read file: {e}"),
+                message: e.to_string(),
             }])
         })?;
         Config::parse(&text, path)
