@@ -477,3 +477,43 @@ fn config_files_that_are_not_small_regular_files_are_refused_quickly() {
     std::os::unix::fs::symlink(&good, &to_good).unwrap();
     assert!(check_path_bounded(&to_good).0);
 }
+
+#[test]
+fn a_duplicate_key_is_named() {
+    assert_problem(
+        &variant("id = \"gw-01\"\n", "id = \"gw-01\"\nid = \"gw-02\"\n"),
+        &["TOML syntax: duplicate key `id`"],
+    );
+    assert_problem(
+        &format!("{QUICKSTART}\n[agent]\ndata_dir = \"/tmp\"\n"),
+        &["TOML syntax: duplicate key `agent`"],
+    );
+}
+
+#[test]
+fn sizes_and_durations_with_spaces_or_overflow_are_refused() {
+    for (from, to, expected) in [
+        (
+            "interval = \"1s\"",
+            "interval = \" 1s\"",
+            "modbus[0].interval: invalid duration \" 1s\" (contains a space)",
+        ),
+        (
+            "raw_retention = \"30d\"",
+            "raw_retention = \"99999999999999999999d\"",
+            "storage.raw_retention: invalid duration \"99999999999999999999d\" (too large)",
+        ),
+        (
+            "max_disk = \"4GiB\"",
+            "max_disk = \"4 GiB\"",
+            "FILE:7: storage.max_disk: invalid size \"4 GiB\" (contains a space)",
+        ),
+        (
+            "max_disk = \"4GiB\"",
+            "max_disk = \"18446744073709551616B\"",
+            "storage.max_disk: invalid size \"18446744073709551616B\" (more than 18446744073709551615 bytes)",
+        ),
+    ] {
+        assert_problem(&variant(from, to), &[expected, "e.g."]);
+    }
+}

@@ -107,6 +107,23 @@ fn line_of(text: &str, root: &DeValue<'_>, path: &[Seg]) -> Option<usize> {
     best
 }
 
+/// The parser's message, with the key named where it only says "duplicate key": its span
+/// covers the second definition, which is the one to delete or rename.
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message();
+    let key = e
+        .span()
+        .and_then(|s| text.get(s))
+        .map(|k| k.trim().trim_start_matches('[').trim_end_matches(']').trim())
+        .filter(|k| !k.is_empty() && !k.contains('\n'));
+    match key {
+        Some(key) if message == "duplicate key" => {
+            format!("duplicate key `{key}`: each key and each [table] may be defined only once")
+        }
+        _ => message.to_string(),
+    }
+}
+
 const SECTIONS: &[&str] = &["agent", "storage", "upstream", "modbus", "mqtt", "asset", "http"];
 
 pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
@@ -124,7 +141,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
                 .iter()
                 .map(|e| {
                     let line = e.span().map(|s| line_at(text, s.start));
-                    problem(line, String::new(), format!("TOML syntax: {}", e.message()))
+                    problem(line, String::new(), format!("TOML syntax: {}", syntax_message(text, e)))
                 })
                 .collect(),
         ));
