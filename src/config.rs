@@ -396,6 +396,9 @@ mod defaults {
     pub fn qos() -> u8 {
         1
     }
+    pub fn max_sensors() -> usize {
+        10_000
+    }
     pub fn max_future() -> Dur {
         Dur::from_secs(300)
     }

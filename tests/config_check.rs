@@ -517,3 +517,17 @@ fn sizes_and_durations_with_spaces_or_overflow_are_refused() {
         assert_problem(&variant(from, to), &[expected, "e.g."]);
     }
 }
+
+#[test]
+fn mqtt_max_sensors_is_checked() {
+    let sub = "[[mqtt.subscribe]]\ntopic = \"a/{b}\"\n";
+    for bad in ["0", "1000001"] {
+        assert_problem(
+            &with_mqtt(&format!("max_sensors = {bad}\n{sub}")),
+            &[&format!(
+                "mqtt[0].max_sensors: max_sensors = {bad} is out of range: use 1 to 1000000"
+            )],
+        );
+    }
+    assert!(check(&with_mqtt(&format!("max_sensors = 50\n{sub}"))).ok);
+}
