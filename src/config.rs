@@ -388,6 +388,9 @@ mod defaults {
     pub fn qos() -> u8 {
         1
     }
+    pub fn max_sensors() -> usize {
+        10_000
+    }
     pub fn max_future() -> Dur {
         Dur::from_secs(300)
     }
@@ -463,12 +466,12 @@ pub struct Tier {
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = load::read_bounded(path, load::MAX_CONFIG_BYTES).map_err(|e| {
             ConfigErrors(vec![ConfigProblem {
                 file: path.to_path_buf(),
                 line: None,
                 key: String::new(),
-                message: format!("cannot read file: {e}"),
+                message: e.to_string(),
             }])
         })?;
         Config::parse(&text, path)

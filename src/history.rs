@@ -18,8 +18,23 @@ fn load(path: &Path) -> Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// Opens the store of `agent.data_dir`. Queries must not create one: a mistyped data
+/// directory would answer "no data" from a fresh, empty store, and leave it behind.
+/// `import` creates the directory itself before this.
 fn open_store(config: &Config) -> Result<Store> {
     let dir = &config.agent.data_dir;
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => bail!(
+            "the data directory {} is not a directory (agent.data_dir)",
+            dir.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "the data directory {} does not exist (agent.data_dir): no store to read; is this the agent's config?",
+            dir.display()
+        ),
+        Err(e) => bail!("the data directory {}: {e}", dir.display()),
+    }
     // Commands read or write once, in order: a small page cache is enough and keeps a
     // gateway's memory for the agent.
     let opts = StoreOptions {

@@ -424,3 +424,123 @@ fn mqtt_inputs_are_checked() {
         &["rule on unknown sensor \"plant.pump7.pressure\""],
     );
 }
+
+/// `forewarn check --config PATH`, killed if it has not answered within five seconds, so
+/// a file that cannot be read to its end fails the test instead of hanging it.
+fn check_path_bounded(path: &std::path::Path) -> (bool, String) {
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_forewarn"))
+        .arg("check")
+        .arg("--config")
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("check --config {} did not finish within 5 s", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    (status.success(), stderr)
+}
+
+#[test]
+fn config_files_that_are_not_small_regular_files_are_refused_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.toml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let big = dir.path().join("big.toml");
+    let mut text = QUICKSTART.to_string();
+    while text.len() <= 4 << 20 {
+        text.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(&big, text).unwrap();
+    let link = dir.path().join("link.toml");
+    std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+    for (path, expected) in [
+        (
+            std::path::PathBuf::from("/dev/zero"),
+            "not a regular file (a character device)",
+        ),
+        (link, "not a regular file (a character device)"),
+        (fifo, "not a regular file (a FIFO)"),
+        (dir.path().to_path_buf(), "not a regular file (a directory)"),
+        (big, "file is larger than 4194304 bytes"),
+    ] {
+        let (ok, stderr) = check_path_bounded(&path);
+        assert!(!ok, "{} was accepted", path.display());
+        let line = format!("{}: {expected}", path.display());
+        assert!(stderr.contains(&line), "expected {line:?} in:\n{stderr}");
+    }
+    // A symlink to a good config is followed.
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, QUICKSTART).unwrap();
+    let to_good = dir.path().join("to-good.toml");
+    std::os::unix::fs::symlink(&good, &to_good).unwrap();
+    assert!(check_path_bounded(&to_good).0);
+}
+
+#[test]
+fn a_duplicate_key_is_named() {
+    assert_problem(
+        &variant("id = \"gw-01\"\n", "id = \"gw-01\"\nid = \"gw-02\"\n"),
+        &["TOML syntax: duplicate key `id`"],
+    );
+    assert_problem(
+        &format!("{QUICKSTART}\n[agent]\ndata_dir = \"/tmp\"\n"),
+        &["TOML syntax: duplicate key `agent`"],
+    );
+}
+
+#[test]
+fn sizes_and_durations_with_spaces_or_overflow_are_refused() {
+    for (from, to, expected) in [
+        (
+            "interval = \"1s\"",
+            "interval = \" 1s\"",
+            "modbus[0].interval: invalid duration \" 1s\" (contains a space)",
+        ),
+        (
+            "raw_retention = \"30d\"",
+            "raw_retention = \"99999999999999999999d\"",
+            "storage.raw_retention: invalid duration \"99999999999999999999d\" (too large)",
+        ),
+        (
+            "max_disk = \"4GiB\"",
+            "max_disk = \"4 GiB\"",
+            "FILE:7: storage.max_disk: invalid size \"4 GiB\" (contains a space)",
+        ),
+        (
+            "max_disk = \"4GiB\"",
+            "max_disk = \"18446744073709551616B\"",
+            "storage.max_disk: invalid size \"18446744073709551616B\" (more than 18446744073709551615 bytes)",
+        ),
+    ] {
+        assert_problem(&variant(from, to), &[expected, "e.g."]);
+    }
+}
+
+#[test]
+fn mqtt_max_sensors_is_checked() {
+    let sub = "[[mqtt.subscribe]]\ntopic = \"a/{b}\"\n";
+    for bad in ["0", "1000001"] {
+        assert_problem(
+            &with_mqtt(&format!("max_sensors = {bad}\n{sub}")),
+            &[&format!(
+                "mqtt[0].max_sensors: max_sensors = {bad} is out of range: use 1 to 1000000"
+            )],
+        );
+    }
+    assert!(check(&with_mqtt(&format!("max_sensors = 50\n{sub}"))).ok);
+}

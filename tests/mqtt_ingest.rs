@@ -293,3 +293,72 @@ async fn sparkplug_b_and_influx_payloads_through_the_broker() {
     .await;
     assert!(api(http, "/query?sensor=gw7.pump_status.rpm").contains("\"value\":1450"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensor_names_and_counts_and_early_times_are_bounded() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let cfg = dir.path().join("forewarn.toml");
+    let extra = "\n  [[mqtt.subscribe]]\n  topic = \"sensors/{room}/temperature\"\n  format = \"number\"\n";
+    let text = config(&dir.path().join("data"), broker.port, http, extra).replacen(
+        "clean_session = false\n",
+        "clean_session = false\nmax_sensors = 3\n",
+        1,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let agent = AgentProcess::start(&cfg, &dir.path().join("agent.log"));
+    agent
+        .wait_for_log("mqtt input connected", Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let publisher = Publisher::connect(broker.port).await;
+    // One millisecond before 2000-01-01, in both spellings: refused.
+    publisher
+        .send("plant/l1/pump1/telemetry", r#"{"ts": 946684799999, "temp": 1}"#)
+        .await;
+    publisher
+        .send(
+            "plant/l1/pump1/telemetry",
+            r#"{"ts": "1999-12-31T23:59:59.999Z", "temp": 2}"#,
+        )
+        .await;
+    // A 300-byte name is refused; so is a fourth sensor.
+    let long = format!("sensors/{}/temperature", "r".repeat(300));
+    publisher.send(&long, "20").await;
+    for room in ["a", "b", "c", "d"] {
+        publisher.send(&format!("sensors/{room}/temperature"), "21").await;
+    }
+    // A sensor the input already created still arrives.
+    publisher.send("sensors/a/temperature", "22.5").await;
+
+    wait_until("the known sensor's second reading", Duration::from_secs(10), || {
+        api(http, "/query?sensor=sensors.a.temperature").contains("22.5")
+    })
+    .await;
+    let all = api(http, "/query?sensor=*&format=csv");
+    for room in ["a", "b", "c"] {
+        assert!(all.contains(&format!("sensors.{room}.temperature")), "{all}");
+    }
+    assert!(
+        !all.contains("sensors.d.") && !all.contains("rrrr") && !all.contains("pump1"),
+        "{all}"
+    );
+
+    let health: Value = serde_json::from_str(&api(http, "/healthz")).unwrap();
+    let plant = &health["mqtt"]["forewarn-gw-01-in:plant/{line}/{machine}/telemetry"];
+    assert_eq!(plant["past"].as_u64(), Some(2), "{health}");
+    let rooms = &health["mqtt"]["forewarn-gw-01-in:sensors/{room}/temperature"];
+    assert_eq!(
+        (rooms["sensor_limit"].as_u64(), rooms["samples"].as_u64()),
+        (Some(2), Some(4)),
+        "{health}"
+    );
+    let log = agent.log_text();
+    assert!(
+        log.contains("sensors/d/temperature") && log.contains("max_sensors = 3"),
+        "{log}"
+    );
+    assert!(log.contains("time before 2000-01-01"), "{log}");
+}

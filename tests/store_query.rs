@@ -103,3 +103,21 @@ async fn query_and_stats_while_running_and_after_stop() {
     let (ok, _, err) = forewarn(&["query", "--from", "last tuesday"], &config);
     assert!(!ok && err.contains("from"), "{err}");
 }
+
+#[test]
+fn query_and_stats_on_a_missing_data_directory_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("no-such-data");
+    let config = dir.path().join("forewarn.toml");
+    std::fs::write(&config, pump_config(&data, free_port(), free_port(), 100, 100)).unwrap();
+    for args in [&["query", "--sensor", "pump1.*"][..], &["store-stats"][..]] {
+        let (ok, _, stderr) = forewarn(args, &config);
+        assert!(!ok, "{args:?} succeeded");
+        let expected = format!("the data directory {} does not exist", data.display());
+        assert!(
+            stderr.contains(&expected),
+            "{args:?}: expected {expected:?} in:\n{stderr}"
+        );
+        assert!(!data.exists(), "{args:?} created {}", data.display());
+    }
+}

@@ -5,6 +5,11 @@
 //! instead of `T` and no zone (`2020-03-09 10:14:33`, read as UTC, as SKAB and most PLC
 //! exports write it), and epoch milliseconds (`1700000000123`).
 
+/// 2000-01-01T00:00:00Z in milliseconds: the earliest time a sample may carry. Earlier
+/// stamps are a clock that lost its battery, or seconds sent where milliseconds belong,
+/// and refused like stamps from the future rather than stored in 1970.
+pub const EARLIEST_MS: i64 = 946_684_800_000;
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

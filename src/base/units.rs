@@ -2,6 +2,10 @@
 //! sizes (`"4GiB"`). They are strings in TOML because plant engineers write them that
 //! way in Telegraf and Node-RED; a value that does not parse is rejected at load time with
 //! the accepted forms in the message, never silently defaulted.
+//!
+//! Neither admits a space, not even between number and unit (`"4 GiB"`, `" 1s"`): one
+//! spelling per value, and a stray space is more often a paste error than a style. A value
+//! too large to hold is refused, never clamped to the largest one.
 
 use std::fmt;
 use std::time::Duration;
@@ -25,25 +29,31 @@ impl Dur {
     }
 }
 
-/// Parses `"500ms"`, `"1s"`, `"1h30m"`, `"30d"`.
+/// Parses `"500ms"`, `"1s"`, `"1h30m"`, `"30d"`. No spaces anywhere, not even between
+/// the number and its unit: `"1 s"` is refused like `" 1s"`, so a value reads the same in
+/// every tool that copies it.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || {
+    let bad = |why: &str| {
         format!(
-            "invalid duration {text:?}: expected a number and a unit (ms, s, m, h, d, w), e.g. \"500ms\", \"1s\", \"30d\""
+            "invalid duration {text:?}{why}: expected a number and a unit (ms, s, m, h, d, w) without spaces, e.g. \"500ms\", \"1s\", \"30d\""
         )
     };
-    let s = text.trim();
-    if s.is_empty() {
-        return Err(bad());
+    if text.is_empty() {
+        return Err(bad(""));
+    }
+    if text.contains(char::is_whitespace) {
+        return Err(bad(" (contains a space)"));
     }
     let mut total_ms = 0f64;
-    let mut rest = s;
+    let mut rest = text;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| bad(""))?;
         if num_len == 0 {
-            return Err(bad());
+            return Err(bad(""));
         }
-        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        let number: f64 = rest[..num_len].parse().map_err(|_| bad(""))?;
         rest = &rest[num_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -55,13 +65,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => 3600e3,
             "d" => 86_400e3,
             "w" => 7.0 * 86_400e3,
-            _ => return Err(bad()),
+            _ => return Err(bad("")),
         };
         rest = &rest[unit_len..];
         total_ms += number * factor;
     }
+    // About 31,700 years: far past any retention, and exact in an f64 of milliseconds.
     if !total_ms.is_finite() || total_ms > 1e15 {
-        return Err(bad());
+        return Err(bad(" (too large)"));
     }
     Ok(Duration::from_micros((total_ms * 1000.0).round() as u64))
 }
@@ -92,37 +103,53 @@ impl Serialize for Dur {
 }
 
 /// A size in bytes written as a number and a unit: `B`, `KB`/`KiB`, `MB`/`MiB`,
-/// `GB`/`GiB`, `TB`/`TiB` (for example `"4GiB"`, `"512MB"`).
+/// `GB`/`GiB`, `TB`/`TiB` (for example `"4GiB"`, `"512MB"`), without spaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct ByteSize(pub u64);
 
+/// Parses `"4GiB"`, `"512MB"`, `"100"` (bytes). Like durations, no spaces anywhere.
+/// Whole numbers are computed exactly; a value past `u64::MAX` bytes is refused, never
+/// clamped.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let bad = || {
-        format!("invalid size {text:?}: expected a number and a unit (B, KB, KiB, MB, MiB, GB, GiB, TB, TiB), e.g. \"4GiB\"")
+    let bad = |why: &str| {
+        format!(
+            "invalid size {text:?}{why}: expected a number and a unit (B, KB, KiB, MB, MiB, GB, GiB, TB, TiB) without spaces, e.g. \"4GiB\""
+        )
     };
-    let s = text.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    if text.contains(char::is_whitespace) {
+        return Err(bad(" (contains a space)"));
+    }
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     if split == 0 {
-        return Err(bad());
+        return Err(bad(""));
     }
-    let number: f64 = s[..split].parse().map_err(|_| bad())?;
-    let factor: f64 = match s[split..].trim() {
-        "" | "B" => 1.0,
-        "KB" | "kB" => 1e3,
-        "KiB" => 1024.0,
-        "MB" => 1e6,
-        "MiB" => 1024.0 * 1024.0,
-        "GB" => 1e9,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "TB" => 1e12,
-        "TiB" => 1024.0f64.powi(4),
-        _ => return Err(bad()),
+    let factor: u64 = match &text[split..] {
+        "" | "B" => 1,
+        "KB" | "kB" => 1000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        "TB" => 1_000_000_000_000,
+        "TiB" => 1 << 40,
+        _ => return Err(bad("")),
     };
-    let bytes = number * factor;
-    if !bytes.is_finite() || bytes > u64::MAX as f64 {
-        return Err(bad());
+    let number = &text[..split];
+    let too_large = || bad(" (more than 18446744073709551615 bytes)");
+    if !number.contains('.') {
+        let n: u64 = number.parse().map_err(|_| too_large())?;
+        return n.checked_mul(factor).ok_or_else(too_large);
     }
-    Ok(bytes.round() as u64)
+    let n: f64 = number.parse().map_err(|_| bad(""))?;
+    let bytes = (n * factor as f64).round();
+    // 2^64 is the first f64 that does not fit; `as u64` would clamp it silently.
+    if !bytes.is_finite() || bytes >= 18_446_744_073_709_551_616.0 {
+        return Err(too_large());
+    }
+    Ok(bytes as u64)
 }
 
 impl fmt::Display for ByteSize {
@@ -183,6 +210,46 @@ mod tests {
         assert_eq!(parse_size("100").unwrap(), 100);
         assert!(parse_size("4 gigs").is_err());
         assert!(parse_size("GiB").is_err());
+    }
+
+    #[test]
+    fn spaces_are_refused_with_the_accepted_forms() {
+        for bad in [" 1s", "1s ", "1 s", "1h 30m", "\t1s"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(
+                err.contains("contains a space") && err.contains("ms, s, m, h, d, w"),
+                "{bad}: {err}"
+            );
+        }
+        for bad in [" 4GiB", "4GiB ", "4 GiB"] {
+            let err = parse_size(bad).unwrap_err();
+            assert!(
+                err.contains("contains a space") && err.contains("KiB, MB, MiB"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn overflowing_values_are_refused_not_clamped() {
+        for bad in ["99999999999999999999d", "99999999999999999999ms", "1e400s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert!(parse_duration("99999999999999999999d")
+            .unwrap_err()
+            .contains("too large"));
+        for bad in [
+            "18446744073709551616B",
+            "18446744073709551616",
+            "16777216TiB",
+            "99999999999999999999.5GB",
+        ] {
+            let err = parse_size(bad).unwrap_err();
+            assert!(err.contains("more than 18446744073709551615 bytes"), "{bad}: {err}");
+        }
+        assert_eq!(parse_size("18446744073709551615B").unwrap(), u64::MAX);
+        assert_eq!(parse_size("16777215TiB").unwrap(), 16_777_215 << 40);
+        assert_eq!(parse_size("1.5KiB").unwrap(), 1536);
     }
 
     #[test]

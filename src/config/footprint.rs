@@ -16,7 +16,8 @@ pub fn samples_per_day(c: &Config) -> f64 {
     c.modbus
         .iter()
         .map(|d| d.register.len() as f64 * 86_400.0 / d.interval.0.as_secs_f64().max(1e-3))
-        .sum()
+        // `sum` of no f64 is -0.0, which prints as "-0 samples/day".
+        .fold(0.0, |a, b| a + b)
 }
 
 /// Disk bytes per rollup bucket (four compressed series), rounded up.
@@ -50,4 +51,20 @@ pub fn check_budget(c: &Config) -> Option<String> {
             mib(need - have)
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::units::ByteSize;
+
+    #[test]
+    fn a_config_without_modbus_reports_zero_samples_not_minus_zero() {
+        let mut c = Config::default();
+        c.storage.max_disk = ByteSize(1 << 20);
+        assert_eq!(samples_per_day(&c).to_string(), "0");
+        let message = check_budget(&c).expect("8 MiB of overhead exceed 1 MiB");
+        assert!(message.contains(" of 0 samples/day"), "{message}");
+        assert!(!message.contains("-0"), "{message}");
+    }
 }

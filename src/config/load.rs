@@ -5,6 +5,7 @@
 //! is deserialized on its own and every failure is kept. Key paths come from
 //! `serde_path_to_error`; line numbers from a second, span-keeping parse of the same text.
 
+use std::io::Read;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
@@ -12,6 +13,68 @@ use toml::de::{DeTable, DeValue};
 
 use super::keys::{path_string, KeyPath, Seg};
 use super::{validate, Config, ConfigErrors, ConfigProblem};
+
+/// The largest config file read. Real configs are a few KiB; the cap keeps `check` from
+/// reading `/dev/zero` or a runaway generated file into memory.
+pub(super) const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+/// Why a config file could not be read; the caller adds the path.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ReadError {
+    #[error("cannot read file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a regular file ({0}); give the path of a TOML file")]
+    NotAFile(&'static str),
+    #[error("file is larger than {max} bytes; a config is a few KiB")]
+    TooLarge { max: u64 },
+    #[error("cannot read file: not UTF-8 text")]
+    NotUtf8,
+}
+
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+/// Reads a config file of at most `max` bytes. Only regular files (symlinks followed) are
+/// opened: opening a FIFO would block until a writer appears, and a device may never end.
+/// At most `max + 1` bytes are read, so a file that grows after the size check is still
+/// refused rather than read without bound.
+pub(super) fn read_bounded(path: &Path, max: u64) -> Result<String, ReadError> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(ReadError::NotAFile(kind_of(&meta)));
+    }
+    if meta.len() > max {
+        return Err(ReadError::TooLarge { max });
+    }
+    let file = std::fs::File::open(path)?;
+    // The path may have been replaced between the two calls; the open handle is what
+    // gets read, so it is checked again.
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(ReadError::NotAFile(kind_of(&meta)));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(ReadError::TooLarge { max });
+    }
+    String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8)
+}
 
 fn line_at(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
@@ -44,6 +107,23 @@ fn line_of(text: &str, root: &DeValue<'_>, path: &[Seg]) -> Option<usize> {
     best
 }
 
+/// The parser's message, with the key named where it only says "duplicate key": its span
+/// covers the second definition, which is the one to delete or rename.
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message();
+    let key = e
+        .span()
+        .and_then(|s| text.get(s))
+        .map(|k| k.trim().trim_start_matches('[').trim_end_matches(']').trim())
+        .filter(|k| !k.is_empty() && !k.contains('\n'));
+    match key {
+        Some(key) if message == "duplicate key" => {
+            format!("duplicate key `{key}`: each key and each [table] may be defined only once")
+        }
+        _ => message.to_string(),
+    }
+}
+
 const SECTIONS: &[&str] = &["agent", "storage", "upstream", "modbus", "mqtt", "asset", "http"];
 
 pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
@@ -61,7 +141,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
                 .iter()
                 .map(|e| {
                     let line = e.span().map(|s| line_at(text, s.start));
-                    problem(line, String::new(), format!("TOML syntax: {}", e.message()))
+                    problem(line, String::new(), format!("TOML syntax: {}", syntax_message(text, e)))
                 })
                 .collect(),
         ));

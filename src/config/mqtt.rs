@@ -55,6 +55,11 @@ pub struct MqttInput {
     /// Messages from the future by more than this are refused (a clock gone wrong).
     #[serde(default = "defaults::max_future")]
     pub max_future: Dur,
+    /// Distinct sensors this input may create while it runs; readings of further new
+    /// names are refused and counted (`sensor_limit`), readings of known ones still
+    /// arrive. Bounds what a topic stream with ever-new names can do to the store.
+    #[serde(default = "defaults::max_sensors")]
+    pub max_sensors: usize,
     /// Subscriptions, each with its decoder.
     #[serde(default)]
     pub subscribe: Vec<Subscription>,

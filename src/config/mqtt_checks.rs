@@ -8,6 +8,9 @@ use std::collections::HashSet;
 use super::keys::{at, k, KeyPath, Seg};
 use super::{Config, PayloadFormat, Subscription};
 
+/// The largest `max_sensors`: beyond it the bound no longer protects the registry.
+const MAX_SENSORS_LIMIT: usize = 1_000_000;
+
 /// Checks `[[mqtt]]`; returns a glob per subscription of the sensor names it can produce.
 pub(super) fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<String> {
     let mut globs = Vec::new();
@@ -26,6 +29,15 @@ pub(super) fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<St
             out.push((
                 at(&base, &[k("client_id")]),
                 format!("client id {id:?} is used twice; the broker would disconnect one of them"),
+            ));
+        }
+        if !(1..=MAX_SENSORS_LIMIT).contains(&m.max_sensors) {
+            out.push((
+                at(&base, &[k("max_sensors")]),
+                format!(
+                    "max_sensors = {} is out of range: use 1 to {MAX_SENSORS_LIMIT}",
+                    m.max_sensors
+                ),
             ));
         }
         if m.subscribe.is_empty() {

@@ -53,6 +53,8 @@ pub struct InputSettings {
     pub clean_session: bool,
     /// Messages stamped later than now plus this are refused.
     pub max_future: Duration,
+    /// Distinct sensors the input may create while it runs.
+    pub max_sensors: usize,
     pub subscriptions: Vec<SubscriptionSettings>,
 }
 
@@ -111,6 +113,7 @@ impl Config {
                     },
                     clean_session: m.clean_session,
                     max_future: m.max_future.as_duration(),
+                    max_sensors: m.max_sensors,
                     subscriptions,
                 })
             })

@@ -4,7 +4,8 @@
 //! Times may be `YYYY-MM-DD HH:MM:SS` (UTC), RFC 3339 or epoch milliseconds. Sensor names
 //! are the column headers (with an optional prefix; characters not allowed in sensor names
 //! become `_`). An empty cell is a missing value; a cell that is not a number, and a row
-//! whose time does not parse, are counted, logged and skipped — never the whole file.
+//! whose time does not parse or is before 2000-01-01 (the floor of every input), are
+//! counted, logged and skipped — never the whole file.
 //!
 //! Samples go straight into sealed chunks. Every [`ROWS_PER_BATCH`] rows all buffers are
 //! written and fsynced, and the progress callback learns how many rows are durable; an
@@ -21,7 +22,7 @@ use crate::store::{Store, StoreError};
 /// of 1 Hz data compresses nearly as well as an hour, and halves the memory an import of
 /// hundreds of columns needs.
 pub const ROWS_PER_BATCH: usize = 1800;
-use crate::base::time::parse_time;
+use crate::base::time::{parse_time, EARLIEST_MS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -57,7 +58,7 @@ pub struct ImportReport {
     pub rows: u64,
     pub samples: u64,
     pub sensors: usize,
-    /// Rows skipped because their time did not parse.
+    /// Rows skipped because their time did not parse or is before 2000-01-01.
     pub bad_rows: u64,
     /// Cells skipped because they were not numbers.
     pub bad_cells: u64,
@@ -163,6 +164,15 @@ pub fn import(
             }
             continue;
         };
+        // The floor the live inputs keep: an export from a PLC whose clock was never set
+        // would otherwise land in 1970, before everything retention and queries expect.
+        if ts_ms < EARLIEST_MS {
+            report.bad_rows += 1;
+            if report.bad_rows <= 10 {
+                tracing::warn!(file = %shown, line = line_no, "time before 2000-01-01; row skipped");
+            }
+            continue;
+        }
         for (i, cell) in cells.by_ref().enumerate() {
             let Some(Some(_)) = ids.get(i) else { continue };
             let cell = cell.trim();
@@ -222,7 +232,7 @@ mod tests {
         let csv = dir.path().join("in.csv");
         std::fs::write(
             &csv,
-            "datetime;Temp;Volume Flow RateRMS\n2020-03-09 10:14:33;79.3;32.0\n2020-03-09 10:14:34;x;32.5\r\nnot-a-time;1;2\n2020-03-09 10:14:35;;33\n",
+            "datetime;Temp;Volume Flow RateRMS\n2020-03-09 10:14:33;79.3;32.0\n2020-03-09 10:14:34;x;32.5\r\nnot-a-time;1;2\n1999-12-31 23:59:59;5;6\n2020-03-09 10:14:35;;33\n",
         )
         .unwrap();
         let store = Store::open(&dir.path().join("db"), Default::default()).unwrap();
@@ -233,7 +243,7 @@ mod tests {
         };
         let mut calls = 0;
         let r = import(&store, &csv, &opts, &mut |_| calls += 1).unwrap();
-        assert_eq!((r.rows, r.samples, r.sensors, r.bad_rows, r.bad_cells), (3, 4, 2, 1, 1));
+        assert_eq!((r.rows, r.samples, r.sensors, r.bad_rows, r.bad_cells), (3, 4, 2, 2, 1));
         assert!(calls >= 1);
         let flow = store.lookup_sensor("rig.Volume_Flow_RateRMS").unwrap().unwrap();
         let got = store.read(flow, 0, i64::MAX).unwrap();

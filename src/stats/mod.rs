@@ -120,6 +120,11 @@ figures! {
         pub non_finite: Counter => "mqtt_non_finite_total", "non_finite";
         /// Readings stamped too far in the future.
         pub future: Counter => "mqtt_future_total", "future";
+        /// Readings stamped before 2000-01-01.
+        pub past: Counter => "mqtt_past_total", "past";
+        /// Readings refused for their sensor name: too long, or a new sensor past the
+        /// input's `max_sensors`.
+        pub sensor_limit: Counter => "mqtt_sensor_limit_total", "sensor_limit";
         /// Messages on a topic no subscription maps.
         pub unknown_topic: Counter => "mqtt_unknown_topic_total", "unknown_topic";
         /// Sparkplug B sequence numbers that skipped.

@@ -11,6 +11,38 @@ use crate::config::{DataType, WordOrder};
 /// Decodes `words` (exactly `dt.words()` of them) into a number. `bool` and `bit` read
 /// as "register is not zero" here (the bit is picked by the caller); strings are NaN.
 pub fn decode(words: &[u16], dt: DataType, order: WordOrder) -> f64 {
+    let bits = ordered_bits(words, dt, order);
+    match dt {
+        DataType::Bool | DataType::Bit => f64::from(u8::from(bits != 0)),
+        DataType::String => f64::NAN,
+        DataType::U16 => bits as u16 as f64,
+        DataType::I16 => bits as u16 as i16 as f64,
+        DataType::U32 => bits as u32 as f64,
+        DataType::I32 => bits as u32 as i32 as f64,
+        DataType::F32 => f32_to_f64(f32::from_bits(bits as u32)),
+        DataType::U64 => bits as f64,
+        DataType::I64 => bits as i64 as f64,
+        DataType::F64 => f64::from_bits(bits),
+    }
+}
+
+/// The exact value of an integer type, which an f64 cannot hold beyond 2^53 (a 64-bit
+/// energy counter); `None` for floats, strings and bits.
+pub fn decode_integer(words: &[u16], dt: DataType, order: WordOrder) -> Option<i128> {
+    let bits = ordered_bits(words, dt, order);
+    Some(match dt {
+        DataType::U16 => i128::from(bits as u16),
+        DataType::I16 => i128::from(bits as u16 as i16),
+        DataType::U32 => i128::from(bits as u32),
+        DataType::I32 => i128::from(bits as u32 as i32),
+        DataType::U64 => i128::from(bits),
+        DataType::I64 => i128::from(bits as i64),
+        _ => return None,
+    })
+}
+
+/// The value's bytes in the given order, as the low bytes of a u64.
+fn ordered_bits(words: &[u16], dt: DataType, order: WordOrder) -> u64 {
     let mut bytes = [0u8; 8];
     let n = usize::from(dt.words()) * 2;
     for (i, w) in words.iter().take(n / 2).enumerate() {
@@ -28,19 +60,7 @@ pub fn decode(words: &[u16], dt: DataType, order: WordOrder) -> f64 {
     }
     let mut be8 = [0u8; 8];
     be8[8 - n..].copy_from_slice(b);
-    let bits = u64::from_be_bytes(be8);
-    match dt {
-        DataType::Bool | DataType::Bit => f64::from(u8::from(bits != 0)),
-        DataType::String => f64::NAN,
-        DataType::U16 => bits as u16 as f64,
-        DataType::I16 => bits as u16 as i16 as f64,
-        DataType::U32 => bits as u32 as f64,
-        DataType::I32 => bits as u32 as i32 as f64,
-        DataType::F32 => f32_to_f64(f32::from_bits(bits as u32)),
-        DataType::U64 => bits as f64,
-        DataType::I64 => bits as i64 as f64,
-        DataType::F64 => f64::from_bits(bits),
-    }
+    u64::from_be_bytes(be8)
 }
 
 /// Widens an f32 through its shortest decimal form, so a PLC's `123.456` is stored and

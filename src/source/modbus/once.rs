@@ -16,7 +16,7 @@ use crate::config::{DataType, ModbusDevice, RegisterKind, WordOrder};
 use crate::stats::DeviceStats;
 
 use super::bus::Outcome;
-use super::decode::{decode, decode_string};
+use super::decode::{decode, decode_integer, decode_string};
 use super::link::{Link, ReadFailure};
 use super::plan::ReadRequest;
 use super::plan_buses;
@@ -165,7 +165,7 @@ pub fn render_probe(device: &ModbusDevice, table: RegisterKind, address: u32, da
             };
             let _ = write!(s, "{:>7}  {:<6}", address + i as u32, dt.as_str());
             for order in WordOrder::ALL {
-                let _ = write!(s, " {:>24}", format_number(decode(w, dt, order)));
+                let _ = write!(s, " {:>24}", format_value(w, dt, order));
             }
             s.push('\n');
         }
@@ -176,10 +176,41 @@ pub fn render_probe(device: &ModbusDevice, table: RegisterKind, address: u32, da
     s
 }
 
+/// One cell of the probe table: integers exactly (a u64 counter past 2^53 would lose its
+/// last digits as an f64), floats in their shortest form.
+fn format_value(words: &[u16], dt: DataType, order: WordOrder) -> String {
+    match decode_integer(words, dt, order) {
+        Some(n) => n.to_string(),
+        None => format_number(decode(words, dt, order)),
+    }
+}
+
 fn format_number(v: f64) -> String {
     if v.is_finite() && v.abs() >= 1e15 || (v != 0.0 && v.abs() < 1e-6) {
         format!("{v:e}")
     } else {
         format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sixty_four_bit_integers_are_shown_exactly() {
+        // 2^63 + 1 and -(2^63) + 1: neither survives a round trip through f64.
+        let u = [0x8000, 0x0000, 0x0000, 0x0001];
+        assert_eq!(format_value(&u, DataType::U64, WordOrder::ABCD), "9223372036854775809");
+        assert_eq!(format_value(&u, DataType::I64, WordOrder::ABCD), "-9223372036854775807");
+        assert_eq!(
+            format_value(&[0xFFFF; 4], DataType::U64, WordOrder::ABCD),
+            "18446744073709551615"
+        );
+        assert_eq!(format_value(&[0xFFFF; 4], DataType::I64, WordOrder::ABCD), "-1");
+        assert_eq!(format_value(&[0x0001, 0, 0, 0], DataType::U64, WordOrder::CDAB), "1");
+        assert_eq!(format_value(&[0xFFFE], DataType::I16, WordOrder::ABCD), "-2");
+        // Floats keep their shortest decimal form.
+        assert_eq!(format_value(&[0x3FC0, 0x0000], DataType::F32, WordOrder::ABCD), "1.5");
     }
 }

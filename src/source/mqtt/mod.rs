@@ -12,10 +12,11 @@
 //! without I/O ([`acks`]); the client loop here only polls rumqttc, feeds it, and hands
 //! over the acks it releases.
 //!
-//! **Bad input.** A malformed payload, a topic no subscription maps, a non-finite number
-//! or a time too far in the future is counted per subscription (logs, `/healthz`), logged
-//! with rate limiting, and acknowledged so the broker does not resend it forever. It never
-//! takes good readings of the same payload with it.
+//! **Bad input.** A malformed payload, a topic no subscription maps, a non-finite number,
+//! a time too far in the future or before 2000, or a sensor the input may not create
+//! ([`limits`]: too long a name, past `max_sensors`) is counted per subscription (logs,
+//! `/healthz`), logged with rate limiting, and acknowledged so the broker does not resend
+//! it forever. It never takes good readings of the same payload with it.
 //!
 //! Reconnects use exponential backoff with jitter; subscriptions are renewed on every
 //! connect.
@@ -23,6 +24,7 @@
 mod acks;
 pub(crate) mod influx;
 pub(crate) mod json;
+mod limits;
 pub(crate) mod sparkplug;
 
 use std::collections::HashMap;
@@ -35,6 +37,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::base::backoff::Backoff;
 use crate::base::sample::{now_ms, Sample, SensorId};
+use crate::base::time::EARLIEST_MS;
 use crate::config::TopicTemplate;
 use crate::config::{InputQos, InputSettings, PayloadFormat, Subscription};
 use crate::mqtt::Connection;
@@ -200,12 +203,26 @@ impl MqttSource {
                 );
                 continue;
             }
+            if ts < EARLIEST_MS {
+                st.past.event(|n| {
+                    tracing::warn!(topic = %p.topic, ts, count = n, "time before 2000-01-01 (a clock that was never set?); reading refused")
+                });
+                continue;
+            }
             let Some(name) = render(&sub.sensor, &[&topic_vars, &r.vars, &topic_level]) else {
                 st.malformed.event(|n| {
                     tracing::warn!(topic = %p.topic, template = %sub.sensor, count = n, "the reading has no value for a placeholder of the sensor name; reading refused")
                 });
                 continue;
             };
+            if !ids.contains_key(&name) {
+                if let Err(why) = limits::admit_new(&name, ids.len(), self.settings.max_sensors) {
+                    st.sensor_limit.event(
+                        |n| tracing::warn!(topic = %p.topic, error = %why, count = n, "sensor not created; reading refused"),
+                    );
+                    continue;
+                }
+            }
             let id = match ids.get(&name) {
                 Some(id) => *id,
                 None => match self.store.sensor_id(&name) {
