@@ -53,6 +53,8 @@ pub struct InputSettings {
     pub clean_session: bool,
     /// Messages stamped later than now plus this are refused.
     pub max_future: Duration,
+    /// Larger payloads are acknowledged and skipped, never decoded.
+    pub max_payload: usize,
     pub subscriptions: Vec<SubscriptionSettings>,
 }
 
@@ -111,6 +113,7 @@ impl Config {
                     },
                     clean_session: m.clean_session,
                     max_future: m.max_future.as_duration(),
+                    max_payload: usize::try_from(m.max_payload.0).unwrap_or(usize::MAX),
                     subscriptions,
                 })
             })

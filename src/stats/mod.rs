@@ -64,6 +64,9 @@ figures! {
         pub samples_stored: Counter => "samples_stored_total", "samples_stored";
         /// Samples refused because the disk is full or flushes keep failing.
         pub samples_rejected: Counter => "samples_rejected_total", "samples_rejected";
+        /// Refused messages left unacknowledged, to be asked back from their broker once
+        /// samples are accepted again.
+        pub refused_held: Gauge => "refused_messages_held", "refused_messages_held";
         /// Storage pressure: 0 ok, 1 over budget, 2 disk full.
         pub storage_pressure: Level => "storage_pressure", "storage_pressure";
         /// Samples removed by retention.
@@ -118,6 +121,8 @@ figures! {
         pub non_finite: Counter => "mqtt_non_finite_total", "non_finite";
         /// Readings stamped too far in the future.
         pub future: Counter => "mqtt_future_total", "future";
+        /// Messages larger than `max_payload`: acknowledged and skipped.
+        pub oversized: Counter => "mqtt_oversized_total", "oversized";
         /// Messages on a topic no subscription maps.
         pub unknown_topic: Counter => "mqtt_unknown_topic_total", "unknown_topic";
         /// Sparkplug B sequence numbers that skipped.
