@@ -394,6 +394,9 @@ mod defaults {
     pub fn max_future() -> Dur {
         Dur::from_secs(300)
     }
+    pub fn max_payload() -> ByteSize {
+        ByteSize(1 << 20)
+    }
     pub fn http_listen() -> String {
         "127.0.0.1:9321".into()
     }

@@ -404,6 +404,15 @@ fn mqtt_inputs_are_checked() {
         &with_mqtt(""),
         &["mqtt[0].subscribe: an [[mqtt]] input needs at least one"],
     );
+    // Below 1KiB a few fields do not fit; above 256MiB no MQTT packet reaches the limit.
+    for size in ["512B", "1GiB"] {
+        assert_problem(
+            &with_mqtt(&format!("max_payload = \"{size}\"\n{}", sub("a", ""))),
+            &["mqtt[0].max_payload: max_payload must be between 1KiB and 256MiB"],
+        );
+    }
+    let large = with_mqtt(&format!("max_payload = \"16MiB\"\n{}", sub("a", "")));
+    assert!(check(&large).ok, "{}", check(&large).stderr);
     assert_problem(
         &with_mqtt(&sub("a/b", "format = \"xml\"\n")),
         &["mqtt[0].subscribe[0].format: unknown variant `xml`"],

@@ -3,7 +3,8 @@
 //! raises a storage alert upstream, and recovers when space is freed. (b) A disk that fills
 //! at once: what was accepted waits in memory behind the store's reserve and is stored
 //! once space is back; nothing is lost uncounted. (c) A disk that reaches zero while the
-//! disk-full alert is open leaves the store working.
+//! disk-full alert is open leaves the store working. (d) QoS 1 MQTT messages refused while
+//! the disk is full come back from the broker once space is freed, and are all stored.
 //!
 //! Mounting needs root (CI runs as root); elsewhere the tests say so and do nothing.
 
@@ -319,4 +320,130 @@ async fn a_disk_that_reaches_zero_during_the_alert_leaves_the_store_working() {
     assert_eq!(later["flush_errors"].as_u64(), Some(errors), "{}", t.agent.log_text());
     assert!(t.agent.is_running(), "{}", t.agent.log_text());
     t.agent.terminate();
+}
+
+fn mqtt_config(data: &Path, broker: u16, http: u16) -> String {
+    format!(
+        r#"
+[agent]
+id = "gw-disk-mqtt"
+data_dir = "{data}"
+[storage]
+raw_retention = "1m"
+max_disk = "16MiB"
+flush_interval = "100ms"
+ack_delay = "5ms"
+retention_interval = "200ms"
+min_free_disk = "8MiB"
+[upstream]
+broker = "mqtt://127.0.0.1:{broker}"
+[http]
+listen = "127.0.0.1:{http}"
+[[mqtt]]
+broker = "mqtt://127.0.0.1:{broker}"
+client_id = "disk-agent"
+qos = 1
+clean_session = false
+  [[mqtt.subscribe]]
+  topic = "plant/{{machine}}/telemetry"
+  format = "json"
+  sensor = "{{machine}}.{{field}}"
+  timestamp = "ts"
+"#,
+        data = data.display()
+    )
+}
+
+/// QoS 1 messages published while the disk is full are refused, not acknowledged; once
+/// space is freed the agent gets them back from the broker by itself, and every one of
+/// them is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_messages_refused_while_full_are_stored_once_space_is_back() {
+    if !is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    const MESSAGES: i64 = 200;
+    const T0: i64 = 1_700_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(&dir.path().join("mnt"), 48).expect("mount tmpfs");
+    // Mosquitto's defaults: 20 messages in flight, the rest queued for the session.
+    let broker = Mosquitto::start();
+    let http = free_port();
+    let cfg = dir.path().join("forewarn.toml");
+    std::fs::write(&cfg, mqtt_config(&fs.0.join("data"), broker.port, http)).unwrap();
+    let agent = AgentProcess::start(&cfg, &dir.path().join("agent.log"));
+    agent
+        .wait_for_log("mqtt input connected", Duration::from_secs(10))
+        .await;
+    wait_health(http, "agent up", Duration::from_secs(10), |h| {
+        h["storage_pressure"] == "ok"
+    })
+    .await;
+
+    fs.fill("filler", 4 << 20);
+    wait_health(http, "disk full detected", Duration::from_secs(10), |h| {
+        h["storage_pressure"] == "disk_full"
+    })
+    .await;
+    let (client, mut events) = rumqttc::AsyncClient::new(
+        rumqttc::MqttOptions::new("disk-publisher", "127.0.0.1", broker.port),
+        1000,
+    );
+    let acked = tokio::spawn(async move {
+        let mut acked = 0;
+        while acked < MESSAGES {
+            match events.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => acked += 1,
+                Ok(_) => {}
+                Err(e) => panic!("publisher lost the broker: {e}"),
+            }
+        }
+    });
+    for i in 0..MESSAGES {
+        let payload = format!(r#"{{"ts": {}, "v": {i}}}"#, T0 + i);
+        client
+            .publish("plant/m1/telemetry", rumqttc::QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(20), acked)
+        .await
+        .expect("the broker took every message")
+        .unwrap();
+    wait_health(http, "messages refused", Duration::from_secs(10), |h| {
+        h["samples_rejected"].as_u64() > Some(0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(health(http)["samples_stored"], 0, "stored while the disk was full");
+
+    std::fs::remove_file(fs.0.join("filler")).unwrap();
+    wait_health(http, "every message stored", Duration::from_secs(20), |h| {
+        h["storage_pressure"] == "ok" && h["samples_stored"].as_u64() >= Some(MESSAGES as u64)
+    })
+    .await;
+    let body = match get(
+        &format!("127.0.0.1:{http}"),
+        &format!("/query?sensor=m1.v&from={T0}&to={}", T0 + MESSAGES),
+    )
+    .unwrap()
+    {
+        Remote::Reply { status: 200, body } => String::from_utf8(body).unwrap(),
+        _ => panic!("query failed"),
+    };
+    let values: std::collections::BTreeSet<i64> = body
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["value"].as_f64().unwrap() as i64)
+        .collect();
+    // The broker resent them because the input reconnected once, not because of a restart.
+    assert!(agent.log_text().contains("reconnecting so that the broker resends"));
+    let missing: Vec<i64> = (0..MESSAGES).filter(|i| !values.contains(i)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {MESSAGES} messages missing, e.g. {:?}:\n{}",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        agent.log_text()
+    );
 }

@@ -106,6 +106,7 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         failing_flushes: 0,
         waiting: Vec::new(),
         ack_deadline: None,
+        refused: Vec::new(),
     };
     let result = pipeline.run(batches_rx, alarm_rx, &mut shutdown).await;
 

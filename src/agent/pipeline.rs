@@ -8,6 +8,17 @@
 //! (its broker keeps it); an acknowledgement runs only after the flush that made its
 //! samples durable; a store that keeps failing with space on disk ends the agent, so the
 //! service manager restarts it.
+//!
+//! **Refused batches come back.** A broker resends an unacknowledged message only on a
+//! new connection of the session, so a refused message would stay in its in-flight window
+//! for good, and once the window is full the input receives nothing more. The pipeline
+//! keeps the refused batches' acks (not their samples) and, once it accepts samples again,
+//! asks their sources for them ([`Ack::redeliver`]): the MQTT input reconnects and its
+//! persistent session brings them back. Keeping the samples here instead would cost the
+//! in-flight windows' worth of decoded samples (up to `max_payload` per message, times a
+//! window a broker may leave unbounded) on a gateway with little memory, for data the
+//! broker holds anyway; an ack costs a packet id. Batches without an ack (Modbus, QoS 0)
+//! cannot come back: they are counted as rejected.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -62,6 +73,10 @@ pub(super) struct Pipeline {
     pub waiting: Vec<Ack>,
     /// When the flush for `waiting` is due (group commit).
     pub ack_deadline: Option<tokio::time::Instant>,
+    /// Acks of refused batches, to ask their sources for them once samples are accepted
+    /// again. Bounded by the brokers' in-flight windows: nothing more arrives while those
+    /// are full of refused messages.
+    pub refused: Vec<Ack>,
 }
 
 impl Pipeline {
@@ -113,7 +128,7 @@ impl Pipeline {
         // The last resort of retention, and the bound on memory while flushes fail: refuse
         // (and count) rather than fail writes or grow without limit. A refused batch is not
         // acknowledged: its broker keeps it.
-        if self.stats.storage_pressure.get() == PRESSURE_DISK_FULL || self.store.pending_len() > MAX_PENDING {
+        if self.refusing() {
             let (pressure, buffered) = (self.stats.storage_pressure(), self.store.pending_len());
             self.stats.samples_rejected.events(batch.len() as u64, |n| {
                 tracing::warn!(
@@ -123,6 +138,9 @@ impl Pipeline {
                     "samples refused: the disk is nearly full or flushes keep failing; acknowledged inputs keep them"
                 )
             });
+            if let Some(ack) = ack.filter(Ack::can_redeliver) {
+                self.hold_refused(ack);
+            }
         } else {
             self.store.append(batch);
             if let Some(ack) = ack {
@@ -147,8 +165,44 @@ impl Pipeline {
         Ok(())
     }
 
-    /// What the clock makes due: silent sensors, re-notifications.
+    /// Whether new samples are refused: the disk is nearly full, or so much waits for
+    /// flushes that keep failing that memory must not grow further.
+    fn refusing(&self) -> bool {
+        self.stats.storage_pressure.get() == PRESSURE_DISK_FULL || self.store.pending_len() > MAX_PENDING
+    }
+
+    /// Keeps a refused batch's ack until samples are accepted again.
+    fn hold_refused(&mut self, ack: Ack) {
+        self.refused.push(ack);
+        let held = self.refused.len();
+        self.stats.refused_held.set(held as u64);
+        if held == 1 {
+            tracing::warn!(
+                "refused messages stay unacknowledged with their broker; they are asked back once samples are accepted again"
+            );
+        }
+    }
+
+    /// Samples are accepted again: asks the sources of the refused batches for them.
+    fn release_refused(&mut self) {
+        if self.refused.is_empty() || self.refusing() {
+            return;
+        }
+        let held = self.refused.len();
+        for ack in self.refused.drain(..) {
+            ack.redeliver();
+        }
+        self.stats.refused_held.set(0);
+        tracing::info!(
+            messages = held,
+            "samples accepted again; the messages refused meanwhile are asked back from their brokers"
+        );
+    }
+
+    /// What the clock makes due: refused batches once samples are accepted again, silent
+    /// sensors, re-notifications.
     async fn on_clock(&mut self, observations: &mut Vec<(AlarmId, Observation)>) -> Result<()> {
+        self.release_refused();
         let now = crate::base::time::now_ms();
         self.silence.check(now, observations);
         self.alerts

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::broker::ConnectionFields;
-use super::{defaults, Dur};
+use super::{defaults, ByteSize, Dur};
 use crate::base::secret::Secret;
 
 /// `[[mqtt]]`: an MQTT broker whose topics carry sensor values.
@@ -60,6 +60,12 @@ pub struct MqttInput {
     /// arrive. Bounds what a topic stream with ever-new names can do to the store.
     #[serde(default = "defaults::max_sensors")]
     pub max_sensors: usize,
+    /// The largest payload decoded; a larger message is acknowledged, counted as
+    /// `oversized` and skipped, so one message cannot stall the input. It is received
+    /// whole first (MQTT 3.1.1 lets a client announce no limit), so it is also a bound on
+    /// what a payload may cost in decoding, not on the bytes read from the socket.
+    #[serde(default = "defaults::max_payload")]
+    pub max_payload: ByteSize,
     /// Subscriptions, each with its decoder.
     #[serde(default)]
     pub subscribe: Vec<Subscription>,

@@ -24,6 +24,7 @@ pub(super) fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<St
                 format!("qos {} is not supported: use 0 or 1", m.qos),
             ));
         }
+        check_max_payload(m.max_payload.0, &base, out);
         let id = c.mqtt_client_id(i);
         if !client_ids.insert(id.clone()) {
             out.push((
@@ -52,6 +53,21 @@ pub(super) fn check_mqtt(c: &Config, out: &mut Vec<(KeyPath, String)>) -> Vec<St
         }
     }
     globs
+}
+
+/// The smallest and largest `max_payload`: below 1 KiB a few JSON fields would not fit;
+/// the largest is the most an MQTT packet can carry (its remaining length is at most
+/// 256 MiB), so any limit above it would never apply.
+pub(super) const MAX_PAYLOAD_RANGE: (u64, u64) = (1 << 10, 256 << 20);
+
+fn check_max_payload(bytes: u64, base: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
+    let (low, high) = MAX_PAYLOAD_RANGE;
+    if !(low..=high).contains(&bytes) {
+        out.push((
+            at(base, &[k("max_payload")]),
+            format!("max_payload must be between 1KiB and 256MiB, not {bytes} bytes"),
+        ));
+    }
 }
 
 /// One subscription: its topic template, the placeholders of its sensor template, and the

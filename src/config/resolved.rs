@@ -55,6 +55,8 @@ pub struct InputSettings {
     pub max_future: Duration,
     /// Distinct sensors the input may create while it runs.
     pub max_sensors: usize,
+    /// Larger payloads are acknowledged and skipped, never decoded.
+    pub max_payload: usize,
     pub subscriptions: Vec<SubscriptionSettings>,
 }
 
@@ -114,6 +116,7 @@ impl Config {
                     clean_session: m.clean_session,
                     max_future: m.max_future.as_duration(),
                     max_sensors: m.max_sensors,
+                    max_payload: usize::try_from(m.max_payload.0).unwrap_or(usize::MAX),
                     subscriptions,
                 })
             })

@@ -4,7 +4,9 @@
 //!
 //! A batch may carry an [`Ack`]: the pipeline runs it once every sample of the batch is
 //! durable (after the store's flush), so an MQTT message is acknowledged to the broker
-//! only when it can no longer be lost.
+//! only when it can no longer be lost. A batch the pipeline refuses (disk full) is not
+//! acknowledged; an ack made [`Ack::with_redelivery`] lets its source get the batch back
+//! once samples are accepted again (the MQTT input asks its broker to send it again).
 
 pub mod csv;
 pub mod modbus;
@@ -12,16 +14,46 @@ pub mod mqtt;
 
 use crate::base::sample::Sample;
 
+type Callback = Box<dyn FnOnce() + Send>;
+
 /// Runs when the samples of its batch are durable.
-pub struct Ack(Box<dyn FnOnce() + Send>);
+pub struct Ack {
+    done: Callback,
+    redeliver: Option<Callback>,
+}
 
 impl Ack {
     pub fn new(f: impl FnOnce() + Send + 'static) -> Ack {
-        Ack(Box::new(f))
+        Ack {
+            done: Box::new(f),
+            redeliver: None,
+        }
     }
 
+    /// An ack whose batch can be had again: `redeliver` runs when the pipeline, having
+    /// refused the batch, accepts samples again.
+    pub fn with_redelivery(done: impl FnOnce() + Send + 'static, redeliver: impl FnOnce() + Send + 'static) -> Ack {
+        Ack {
+            done: Box::new(done),
+            redeliver: Some(Box::new(redeliver)),
+        }
+    }
+
+    /// The samples are durable.
     pub fn done(self) {
-        (self.0)()
+        (self.done)()
+    }
+
+    /// Whether [`Ack::redeliver`] can bring the batch back.
+    pub fn can_redeliver(&self) -> bool {
+        self.redeliver.is_some()
+    }
+
+    /// The batch was refused and samples are accepted again: asks the source for it.
+    pub fn redeliver(self) {
+        if let Some(f) = self.redeliver {
+            f()
+        }
     }
 }
 

@@ -64,6 +64,9 @@ figures! {
         pub samples_stored: Counter => "samples_stored_total", "samples_stored";
         /// Samples refused because the disk is full or flushes keep failing.
         pub samples_rejected: Counter => "samples_rejected_total", "samples_rejected";
+        /// Refused messages left unacknowledged, to be asked back from their broker once
+        /// samples are accepted again.
+        pub refused_held: Gauge => "refused_messages_held", "refused_messages_held";
         /// Storage pressure: 0 ok, 1 over budget, 2 disk full.
         pub storage_pressure: Level => "storage_pressure", "storage_pressure";
         /// Samples removed by retention.
@@ -125,6 +128,8 @@ figures! {
         /// Readings refused for their sensor name: too long, or a new sensor past the
         /// input's `max_sensors`.
         pub sensor_limit: Counter => "mqtt_sensor_limit_total", "sensor_limit";
+        /// Messages larger than `max_payload`: acknowledged and skipped.
+        pub oversized: Counter => "mqtt_oversized_total", "oversized";
         /// Messages on a topic no subscription maps.
         pub unknown_topic: Counter => "mqtt_unknown_topic_total", "unknown_topic";
         /// Sparkplug B sequence numbers that skipped.

@@ -10,9 +10,25 @@
 //! message. Handing over never waits: rumqttc's queue is drained by the same task that
 //! polls its event loop, so a full queue leaves the acks here for the next round.
 
+//!
+//! A message the pipeline refused (disk full) is not acknowledged, and a broker resends an
+//! unacknowledged message only on a new connection of the session. Once samples are
+//! accepted again, the first refused message of the current connection asks for that new
+//! connection ([`AckState::redeliver`]); the broker then resends all of them, so the
+//! others of the same connection ask for nothing.
+
 use std::collections::VecDeque;
 
 use rumqttc::Publish;
+
+/// What became of a message handed to the pipeline.
+#[derive(Debug)]
+pub(crate) enum Settled {
+    /// Its samples are durable: acknowledge it (the packet id and QoS are all an ack needs).
+    Durable(Publish),
+    /// It was refused, and samples are accepted again: it must be sent again.
+    Refused,
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct AckState {
@@ -54,6 +70,14 @@ impl AckState {
         }
         self.ready.push_back(publish);
         true
+    }
+
+    /// A message of connection `epoch` was refused and samples are accepted again.
+    /// Returns true when the current connection must be dropped so that the broker
+    /// resends; false when that connection is already gone (the broker resends on the
+    /// next one anyway) or the drop was already asked for.
+    pub(crate) fn redeliver(&mut self, epoch: u64) -> bool {
+        self.connected && epoch == self.epoch
     }
 
     /// The oldest ack waiting to be handed to rumqttc.
@@ -151,6 +175,19 @@ mod tests {
         acks.ack_ready(epoch, message(6));
         assert_eq!(pkids(&mut acks), [3, 4, 5, 6]);
         assert_eq!(taken, [1, 2]);
+    }
+
+    #[test]
+    fn refused_messages_ask_for_one_reconnect_per_connection() {
+        let mut acks = AckState::default();
+        let first = acks.connected();
+        assert!(acks.redeliver(first));
+        // The input drops the connection: the other refused messages of it come back too.
+        acks.disconnected();
+        assert!(!acks.redeliver(first));
+        let second = acks.connected();
+        assert!(!acks.redeliver(first), "an older connection's refusal asks for nothing");
+        assert!(acks.redeliver(second));
     }
 
     #[test]

@@ -18,6 +18,25 @@
 //! `/healthz`), logged with rate limiting, and acknowledged so the broker does not resend
 //! it forever. It never takes good readings of the same payload with it.
 //!
+//! **Large messages.** A payload larger than `max_payload` is acknowledged, counted as
+//! `oversized` and logged with its topic and size, never decoded. The limit cannot be
+//! rumqttc's packet limit: over it rumqttc drops the connection, and a persistent session
+//! sends the same message again on the next one, forever. Announcing a limit to the broker
+//! is MQTT 5's `Maximum Packet Size`, and rumqttc's client here speaks 3.1.1, which has
+//! none. So the client reads any packet MQTT allows (256 MiB) and the input discards the
+//! large ones after acknowledging them. The cost is memory for one such message while it
+//! is read: acceptable on a 1 GB gateway for the rare stray message, and an operator who
+//! expects worse bounds it at the broker (Mosquitto's `max_packet_size`), where the
+//! publisher is refused instead.
+//!
+//! **Refused messages.** The pipeline refuses messages while the disk is full, without
+//! acknowledging them. A broker resends unacknowledged messages only on a new connection,
+//! so once samples are accepted again the pipeline hands the refusals back
+//! ([`Ack::redeliver`]) and the input drops its connection once; the persistent session
+//! (`clean_session = false`) resends them on the next one. With a clean session the broker
+//! discards them instead: they were never acknowledged, and such a session promises
+//! nothing across connections.
+//!
 //! Reconnects use exponential backoff with jitter; subscriptions are renewed on every
 //! connect.
 
@@ -44,7 +63,10 @@ use crate::mqtt::Connection;
 use crate::source::{Ack, Batch};
 use crate::stats::{InputStats, Stats};
 use crate::store::Store;
-use acks::AckState;
+use acks::{AckState, Settled};
+
+/// The largest remaining length an MQTT packet can declare (four length bytes).
+const MAX_MQTT_PACKET: usize = 268_435_455;
 
 /// One value decoded from a payload, with the names a sensor-name template can use.
 #[derive(Debug, Clone, PartialEq)]
@@ -134,7 +156,7 @@ pub struct MqttSource {
 impl MqttSource {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let (client, mut events): (AsyncClient, EventLoop) = AsyncClient::new(self.mqtt_options(), 1024);
-        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(u64, Publish)>();
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<(u64, Settled)>();
         let mut input = Input::new(&self, client, ack_tx);
         loop {
             input.send_acks();
@@ -143,8 +165,8 @@ impl MqttSource {
                     Ok(event) => input.on_event(event).await,
                     Err(e) => input.backoff(&e, &mut shutdown).await,
                 },
-                Some((epoch, publish)) = ack_rx.recv() => {
-                    input.acks.ack_ready(epoch, publish);
+                Some((epoch, settled)) = ack_rx.recv() => {
+                    input.on_settled(epoch, settled, &mut events);
                     ControlFlow::Continue(())
                 }
                 _ = shutdown.changed() => {
@@ -162,7 +184,10 @@ impl MqttSource {
         let mut options = self.connection.options();
         options.set_clean_session(self.settings.clean_session);
         options.set_manual_acks(true);
-        options.set_max_packet_size(1 << 20, 1 << 20);
+        // Any packet MQTT allows: a smaller limit would make rumqttc drop the connection on
+        // a large message and the session redeliver it forever (`max_payload` is applied
+        // after the message is acknowledged instead). What this client sends is small.
+        options.set_max_packet_size(MAX_MQTT_PACKET, 1 << 20);
         options
     }
 
@@ -254,12 +279,12 @@ struct Input<'a> {
     ids: HashMap<String, SensorId>,
     acks: AckState,
     /// Where an [`Ack`] sends its message once the samples are durable.
-    ack_tx: mpsc::UnboundedSender<(u64, Publish)>,
+    ack_tx: mpsc::UnboundedSender<(u64, Settled)>,
     backoff: Backoff,
 }
 
 impl<'a> Input<'a> {
-    fn new(source: &'a MqttSource, client: AsyncClient, ack_tx: mpsc::UnboundedSender<(u64, Publish)>) -> Input<'a> {
+    fn new(source: &'a MqttSource, client: AsyncClient, ack_tx: mpsc::UnboundedSender<(u64, Settled)>) -> Input<'a> {
         let client_id = source.connection.client_id().to_string();
         let subs = source
             .settings
@@ -328,6 +353,14 @@ impl<'a> Input<'a> {
     /// answers the broker once they are durable. Waits while the pipeline is full, so the
     /// broker holds what the agent cannot take yet. `Break` when the pipeline is gone.
     async fn on_publish(&mut self, p: Publish) -> ControlFlow<()> {
+        let ack = self.ack_for(&p);
+        if p.payload.len() > self.source.settings.max_payload {
+            self.skip_oversized(&p);
+            if let Some(ack) = ack {
+                ack.done();
+            }
+            return ControlFlow::Continue(());
+        }
         let samples = self.source.decode(
             &p,
             &self.subs,
@@ -336,12 +369,6 @@ impl<'a> Input<'a> {
             &mut self.ids,
             now_ms(),
         );
-        let ack = (p.qos != QoS::AtMostOnce).then(|| {
-            let (tx, epoch) = (self.ack_tx.clone(), self.acks.epoch());
-            Ack::new(move || {
-                let _ = tx.send((epoch, p));
-            })
-        });
         match (samples.is_empty(), ack) {
             // Nothing to store: acknowledge at once.
             (true, Some(ack)) => ack.done(),
@@ -353,6 +380,58 @@ impl<'a> Input<'a> {
             }
         }
         ControlFlow::Continue(())
+    }
+
+    /// The [`Ack`] of a QoS 1 message, tagged with this connection. It keeps only the
+    /// packet id and QoS (all rumqttc's ack reads), not the payload, so acks waiting for a
+    /// flush or for space cost little.
+    fn ack_for(&self, p: &Publish) -> Option<Ack> {
+        if p.qos == QoS::AtMostOnce {
+            return None;
+        }
+        let mut handle = Publish::new("", p.qos, Vec::new());
+        handle.pkid = p.pkid;
+        let epoch = self.acks.epoch();
+        let (done, refused) = (self.ack_tx.clone(), self.ack_tx.clone());
+        Some(Ack::with_redelivery(
+            move || {
+                let _ = done.send((epoch, Settled::Durable(handle)));
+            },
+            move || {
+                let _ = refused.send((epoch, Settled::Refused));
+            },
+        ))
+    }
+
+    /// Counts and logs a message over `max_payload`, on the subscription its topic maps to.
+    fn skip_oversized(&self, p: &Publish) {
+        let st = self
+            .subs
+            .iter()
+            .find(|s| s.topic.capture(&p.topic).is_some())
+            .map_or(&self.unmatched, |s| &s.stats);
+        let (size, max) = (p.payload.len(), self.source.settings.max_payload);
+        st.oversized.event(|n| {
+            tracing::warn!(topic = %p.topic, size, max_payload = max, count = n, "message larger than max_payload; acknowledged and skipped")
+        });
+    }
+
+    /// A message handed to the pipeline was settled: durable ones are acknowledged; a
+    /// refused one, now that samples are accepted again, drops the connection so that the
+    /// broker resends (see [`acks`]).
+    fn on_settled(&mut self, epoch: u64, settled: Settled, events: &mut EventLoop) {
+        match settled {
+            Settled::Durable(publish) => {
+                self.acks.ack_ready(epoch, publish);
+            }
+            Settled::Refused if self.acks.redeliver(epoch) => {
+                tracing::info!(client = %self.client_id, clean_session = self.source.settings.clean_session, "reconnecting so that the broker resends the messages refused while samples were not accepted");
+                // rumqttc reconnects on the next poll; no backoff, nothing failed.
+                events.clean();
+                self.acks.disconnected();
+            }
+            Settled::Refused => {}
+        }
     }
 
     /// The connection failed: its pending acks are void. Waits out the backoff; `Break`
@@ -373,14 +452,17 @@ impl<'a> Input<'a> {
 
     /// Shutdown: the acks of the pipeline's last flush still arrive while it drains, so
     /// they are sent for a moment longer, on this connection only.
-    async fn finish(&mut self, events: &mut EventLoop, ack_rx: &mut mpsc::UnboundedReceiver<(u64, Publish)>) {
+    async fn finish(&mut self, events: &mut EventLoop, ack_rx: &mut mpsc::UnboundedReceiver<(u64, Settled)>) {
         let deadline = tokio::time::sleep(Duration::from_millis(500));
         tokio::pin!(deadline);
         loop {
             self.send_acks();
             tokio::select! {
-                Some((epoch, publish)) = ack_rx.recv() => {
-                    self.acks.ack_ready(epoch, publish);
+                // Only acks now: a reconnect for refused messages waits for the next start.
+                Some((epoch, settled)) = ack_rx.recv() => {
+                    if let Settled::Durable(publish) = settled {
+                        self.acks.ack_ready(epoch, publish);
+                    }
                 }
                 event = events.poll() => {
                     // A lost connection voids the rest; no reconnect while stopping.
