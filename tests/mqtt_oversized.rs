@@ -32,18 +32,9 @@ ack_delay = "5ms"
 broker = "mqtt://127.0.0.1:{broker}"
 [http]
 listen = "127.0.0.1:{http}"
-[[mqtt]]
-broker = "mqtt://127.0.0.1:{broker}"
-client_id = "big-agent"
-qos = 1
-clean_session = false
-  [[mqtt.subscribe]]
-  topic = "plant/{{machine}}/telemetry"
-  format = "json"
-  sensor = "{{machine}}.{{field}}"
-  timestamp = "ts"
-"#,
-        data = data.display()
+{input}"#,
+        data = data.display(),
+        input = json_input("big-agent", broker)
     )
 }
 

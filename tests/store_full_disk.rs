@@ -339,18 +339,9 @@ min_free_disk = "8MiB"
 broker = "mqtt://127.0.0.1:{broker}"
 [http]
 listen = "127.0.0.1:{http}"
-[[mqtt]]
-broker = "mqtt://127.0.0.1:{broker}"
-client_id = "disk-agent"
-qos = 1
-clean_session = false
-  [[mqtt.subscribe]]
-  topic = "plant/{{machine}}/telemetry"
-  format = "json"
-  sensor = "{{machine}}.{{field}}"
-  timestamp = "ts"
-"#,
-        data = data.display()
+{input}"#,
+        data = data.display(),
+        input = json_input("disk-agent", broker)
     )
 }
 

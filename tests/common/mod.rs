@@ -591,3 +591,21 @@ pub async fn two_pump_setup(dir: &Path, upstream: &str) -> (RegisterBank, PathBu
     std::fs::write(&config, two_pump_config(&dir.join("data"), modbus_port, upstream, "")).expect("write config");
     (bank, config)
 }
+
+/// An `[[mqtt]]` input on a persistent QoS 1 session, one JSON subscription on
+/// `plant/{machine}/telemetry` naming `{machine}.{field}`, stamped by `ts`.
+pub fn json_input(client_id: &str, broker: u16) -> String {
+    format!(
+        r#"[[mqtt]]
+broker = "mqtt://127.0.0.1:{broker}"
+client_id = "{client_id}"
+qos = 1
+clean_session = false
+  [[mqtt.subscribe]]
+  topic = "plant/{{machine}}/telemetry"
+  format = "json"
+  sensor = "{{machine}}.{{field}}"
+  timestamp = "ts"
+"#
+    )
+}
