@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
+use crate::base::sample::SensorId;
 use crate::store::codec::Point;
 use crate::store::{Store, StoreError};
 
@@ -88,16 +89,14 @@ pub fn import(
     progress: &mut dyn FnMut(&ImportReport),
 ) -> Result<ImportReport, ImportError> {
     let shown = path.display().to_string();
-    let file = File::open(path).map_err(|source| ImportError::Io {
+    let io = |source| ImportError::Io {
         path: shown.clone(),
         source,
-    })?;
+    };
+    let file = File::open(path).map_err(io)?;
     let mut lines = BufReader::with_capacity(1 << 20, file).lines();
     let header = match lines.next() {
-        Some(line) => line.map_err(|source| ImportError::Io {
-            path: shown.clone(),
-            source,
-        })?,
+        Some(line) => line.map_err(io)?,
         None => {
             return Err(ImportError::Format {
                 path: shown,
@@ -106,28 +105,7 @@ pub fn import(
         }
     };
     let columns: Vec<&str> = header.trim_end_matches('\r').split(opts.separator).collect();
-    let time_idx = match &opts.time_column {
-        None => 0,
-        Some(name) => columns
-            .iter()
-            .position(|c| c.trim().trim_matches('"') == name)
-            .ok_or_else(|| ImportError::Format {
-                path: shown.clone(),
-                message: format!(
-                    "no time column {name:?}; the header has {}",
-                    columns.join(&opts.separator.to_string())
-                ),
-            })?,
-    };
-    if columns.len() < 2 {
-        return Err(ImportError::Format {
-            path: shown,
-            message: format!(
-                "the header has one column; is the separator {:?} right (--sep)?",
-                opts.separator
-            ),
-        });
-    }
+    let time_idx = time_column(&columns, opts, &shown)?;
     let mut ids = Vec::with_capacity(columns.len());
     for (i, c) in columns.iter().enumerate() {
         ids.push(if i == time_idx {
@@ -142,27 +120,89 @@ pub fn import(
     };
     let mut buffers: Vec<Vec<Point>> = vec![Vec::with_capacity(ROWS_PER_BATCH); columns.len()];
     let mut since_sync = 0;
+    let table = Table {
+        columns: &columns,
+        time_idx,
+        ids: &ids,
+        separator: opts.separator,
+        shown: &shown,
+    };
     for (n, line) in lines.enumerate() {
-        let line = line.map_err(|source| ImportError::Io {
-            path: shown.clone(),
-            source,
-        })?;
+        let line = line.map_err(io)?;
         let line = line.trim_end_matches('\r');
         if line.is_empty() {
             continue;
         }
-        let line_no = n + 2;
-        let mut cells = line.split(opts.separator);
+        if !table.row(line, n + 2, &mut buffers, &mut report) {
+            continue;
+        }
+        report.rows += 1;
+        since_sync += 1;
+        if since_sync >= ROWS_PER_BATCH {
+            flush(store, &ids, &mut buffers, &mut report)?;
+            since_sync = 0;
+            progress(&report);
+        }
+    }
+    flush(store, &ids, &mut buffers, &mut report)?;
+    progress(&report);
+    Ok(report)
+}
+
+/// The index of the time column: the named one, or the first; a header of one column
+/// is a wrong separator.
+fn time_column(columns: &[&str], opts: &CsvOptions, shown: &str) -> Result<usize, ImportError> {
+    let idx = match &opts.time_column {
+        None => 0,
+        Some(name) => columns
+            .iter()
+            .position(|c| c.trim().trim_matches('"') == name)
+            .ok_or_else(|| ImportError::Format {
+                path: shown.to_string(),
+                message: format!(
+                    "no time column {name:?}; the header has {}",
+                    columns.join(&opts.separator.to_string())
+                ),
+            })?,
+    };
+    if columns.len() < 2 {
+        return Err(ImportError::Format {
+            path: shown.to_string(),
+            message: format!(
+                "the header has one column; is the separator {:?} right (--sep)?",
+                opts.separator
+            ),
+        });
+    }
+    Ok(idx)
+}
+
+/// What a data row is read against.
+struct Table<'a> {
+    columns: &'a [&'a str],
+    time_idx: usize,
+    /// The sensor of each column; `None` for the time column.
+    ids: &'a [Option<SensorId>],
+    separator: char,
+    shown: &'a str,
+}
+
+impl Table<'_> {
+    /// Adds one row's values to `buffers`; false when the row is skipped (its time does not
+    /// parse or lies before the floor), counted in `report` either way.
+    fn row(&self, line: &str, line_no: usize, buffers: &mut [Vec<Point>], report: &mut ImportReport) -> bool {
+        let shown = self.shown;
+        let mut cells = line.split(self.separator);
         let Some(ts_ms) = cells
             .clone()
-            .nth(time_idx)
+            .nth(self.time_idx)
             .and_then(|t| parse_time(t.trim_matches('"')))
         else {
             report.bad_rows += 1;
             if report.bad_rows <= 10 {
                 tracing::warn!(file = %shown, line = line_no, "time does not parse; row skipped");
             }
-            continue;
+            return false;
         };
         // The floor the live inputs keep: an export from a PLC whose clock was never set
         // would otherwise land in 1970, before everything retention and queries expect.
@@ -171,10 +211,10 @@ pub fn import(
             if report.bad_rows <= 10 {
                 tracing::warn!(file = %shown, line = line_no, "time before 2000-01-01; row skipped");
             }
-            continue;
+            return false;
         }
         for (i, cell) in cells.by_ref().enumerate() {
-            let Some(Some(_)) = ids.get(i) else { continue };
+            let Some(Some(_)) = self.ids.get(i) else { continue };
             let cell = cell.trim();
             if cell.is_empty() {
                 continue;
@@ -188,22 +228,13 @@ pub fn import(
                 _ => {
                     report.bad_cells += 1;
                     if report.bad_cells <= 10 {
-                        tracing::warn!(file = %shown, line = line_no, column = columns[i], value = cell, "not a number; cell skipped");
+                        tracing::warn!(file = %shown, line = line_no, column = self.columns[i], value = cell, "not a number; cell skipped");
                     }
                 }
             }
         }
-        report.rows += 1;
-        since_sync += 1;
-        if since_sync >= ROWS_PER_BATCH {
-            flush(store, &ids, &mut buffers, &mut report)?;
-            since_sync = 0;
-            progress(&report);
-        }
+        true
     }
-    flush(store, &ids, &mut buffers, &mut report)?;
-    progress(&report);
-    Ok(report)
 }
 
 fn flush(

@@ -84,54 +84,7 @@ pub fn enforce(store: &Store, data_dir: &Path, policy: &Policy, now_ms: i64) -> 
     let (high, target) = (policy.max_disk / 10 * 9, policy.max_disk / 10 * 8);
     let mut estimate = used;
     if used > high {
-        let promise_ms = now_ms - policy.raw_retention.as_millis() as i64;
-        let mut eligible: Vec<(ChunkRef, super::chunk::Header)> = store
-            .chunk_headers()
-            .filter_map(Result::ok)
-            .filter(|(_, h)| h.last_ms < promise_ms)
-            .collect();
-        eligible.sort_by_key(|(_, h)| h.last_ms);
-        let names: std::collections::HashMap<_, _> = store.sensors()?.into_iter().collect();
-        let mut evict = Vec::new();
-        for (r, h) in eligible {
-            if estimate <= target {
-                break;
-            }
-            let Some(bytes) = store.chunk_bytes(&r)? else { continue };
-            if let Some(dir) = &policy.archive_dir {
-                let name = names
-                    .get(&r.sensor)
-                    .cloned()
-                    .unwrap_or_else(|| format!("sensor-{}", r.sensor));
-                if let Err(e) = archive::append(dir, &name, &bytes) {
-                    tracing::error!(error = %e, "archiving failed; nothing more is evicted until it works");
-                    break;
-                }
-            }
-            if !policy.rollups.is_empty() {
-                match chunk::decode(&bytes) {
-                    Ok(points) => rollup::absorb(store, &policy.rollups, r.sensor, &points)?,
-                    Err(e) => tracing::error!(error = %e, "evicting a corrupt chunk without rollups"),
-                }
-            }
-            estimate = estimate.saturating_sub(bytes.len() as u64);
-            report.evicted_samples += u64::from(h.count);
-            report.evicted_until_ms = Some(report.evicted_until_ms.map_or(h.last_ms, |m: i64| m.max(h.last_ms)));
-            evict.push(r);
-        }
-        if !evict.is_empty() {
-            store.remove_chunks(&evict)?;
-            store.sync()?;
-            report.evicted_chunks = evict.len();
-            tracing::info!(
-                chunks = evict.len(),
-                samples = report.evicted_samples,
-                until = %report.evicted_until_ms.map(crate::base::time::format_rfc3339_ms).unwrap_or_default(),
-                archived = policy.archive_dir.is_some(),
-                "retention: evicted data older than the promised {}",
-                crate::config::Dur(policy.raw_retention)
-            );
-        }
+        estimate = evict_old(store, policy, now_ms, target, estimate, &mut report)?;
     }
     if !policy.rollups.is_empty() {
         let expired = rollup::expire(store, &policy.rollups, now_ms)?;
@@ -154,6 +107,67 @@ pub fn enforce(store: &Store, data_dir: &Path, policy: &Policy, now_ms: i64) -> 
         Pressure::Ok
     };
     Ok(report)
+}
+
+/// Evicts the oldest chunks older than the promise (archived and rolled up first) until
+/// the estimate of the directory's size reaches `target`; returns the estimate.
+fn evict_old(
+    store: &Store,
+    policy: &Policy,
+    now_ms: i64,
+    target: u64,
+    mut estimate: u64,
+    report: &mut Report,
+) -> Result<u64, StoreError> {
+    let promise_ms = now_ms - policy.raw_retention.as_millis() as i64;
+    let mut eligible: Vec<(ChunkRef, super::chunk::Header)> = store
+        .chunk_headers()
+        .filter_map(Result::ok)
+        .filter(|(_, h)| h.last_ms < promise_ms)
+        .collect();
+    eligible.sort_by_key(|(_, h)| h.last_ms);
+    let names: std::collections::HashMap<_, _> = store.sensors()?.into_iter().collect();
+    let mut evict = Vec::new();
+    for (r, h) in eligible {
+        if estimate <= target {
+            break;
+        }
+        let Some(bytes) = store.chunk_bytes(&r)? else { continue };
+        if let Some(dir) = &policy.archive_dir {
+            let name = names
+                .get(&r.sensor)
+                .cloned()
+                .unwrap_or_else(|| format!("sensor-{}", r.sensor));
+            if let Err(e) = archive::append(dir, &name, &bytes) {
+                tracing::error!(error = %e, "archiving failed; nothing more is evicted until it works");
+                break;
+            }
+        }
+        if !policy.rollups.is_empty() {
+            match chunk::decode(&bytes) {
+                Ok(points) => rollup::absorb(store, &policy.rollups, r.sensor, &points)?,
+                Err(e) => tracing::error!(error = %e, "evicting a corrupt chunk without rollups"),
+            }
+        }
+        estimate = estimate.saturating_sub(bytes.len() as u64);
+        report.evicted_samples += u64::from(h.count);
+        report.evicted_until_ms = Some(report.evicted_until_ms.map_or(h.last_ms, |m: i64| m.max(h.last_ms)));
+        evict.push(r);
+    }
+    if !evict.is_empty() {
+        store.remove_chunks(&evict)?;
+        store.sync()?;
+        report.evicted_chunks = evict.len();
+        tracing::info!(
+            chunks = evict.len(),
+            samples = report.evicted_samples,
+            until = %report.evicted_until_ms.map(crate::base::time::format_rfc3339_ms).unwrap_or_default(),
+            archived = policy.archive_dir.is_some(),
+            "retention: evicted data older than the promised {}",
+            crate::config::Dur(policy.raw_retention)
+        );
+    }
+    Ok(estimate)
 }
 
 #[cfg(test)]
