@@ -168,6 +168,7 @@ class Publisher(threading.Thread):
         self.port, self.stop_flag = port, threading.Event()
         self.acked, self.sent = set(), {"good": 0, "malformed": 0, "oversized": 0, "out_of_range": 0}
         self.pending, self.lock = {}, threading.Lock()
+        self.error = None
 
     def on_publish(self, _client, _userdata, mid, _rc, _props):
         with self.lock:
@@ -176,6 +177,13 @@ class Publisher(threading.Thread):
                 self.acked.add(n)
 
     def run(self):
+        try:
+            self.publish_all()
+        except Exception as e:  # the soak must not go on quietly without input
+            self.error = e
+            raise
+
+    def publish_all(self):
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="soak-pub", clean_session=False,
                         protocol=mqtt.MQTTv311)
         c.max_inflight_messages_set(500)
@@ -185,9 +193,9 @@ class Publisher(threading.Thread):
         c.loop_start()
         n, rng, started = 0, random.Random(7), time.time()
         while not self.stop_flag.is_set():
-            due = started + n / RATE
-            if due > time.time():
-                time.sleep(due - time.time())
+            wait = started + n / RATE - time.time()
+            if wait > 0:
+                time.sleep(wait)
             r, machine = rng.random(), f"m{n % 20}"
             topic = f"plant/{machine}/telemetry"
             if r < 0.05:
@@ -250,7 +258,7 @@ def main():
     pub.start()
     started = last_kill = last_broker = last_disk = time.time()
     samples, disk_full_until, kills, restarts, fills = [], None, 0, 0, 0
-    while time.time() - started < DURATION:
+    while time.time() - started < DURATION and pub.is_alive():
         time.sleep(1)
         now = time.time()
         if now - last_kill >= KILL_EVERY:
@@ -270,6 +278,9 @@ def main():
             samples.append((int(now - started), agent.rss_mib()))
     pub.stop_flag.set()
     pub.join()
+    if pub.error is not None:
+        print(f"the publisher failed: {pub.error}", file=sys.stderr)
+        sys.exit(2)
     if disk_full_until is not None:
         os.remove(os.path.join(mnt, "filler"))
     # Drain: the broker hands the agent what it still queues; wait until nothing moves.
