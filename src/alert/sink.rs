@@ -140,11 +140,6 @@ impl AlertSink {
         self.write(Vec::new(), states).await.map(|_| ())
     }
 
-    /// Alerts waiting for space on the disk.
-    pub fn held(&self) -> usize {
-        self.held.len()
-    }
-
     /// Commits alerts and records; `None` when the reserve refused them, which are then
     /// held for the next commit.
     async fn write(

@@ -103,10 +103,6 @@ impl Connection {
         })
     }
 
-    pub fn endpoint(&self) -> &BrokerEndpoint {
-        &self.endpoint
-    }
-
     /// The broker URL as written, for log lines.
     pub fn broker(&self) -> &str {
         &self.endpoint.url

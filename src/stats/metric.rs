@@ -60,7 +60,7 @@ impl Counter {
 }
 
 /// The counts at which [`Counter::event`] logs.
-pub fn logs_at(n: u64) -> bool {
+fn logs_at(n: u64) -> bool {
     n <= 10 || n % 1000 == 0
 }
 

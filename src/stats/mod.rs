@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
-pub use metric::{logs_at, Counter, Figure, Gauge, Histogram, Kind, Level, PRESSURE_LEVELS};
+pub use metric::{Counter, Figure, Gauge, Histogram, Kind, Level, PRESSURE_LEVELS};
 
 /// One declared figure of a struct `T`.
 pub struct Decl<T> {
