@@ -10,6 +10,7 @@
 #[macro_use]
 mod broker;
 pub(crate) mod footprint;
+mod forward;
 mod keys;
 mod load;
 mod modbus;
@@ -22,6 +23,9 @@ mod resolved;
 mod topic;
 mod validate;
 
+pub use forward::{
+    BackfillOrder, Destination, ForwardFormat, ForwardSection, ForwardSettings, InfluxAuth, InfluxTarget, Shaping,
+};
 pub use modbus::*;
 pub use mqtt::{sensor_glob, sensor_template, MqttInput, PayloadFormat, Subscription};
 pub use resolved::{InputQos, InputSettings, SubscriptionSettings, UpstreamSettings};
@@ -66,6 +70,9 @@ pub struct Config {
     /// The local HTTP API (health, metrics, queries).
     #[serde(default)]
     pub http: HttpConfig,
+    /// Telemetry destinations, each fed from the local history behind its own cursor.
+    #[serde(default)]
+    pub forward: Vec<ForwardSection>,
 }
 
 /// `[http]`: a small HTTP API for the local machine: `/healthz`, `/metrics`, `/query`,
@@ -414,6 +421,30 @@ mod defaults {
     }
     pub fn keep_alive() -> Dur {
         Dur::from_secs(30)
+    }
+    pub fn forward_topic() -> String {
+        "forewarn/{agent}/telemetry/{asset}".into()
+    }
+    pub fn all_sensors() -> Vec<String> {
+        vec!["*".into()]
+    }
+    pub fn max_silence() -> Dur {
+        Dur::from_secs(600)
+    }
+    pub fn forward_batch() -> usize {
+        500
+    }
+    pub fn backfill_rate() -> u32 {
+        5_000
+    }
+    pub fn live_window() -> Dur {
+        Dur::from_secs(60)
+    }
+    pub fn forward_interval() -> Dur {
+        Dur::from_secs(1)
+    }
+    pub fn forward_timeout() -> Dur {
+        Dur::from_secs(10)
     }
     pub fn inflight() -> u16 {
         100

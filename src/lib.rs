@@ -8,6 +8,7 @@ pub mod base;
 pub mod config;
 pub mod demo;
 pub mod detect;
+pub mod forward;
 pub mod http;
 pub mod mqtt;
 pub mod source;

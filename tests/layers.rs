@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("source", 4),
     ("detect", 4),
     ("alert", 5),
+    ("forward", 5),
     ("http", 6),
     ("agent", 7),
     ("demo", 8),

@@ -74,6 +74,14 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     let alarms = register_alarms(&config, &ids);
     let alerts = open_sink(alarms.lifecycle, &outbox, &wake, &stats, &upstream)?;
     let publisher = start_publisher(&config, &upstream, &outbox, &wake, &stats, &shutdown)?;
+    let forwards = config.forward_settings().map_err(anyhow::Error::msg)?;
+    tasks.extend(crate::forward::start(
+        forwards,
+        &config.asset,
+        &store,
+        &stats,
+        &shutdown,
+    )?);
     if let Some(http) = start_http(&config, &store, &stats, &shutdown).await? {
         tasks.push(http);
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::signals::wait_true;
-use crate::detect::{AlarmId, Level, Observation};
+use crate::detect::{AlarmId, Level, Observation, SensorValue};
 use crate::stats::Stats;
 use crate::store::retention::{self, Pressure};
 use crate::store::Store;
@@ -69,7 +69,10 @@ impl Retention {
             if report.pressure != was {
                 match report.pressure {
                     Pressure::DiskFull => tracing::error!(free = report.free, "filesystem nearly full: refusing new samples until space is freed"),
-                    Pressure::OverBudget => tracing::error!(used = report.used, budget = self.policy.max_disk, "storage over budget with nothing older than raw_retention left to evict; raising a storage alert"),
+                    Pressure::OverBudget => match &report.held_by {
+                        Some((dest, through)) => tracing::error!(used = report.used, budget = self.policy.max_disk, destination = %dest, confirmed_through = %crate::base::time::format_rfc3339_ms(*through), behind_s = (crate::base::time::now_ms() - through) / 1000, "storage over budget: old data is kept for a telemetry destination that has not confirmed it; raising a storage alert"),
+                        None => tracing::error!(used = report.used, budget = self.policy.max_disk, "storage over budget with nothing older than raw_retention left to evict; raising a storage alert"),
+                    },
                     Pressure::Ok => tracing::info!("storage back within its budget"),
                 }
                 was = report.pressure;
@@ -82,15 +85,28 @@ impl Retention {
                 report.pressure == Pressure::OverBudget,
                 report.pressure == Pressure::DiskFull,
             ]) {
+                // A backlog that holds old data names its destination, and how far
+                // behind it is (seconds) in `sensors`.
+                let (sensor, sensors) = match &report.held_by {
+                    Some((dest, through)) if report.pressure == Pressure::OverBudget => (
+                        format!("forward:{dest}"),
+                        vec![SensorValue {
+                            name: format!("forward:{dest}:behind_seconds"),
+                            value: ((now - through) / 1000) as f64,
+                            contribution: 1.0,
+                        }],
+                    ),
+                    _ => ("data_dir".to_string(), Vec::new()),
+                };
                 let obs = Observation {
                     ts_ms: now,
                     level: if active { Level::Alarm } else { Level::Normal },
-                    sensor: "data_dir".into(),
+                    sensor,
                     value: report.used as f64,
                     threshold: budget,
                     clear_threshold: budget,
                     score: None,
-                    sensors: Vec::new(),
+                    sensors,
                 };
                 if self.alarms.send((id, obs)).await.is_err() {
                     return;

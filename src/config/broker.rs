@@ -173,6 +173,12 @@ impl ConnectionFields<'_> {
         self.check_password(&key, out);
     }
 
+    /// Only the password rules, for a section that is not a broker (an InfluxDB 1.x
+    /// destination authenticates with the same fields).
+    pub(super) fn check_password_only(&self, base: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
+        self.check_password(&|name: &str| at(base, &[k(name)]), out);
+    }
+
     fn check_password(&self, key: &dyn Fn(&str) -> KeyPath, out: &mut Vec<(KeyPath, String)>) {
         let sources: Vec<&str> = [
             ("password", self.password.is_some()),

@@ -75,26 +75,9 @@ impl Connection {
             }
             None => None,
         };
-        let password = match endpoint.credentials.as_ref().map(|c| &c.password) {
-            None | Some(PasswordSource::None) => None,
-            Some(PasswordSource::Inline(s)) => Some(s.clone()),
-            Some(PasswordSource::File(path)) => {
-                Some(read_password_file(path).map_err(|error| SetupError::PasswordFile {
-                    section: section.to_string(),
-                    path: path.display().to_string(),
-                    error,
-                })?)
-            }
-            Some(PasswordSource::Env(var)) => {
-                Some(
-                    std::env::var(var)
-                        .map(Secret::new)
-                        .map_err(|_| SetupError::PasswordEnv {
-                            section: section.to_string(),
-                            var: var.clone(),
-                        })?,
-                )
-            }
+        let password = match endpoint.credentials.as_ref() {
+            Some(c) => read_password(&c.password, section)?,
+            None => None,
         };
         Ok(Connection {
             endpoint,
@@ -133,8 +116,31 @@ impl Connection {
     }
 }
 
+/// The password of `source`, read now; `section` names the config section in messages.
+/// Other clients that authenticate with the same fields (an InfluxDB destination) use it
+/// too.
+pub fn read_password(source: &PasswordSource, section: &str) -> Result<Option<Secret>, SetupError> {
+    Ok(match source {
+        PasswordSource::None => None,
+        PasswordSource::Inline(s) => Some(s.clone()),
+        PasswordSource::File(path) => Some(read_password_file(path).map_err(|error| SetupError::PasswordFile {
+            section: section.to_string(),
+            path: path.display().to_string(),
+            error,
+        })?),
+        PasswordSource::Env(var) => Some(
+            std::env::var(var)
+                .map(Secret::new)
+                .map_err(|_| SetupError::PasswordEnv {
+                    section: section.to_string(),
+                    var: var.clone(),
+                })?,
+        ),
+    })
+}
+
 /// A password file's content without its trailing line break (an editor's or `echo`'s).
-fn read_password_file(path: &std::path::Path) -> Result<Secret, String> {
+pub fn read_password_file(path: &std::path::Path) -> Result<Secret, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     Ok(Secret::new(text.trim_end_matches(['\n', '\r'])))
 }

@@ -137,6 +137,26 @@ figures! {
     }
 }
 
+figures! {
+    /// Per telemetry destination (label `destination`).
+    pub struct ForwardFigures {
+        /// Samples (or rollup buckets) handed to the destination.
+        pub sent: Counter => "forward_sent_total", "sent";
+        /// Samples the destination confirmed (PUBACK, HTTP 204); the cursor moved past them.
+        pub confirmed: Counter => "forward_confirmed_total", "confirmed";
+        /// Sends or connections that failed; the cursor stayed where it was.
+        pub failed: Counter => "forward_failed_total", "failed";
+        /// Samples held back by the deadband (covered by the cursor, never sent).
+        pub suppressed: Counter => "forward_suppressed_total", "suppressed";
+        /// Seconds between now and the oldest stored sample not yet confirmed.
+        pub lag_seconds: Gauge => "forward_lag_seconds", "lag_seconds";
+        /// Stored samples not yet confirmed (estimated from chunk headers).
+        pub backlog_samples: Gauge => "forward_backlog_samples", "backlog_samples";
+        /// 1 while the destination accepts data, 0 while it fails.
+        pub up: Gauge => "forward_up", "up";
+    }
+}
+
 /// A Modbus device's figures and how late its polls start.
 #[derive(Debug, Default)]
 pub struct DeviceStats {
@@ -161,6 +181,7 @@ pub struct Stats {
     pub agent: AgentFigures,
     devices: Mutex<BTreeMap<String, Arc<DeviceStats>>>,
     inputs: Mutex<BTreeMap<String, Arc<InputStats>>>,
+    forwards: Mutex<BTreeMap<String, Arc<ForwardFigures>>>,
 }
 
 impl std::ops::Deref for Stats {
@@ -182,6 +203,25 @@ impl Stats {
     pub fn input(&self, name: &str) -> Arc<InputStats> {
         let mut inputs = self.inputs.lock().unwrap_or_else(|p| p.into_inner());
         inputs.entry(name.to_string()).or_default().clone()
+    }
+
+    pub fn forward(&self, name: &str) -> Arc<ForwardFigures> {
+        let mut forwards = self.forwards.lock().unwrap_or_else(|p| p.into_inner());
+        forwards.entry(name.to_string()).or_default().clone()
+    }
+
+    fn forwards(&self) -> Vec<(String, Arc<ForwardFigures>)> {
+        let forwards = self.forwards.lock().unwrap_or_else(|p| p.into_inner());
+        forwards.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Per telemetry destination, every declared figure.
+    pub fn forwards_json(&self) -> Value {
+        let mut out = Map::new();
+        for (name, f) in self.forwards() {
+            out.insert(name, Value::Object(json_fields(&*f, ForwardFigures::FIGURES)));
+        }
+        Value::Object(out)
     }
 
     fn devices(&self) -> Vec<(String, Arc<DeviceStats>)> {
@@ -232,6 +272,7 @@ impl Stats {
         let mut m = self.agent_json();
         m.insert("devices".into(), self.devices_json());
         m.insert("mqtt".into(), self.inputs_json());
+        m.insert("forward".into(), self.forwards_json());
         m
     }
 
@@ -269,6 +310,19 @@ impl Stats {
                 );
             }
         }
+        let forwards = self.forwards();
+        for d in ForwardFigures::FIGURES {
+            header(&mut s, d);
+            for (dest, stats) in &forwards {
+                let _ = writeln!(
+                    s,
+                    "forewarn_{}{{destination=\"{}\"}} {}",
+                    d.prom,
+                    label(dest),
+                    (d.read)(stats)
+                );
+            }
+        }
         s
     }
 
@@ -280,6 +334,9 @@ impl Stats {
         }
         for (name, d) in self.devices() {
             let _ = write!(s, " {name}:{}", pairs(&d.counts, DeviceFigures::FIGURES, ","));
+        }
+        for (name, f) in self.forwards() {
+            let _ = write!(s, " {name}:{}", pairs(&*f, ForwardFigures::FIGURES, ","));
         }
         s
     }
@@ -360,6 +417,7 @@ mod tests {
         d.splits.inc();
         d.lateness.record(std::time::Duration::from_millis(3));
         stats.input("in:a/+").seq_gaps.add(4);
+        stats.forward("hist").confirmed.add(3);
         let prom = stats.prometheus();
         let health = Value::Object(stats.health());
         let summary = stats.summary();
@@ -384,6 +442,11 @@ mod tests {
             assert!(prom.contains(&format!("forewarn_{}{{subscription=\"in:a/+\"}}", decl.prom)));
             assert!(health["mqtt"]["in:a/+"].get(decl.json).is_some(), "{}", decl.json);
         }
+        for decl in ForwardFigures::FIGURES {
+            assert!(prom.contains(&format!("forewarn_{}{{destination=\"hist\"}}", decl.prom)));
+            assert!(health["forward"]["hist"].get(decl.json).is_some(), "{}", decl.json);
+        }
+        assert!(summary.contains("confirmed=3"), "{summary}");
         assert!(prom.contains("forewarn_storage_pressure 2\n"));
         assert!(prom.contains("# TYPE forewarn_storage_pressure gauge"));
         assert!(prom.contains("forewarn_modbus_splits_total{device=\"plc\"} 1"));

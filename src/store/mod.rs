@@ -22,14 +22,16 @@
 //! one value per timestamp (the last written wins, so a replayed input merges).
 
 pub mod archive;
-mod bucket;
+pub mod bucket;
 mod bulk;
 pub(crate) mod chunk;
 pub(crate) mod codec;
+pub mod cursor;
 pub mod query;
 pub(crate) mod registry;
 pub(crate) mod retention;
 pub(crate) mod rollup;
+mod scan;
 mod space;
 pub mod stats;
 pub(crate) mod wal;

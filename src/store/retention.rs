@@ -48,6 +48,9 @@ pub struct Report {
     /// Newest sample among the evicted chunks.
     pub evicted_until_ms: Option<i64>,
     pub pressure: Pressure,
+    /// Old enough to evict but not yet confirmed by a telemetry destination: the one
+    /// furthest behind and the time through which it has confirmed.
+    pub held_by: Option<(String, i64)>,
 }
 
 /// Bytes allocated on disk below `path`, as `du` reports them.
@@ -80,6 +83,7 @@ pub fn enforce(store: &Store, data_dir: &Path, policy: &Policy, now_ms: i64) -> 
         evicted_samples: 0,
         evicted_until_ms: None,
         pressure: Pressure::Ok,
+        held_by: None,
     };
     let (high, target) = (policy.max_disk / 10 * 9, policy.max_disk / 10 * 8);
     let mut estimate = used;
@@ -120,11 +124,22 @@ fn evict_old(
     report: &mut Report,
 ) -> Result<u64, StoreError> {
     let promise_ms = now_ms - policy.raw_retention.as_millis() as i64;
-    let mut eligible: Vec<(ChunkRef, super::chunk::Header)> = store
-        .chunk_headers()
-        .filter_map(Result::ok)
-        .filter(|(_, h)| h.last_ms < promise_ms)
-        .collect();
+    // Data a destination has not confirmed is kept like young data.
+    let protected = store.cursors()?.protected()?;
+    let mut eligible: Vec<(ChunkRef, super::chunk::Header)> = Vec::new();
+    for (r, h) in store.chunk_headers().filter_map(Result::ok) {
+        if h.last_ms >= promise_ms {
+            continue;
+        }
+        match protected.get(&r.sensor) {
+            Some((through, dest)) if h.last_ms > *through => {
+                if report.held_by.as_ref().is_none_or(|(_, t)| through < t) {
+                    report.held_by = Some((dest.clone(), *through));
+                }
+            }
+            _ => eligible.push((r, h)),
+        }
+    }
     eligible.sort_by_key(|(_, h)| h.last_ms);
     let names: std::collections::HashMap<_, _> = store.sensors()?.into_iter().collect();
     let mut evict = Vec::new();
