@@ -12,9 +12,9 @@
 //!
 //! The pipeline is in [`pipeline`], the retention task in [`retention`], signals and the
 //! shutdown broadcast in [`signals`], the service manager's notifications (`READY=1`,
-//! `STATUS=`, a watchdog fed by the pipeline's progress, `STOPPING=1`) in [`notify`]. SIGHUP reloads the failure-prediction models (after
-//! `forewarn train`); their alarms stay registered with the lifecycle, so open model
-//! alerts carry over a reload.
+//! `STATUS=`, a watchdog fed by the pipeline's progress, `STOPPING=1`) in [`notify`].
+//! SIGHUP reloads the failure-prediction models (after `forewarn train`); their alarms
+//! stay registered with the lifecycle, so open model alerts carry over a reload.
 //!
 //! Shutdown order: sources stop; the pipeline drains the channel, evaluates and flushes
 //! everything it received; the publisher keeps sending the outbox for a short grace

@@ -6,8 +6,8 @@
 //!   retention have started ([`Supervisor::ready`]).
 //! - `STATUS=` with the rate of samples received and the outbox depth, refreshed on every
 //!   tick, and naming a stalled pipeline when there is one.
-//! - `WATCHDOG=1` (when systemd sets `WATCHDOG_USEC`) at half the watchdog period, but only
-//!   while the pipeline makes progress: the pipeline bumps a [`Heartbeat`] on every turn of
+//! - `WATCHDOG=1` (when systemd sets `WATCHDOG_USEC`) with each status, at least every half
+//!   watchdog period, but only while the pipeline makes progress: the pipeline bumps a [`Heartbeat`] on every turn of
 //!   its loop (it turns at least once a second, on its clock tick), and a tick whose
 //!   heartbeat has not moved for [`STALL_GRACE`] sends no `WATCHDOG=1`. A hung pipeline
 //!   (a flush that never returns, a deadlock) therefore stops feeding the watchdog and

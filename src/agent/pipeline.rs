@@ -91,7 +91,7 @@ pub(super) struct Pipeline {
 }
 
 /// The test hook's environment variable (see the module documentation).
-pub(super) const STALL_HOOK: &str = "FOREWARN_TEST_STALL_AFTER";
+const STALL_HOOK: &str = "FOREWARN_TEST_STALL_AFTER";
 
 /// When the test hook stalls the pipeline, if it is set.
 pub(super) fn stall_hook() -> Result<Option<tokio::time::Instant>> {
