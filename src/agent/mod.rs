@@ -11,14 +11,16 @@
 //! ```
 //!
 //! The pipeline is in [`pipeline`], the retention task in [`retention`], signals and the
-//! shutdown broadcast in [`signals`]. SIGHUP reloads the failure-prediction models (after
-//! `forewarn train`); their alarms stay registered with the lifecycle, so open model
-//! alerts carry over a reload.
+//! shutdown broadcast in [`signals`], the service manager's notifications (`READY=1`,
+//! `STATUS=`, a watchdog fed by the pipeline's progress, `STOPPING=1`) in [`notify`].
+//! SIGHUP reloads the failure-prediction models (after `forewarn train`); their alarms
+//! stay registered with the lifecycle, so open model alerts carry over a reload.
 //!
 //! Shutdown order: sources stop; the pipeline drains the channel, evaluates and flushes
 //! everything it received; the publisher keeps sending the outbox for a short grace
 //! period and leaves the rest for the next start.
 
+mod notify;
 mod pipeline;
 mod retention;
 mod signals;
@@ -49,7 +51,8 @@ use crate::source::Batch;
 use crate::stats::Stats;
 use crate::store::retention::Policy as RetentionPolicy;
 use crate::store::{SealPolicy, Store, StoreOptions};
-use pipeline::{load_models, Pipeline};
+use notify::{Heartbeat, Supervisor};
+use pipeline::{load_models, stall_hook, Pipeline};
 pub use retention::STORAGE_ASSET;
 use retention::{Retention, STORAGE_RULES};
 pub use signals::shutdown_signal;
@@ -67,6 +70,7 @@ pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> 
 /// [`run`], with the counters given (the demo prints them).
 pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>, stats: Arc<Stats>) -> Result<()> {
     let upstream = config.upstream_settings().map_err(anyhow::Error::msg)?;
+    let stall_at = stall_hook()?;
     let (store, outbox) = open_store(&config, &stats)?;
     let ids = register_sensors(&config, &store)?;
     let (batches_rx, mut tasks) = start_sources(&config, &ids, &store, &stats, &shutdown)?;
@@ -95,6 +99,11 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     // SIGHUP reloads the models (after `forewarn train`); the listener ends with the agent.
     let reload = Arc::new(Notify::new());
     tasks.push(tokio::spawn(forward_hangups(reload.clone(), shutdown.clone())));
+    // The store is open and the sources run: the service manager may consider the agent up.
+    let heartbeat = Heartbeat::default();
+    let supervisor = Supervisor::from_env(heartbeat.clone(), stats.clone());
+    supervisor.ready();
+    tasks.push(tokio::spawn(supervisor.run(shutdown.clone())));
 
     let pipeline = Pipeline {
         flush_interval: config.storage.flush_interval.as_duration(),
@@ -115,6 +124,8 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         waiting: Vec::new(),
         ack_deadline: None,
         refused: Vec::new(),
+        heartbeat,
+        stall_at,
     };
     let result = pipeline.run(batches_rx, alarm_rx, &mut shutdown).await;
 

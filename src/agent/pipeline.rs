@@ -19,6 +19,12 @@
 //! window a broker may leave unbounded) on a gateway with little memory, for data the
 //! broker holds anyway; an ack costs a packet id. Batches without an ack (Modbus, QoS 0)
 //! cannot come back: they are counted as rejected.
+//!
+//! **Progress is visible.** Every turn of the loop bumps a [`Heartbeat`] (the loop turns at
+//! least once a second, on its clock tick); the service manager's watchdog is fed only
+//! while it moves (`notify.rs`). The test hook `FOREWARN_TEST_STALL_AFTER` (a duration,
+//! e.g. `3s`) makes the loop stop turning that long after start, with the process alive,
+//! so that tests can watch the watchdog starve; it is compiled in and inert unless set.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +34,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::{mpsc, watch, Notify};
 
+use super::notify::Heartbeat;
 use super::retention::PRESSURE_DISK_FULL;
 use crate::alert::sink::AlertSink;
 use crate::base::sample::SensorId;
@@ -77,6 +84,24 @@ pub(super) struct Pipeline {
     /// again. Bounded by the brokers' in-flight windows: nothing more arrives while those
     /// are full of refused messages.
     pub refused: Vec<Ack>,
+    /// Bumped on every turn of the loop.
+    pub heartbeat: Heartbeat,
+    /// The test hook's stall: when the loop stops turning (`FOREWARN_TEST_STALL_AFTER`).
+    pub stall_at: Option<tokio::time::Instant>,
+}
+
+/// The test hook's environment variable (see the module documentation).
+const STALL_HOOK: &str = "FOREWARN_TEST_STALL_AFTER";
+
+/// When the test hook stalls the pipeline, if it is set.
+pub(super) fn stall_hook() -> Result<Option<tokio::time::Instant>> {
+    let Some(value) = std::env::var_os(STALL_HOOK) else {
+        return Ok(None);
+    };
+    let text = value.to_str().with_context(|| format!("{STALL_HOOK} is not UTF-8"))?;
+    let after = humantime::parse_duration(text.trim()).with_context(|| format!("{STALL_HOOK}={text:?}"))?;
+    tracing::warn!(after = ?after, "test hook {STALL_HOOK} set: the pipeline will stall");
+    Ok(Some(tokio::time::Instant::now() + after))
 }
 
 impl Pipeline {
@@ -95,6 +120,7 @@ impl Pipeline {
         clock_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events = Vec::new();
         loop {
+            self.heartbeat.beat();
             tokio::select! {
                 batch = batches.recv() => match batch {
                     Some(batch) => self.ingest(batch, &mut events).await?,
@@ -116,6 +142,10 @@ impl Pipeline {
                 }
                 // Sources see the same signal and stop; keep receiving until they have.
                 _ = shutdown.changed(), if !*shutdown.borrow() => {}
+                _ = tokio::time::sleep_until(self.stall_at.unwrap_or_else(tokio::time::Instant::now)), if self.stall_at.is_some() => {
+                    tracing::warn!("test hook {STALL_HOOK}: the pipeline stalls now");
+                    std::future::pending::<()>().await;
+                }
             }
         }
         self.flush().await
