@@ -235,6 +235,18 @@ mod tests {
         n
     }
 
+    /// sled's background threads can outlive a dropped `Db` for a moment and still hold
+    /// the directory's lock, so a reopen in the same process waits for them.
+    fn open(dir: &std::path::Path) -> Store {
+        for _ in 0..200 {
+            match Store::open(dir, StoreOptions::default()) {
+                Err(e) if e.to_string().contains("lock") => std::thread::sleep(Duration::from_millis(10)),
+                store => return store.unwrap(),
+            }
+        }
+        panic!("{} stayed locked for 2 s", dir.display());
+    }
+
     fn born(mut n: Names) -> Names {
         n.born = true;
         n
@@ -244,7 +256,7 @@ mod tests {
     fn births_survive_a_reopen_and_deaths_forget_them() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+            let store = open(dir.path());
             let log = BirthLog::open(&store, "in-1").unwrap();
             let other = BirthLog::open(&store, "in-10").unwrap();
             let node = names(&[(1, "Temp", 9)]);
@@ -278,7 +290,7 @@ mod tests {
                 .unwrap();
             store.flush().unwrap();
         }
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = open(dir.path());
         let log = BirthLog::open(&store, "in-1").unwrap();
         let (restored, bad) = log.load().unwrap();
         let got: Vec<(String, String, Option<u64>)> = restored
