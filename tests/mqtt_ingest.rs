@@ -398,7 +398,12 @@ async fn sub_millisecond_lines_collapse_visibly_and_bad_lines_are_logged() {
     let rows: Vec<(String, f64)> = api(http, "/query?sensor=gw1.m.v")
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .map(|v| (v["ts"].as_str().unwrap_or_default().to_owned(), v["value"].as_f64().unwrap_or(f64::NAN)))
+        .map(|v| {
+            (
+                v["ts"].as_str().unwrap_or_default().to_owned(),
+                v["value"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
         .collect();
     let want = [("2023-11-14T22:13:20", 3.0), ("2023-11-14T22:13:20.002Z", 4.0)];
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -410,6 +415,12 @@ async fn sub_millisecond_lines_collapse_visibly_and_bad_lines_are_logged() {
     let got = ["samples", "collapsed", "malformed", "non_numeric"].map(|k| sub[k].as_u64());
     assert_eq!(got, [Some(2), Some(2), Some(1), Some(1)], "{health}");
     let log = agent.log_text();
-    assert!(log.contains("m v=oops 1700000000001000000") && log.contains("telegraf/gw1"), "{log}");
-    assert!(log.contains("sensor=gw1.m.v") && log.contains("same millisecond"), "{log}");
+    assert!(
+        log.contains("m v=oops 1700000000001000000") && log.contains("telegraf/gw1"),
+        "{log}"
+    );
+    assert!(
+        log.contains("sensor=gw1.m.v") && log.contains("same millisecond"),
+        "{log}"
+    );
 }

@@ -75,7 +75,9 @@ async fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool, 
 
 async fn start_agent(cfg: &Path, log: &Path) -> AgentProcess {
     let agent = AgentProcess::start(cfg, log);
-    agent.wait_for_log("mqtt input connected", Duration::from_secs(15)).await;
+    agent
+        .wait_for_log("mqtt input connected", Duration::from_secs(15))
+        .await;
     // The subscription follows the CONNACK.
     tokio::time::sleep(Duration::from_millis(300)).await;
     agent
@@ -96,7 +98,13 @@ async fn births_survive_a_restart_and_unknown_aliases_ask_for_a_rebirth() {
     node.command("data 1");
     let log1 = dir.path().join("agent1.log");
     let context = || std::fs::read_to_string(&log1).unwrap_or_default();
-    wait_until("the first data", Duration::from_secs(10), || values(http, "edge1.pump.Speed").contains(&1001.0), context).await;
+    wait_until(
+        "the first data",
+        Duration::from_secs(10),
+        || values(http, "edge1.pump.Speed").contains(&1001.0),
+        context,
+    )
+    .await;
     // Float 123.456 is stored as 123.456, not as its float32 widened bit for bit.
     assert!(
         api(http, "/query?sensor=edge1..Temperature").contains("\"value\":123.456}"),
@@ -107,7 +115,12 @@ async fn births_survive_a_restart_and_unknown_aliases_ask_for_a_rebirth() {
     // DateTime is stored as epoch milliseconds; the String metric is counted, not stored.
     assert!(values(http, "edge1..Started").contains(&1_700_000_001_000.0));
     assert!(values(http, "edge1..Serial").is_empty());
-    assert_eq!(figure(http, "mqtt_non_numeric_total"), Some(2), "{}", api(http, "/metrics"));
+    assert_eq!(
+        figure(http, "mqtt_non_numeric_total"),
+        Some(2),
+        "{}",
+        api(http, "/metrics")
+    );
     assert_eq!(figure(http, "mqtt_unknown_alias_total"), Some(0));
     // Let the flush after the data pass (100 ms), then kill -9 while the node stays online.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -115,15 +128,31 @@ async fn births_survive_a_restart_and_unknown_aliases_ask_for_a_rebirth() {
 
     let log2 = dir.path().join("agent2.log");
     let mut agent = start_agent(&cfg, &log2).await;
-    assert!(agent.log_text().contains("sparkplug births restored"), "{}", agent.log_text());
+    assert!(
+        agent.log_text().contains("sparkplug births restored"),
+        "{}",
+        agent.log_text()
+    );
     node.command("data 2");
     let context = || std::fs::read_to_string(&log2).unwrap_or_default();
-    wait_until("alias-only data after the restart", Duration::from_secs(10), || {
-        values(http, "edge1..Count").contains(&-2.0) && values(http, "edge1.pump.Speed").contains(&1002.0)
-    }, context)
+    wait_until(
+        "alias-only data after the restart",
+        Duration::from_secs(10),
+        || values(http, "edge1..Count").contains(&-2.0) && values(http, "edge1.pump.Speed").contains(&1002.0),
+        context,
+    )
     .await;
-    assert_eq!(figure(http, "mqtt_unknown_alias_total"), Some(0), "{}", agent.log_text());
-    assert!(!node.lines().iter().any(|l| l.starts_with("ncmd")), "{:?}", node.lines());
+    assert_eq!(
+        figure(http, "mqtt_unknown_alias_total"),
+        Some(0),
+        "{}",
+        agent.log_text()
+    );
+    assert!(
+        !node.lines().iter().any(|l| l.starts_with("ncmd")),
+        "{:?}",
+        node.lines()
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     agent.kill9();
 
@@ -142,14 +171,28 @@ async fn births_survive_a_restart_and_unknown_aliases_ask_for_a_rebirth() {
     assert_eq!(topic, "spBv1.0/plant1/NCMD/edge1");
     node.command("data 4");
     let context = || std::fs::read_to_string(&log3).unwrap_or_default();
-    wait_until("data after the rebirth", Duration::from_secs(10), || values(http, "edge1..Count").contains(&-4.0), context).await;
+    wait_until(
+        "data after the rebirth",
+        Duration::from_secs(10),
+        || values(http, "edge1..Count").contains(&-4.0),
+        context,
+    )
+    .await;
     // Data 3 could not be named: counted (4 node and 1 device metrics), not stored.
     assert!(!values(http, "edge1..Count").contains(&-3.0));
-    assert_eq!(figure(http, "mqtt_unknown_alias_total"), Some(5), "{}", api(http, "/metrics"));
+    assert_eq!(
+        figure(http, "mqtt_unknown_alias_total"),
+        Some(5),
+        "{}",
+        api(http, "/metrics")
+    );
     // The NDATA and DDATA of data 3 both lacked births; one request within 5 s.
     assert_eq!(figure(http, "mqtt_rebirth_requests_total"), Some(1));
     assert_eq!(node.count("reborn"), 1, "{:?}", node.lines());
     let log = std::fs::read_to_string(&log3).unwrap();
     assert!(log.contains("asked a sparkplug node to rebirth"), "{log}");
-    assert!(log.contains("Serial") && log.contains("is a String, not a number"), "{log}");
+    assert!(
+        log.contains("Serial") && log.contains("is a String, not a number"),
+        "{log}"
+    );
 }

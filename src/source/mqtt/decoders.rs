@@ -176,7 +176,10 @@ fn report(e: &DecodeError, topic: &str, payload: &[u8], st: &InputStats) {
 /// Line `line` (1-based) of a text payload, lossily decoded and cut to [`LINE_EXCERPT`]
 /// characters, so a log line shows what was refused without flooding.
 fn excerpt(payload: &[u8], line: usize) -> String {
-    let raw = payload.split(|&b| b == b'\n').nth(line.saturating_sub(1)).unwrap_or_default();
+    let raw = payload
+        .split(|&b| b == b'\n')
+        .nth(line.saturating_sub(1))
+        .unwrap_or_default();
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
     let text = String::from_utf8_lossy(raw);
     match text.char_indices().nth(LINE_EXCERPT) {

@@ -304,7 +304,13 @@ mod tests {
     }
 
     fn is_string_field(e: &DecodeError) -> bool {
-        matches!(e, DecodeError::NonNumeric { kind: "string field", .. })
+        matches!(
+            e,
+            DecodeError::NonNumeric {
+                kind: "string field",
+                ..
+            }
+        )
     }
 
     fn one(line: &str) -> Reading {

@@ -16,7 +16,11 @@
 //! a time too far in the future or before 2000, or a sensor the input may not create
 //! ([`limits`]: too long a name, past `max_sensors`) is counted per subscription (logs,
 //! `/healthz`), logged with rate limiting, and acknowledged so the broker does not resend
-//! it forever. It never takes good readings of the same payload with it.
+//! it forever. It never takes good readings of the same payload with it. So is a value
+//! that is no number (`non_numeric`), and a Sparkplug metric whose alias no birth explains
+//! (`unknown_alias`; the input then asks the node to rebirth, see [`decoders`] and
+//! [`sparkplug::births`]). Readings of one message on the same sensor and millisecond keep
+//! the last (`collapsed`), as the store would, so that `samples` counts what is stored.
 //!
 //! **Large messages.** A payload larger than `max_payload` is acknowledged, counted as
 //! `oversized` and logged with its topic and size, never decoded. The limit cannot be
@@ -308,7 +312,12 @@ fn admit_time(ts: i64, max_ts: i64, topic: &str, st: &InputStats) -> bool {
     }
     if ts < EARLIEST_MS {
         st.past.event(|n| {
-            tracing::warn!(topic, ts, count = n, "time before 2000-01-01 (a clock that was never set?); reading refused")
+            tracing::warn!(
+                topic,
+                ts,
+                count = n,
+                "time before 2000-01-01 (a clock that was never set?); reading refused"
+            )
         });
         return false;
     }
@@ -417,14 +426,9 @@ impl<'a> Input<'a> {
             return ControlFlow::Continue(());
         }
         let now = now_ms();
-        let (samples, rebirth) = self.source.decode(
-            &p,
-            &self.subs,
-            &self.unmatched,
-            &mut self.decoders,
-            &mut self.ids,
-            now,
-        );
+        let (samples, rebirth) =
+            self.source
+                .decode(&p, &self.subs, &self.unmatched, &mut self.decoders, &mut self.ids, now);
         if let Some(topic) = rebirth {
             self.request_rebirth(topic, now);
         }
@@ -447,8 +451,12 @@ impl<'a> Input<'a> {
     fn request_rebirth(&self, topic: String, now: i64) {
         let payload = decoders::rebirth_request(now);
         match self.client.try_publish(topic.as_str(), QoS::AtMostOnce, false, payload) {
-            Ok(()) => tracing::info!(client = %self.client_id, %topic, "asked a sparkplug node to rebirth: data arrived that no birth certificate explains"),
-            Err(e) => tracing::warn!(client = %self.client_id, %topic, error = %e, "cannot ask a sparkplug node to rebirth"),
+            Ok(()) => {
+                tracing::info!(client = %self.client_id, %topic, "asked a sparkplug node to rebirth: data arrived that no birth certificate explains")
+            }
+            Err(e) => {
+                tracing::warn!(client = %self.client_id, %topic, error = %e, "cannot ask a sparkplug node to rebirth")
+            }
         }
     }
 

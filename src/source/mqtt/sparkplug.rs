@@ -320,7 +320,10 @@ impl Sparkplug {
                     bd_seq: born_bd_seq,
                     names: names.clone(),
                 },
-                _ => BirthChange::Device { at, names: names.clone() },
+                _ => BirthChange::Device {
+                    at,
+                    names: names.clone(),
+                },
             });
         }
         if unborn || out.unknown_aliases > 0 {

@@ -65,7 +65,11 @@ pub struct Place {
 #[derive(Debug, Clone, PartialEq)]
 pub enum BirthChange {
     /// An NBIRTH: the node's devices are forgotten and its own names replaced.
-    Node { at: Place, bd_seq: Option<u64>, names: Names },
+    Node {
+        at: Place,
+        bd_seq: Option<u64>,
+        names: Names,
+    },
     /// A DBIRTH.
     Device { at: Place, names: Names },
     /// An NDEATH of the live session: the node and its devices are forgotten.
@@ -131,7 +135,11 @@ impl BirthLog {
             let (k, v) = item?;
             let ids: Vec<&[u8]> = k[self.input.len()..].splitn(3, |&b| b == 0).collect();
             let parsed = match ids.as_slice() {
-                [g, n, d] => (String::from_utf8(g.to_vec()), String::from_utf8(n.to_vec()), String::from_utf8(d.to_vec())),
+                [g, n, d] => (
+                    String::from_utf8(g.to_vec()),
+                    String::from_utf8(n.to_vec()),
+                    String::from_utf8(d.to_vec()),
+                ),
                 _ => {
                     bad += 1;
                     continue;
@@ -279,7 +287,10 @@ mod tests {
                 })
                 .unwrap();
             }
-            log.apply(&BirthChange::DeviceGone { at: place("edge2", "fan") }).unwrap();
+            log.apply(&BirthChange::DeviceGone {
+                at: place("edge2", "fan"),
+            })
+            .unwrap();
             // Another input's births are its own.
             other.apply(&BirthChange::NodeGone { at: place("edge1", "") }).unwrap();
             other
@@ -297,8 +308,15 @@ mod tests {
             .iter()
             .map(|r| (r.at.node.clone(), r.at.device.clone(), r.bd_seq))
             .collect();
-        let want = [("edge1", "", Some(3)), ("edge1", "pump", None), ("edge2", "valve", None)];
-        let want: Vec<_> = want.iter().map(|(n, d, b)| (n.to_string(), d.to_string(), *b)).collect();
+        let want = [
+            ("edge1", "", Some(3)),
+            ("edge1", "pump", None),
+            ("edge2", "valve", None),
+        ];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(n, d, b)| (n.to_string(), d.to_string(), *b))
+            .collect();
         assert_eq!((got, bad), (want, 0));
         assert_eq!(restored[1].names, born(names(&[(1, "Speed", 2)])));
         // A new NBIRTH drops the node's device births; an NDEATH drops the node.

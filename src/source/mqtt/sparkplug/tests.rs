@@ -222,7 +222,10 @@ fn non_numeric_null_and_non_finite_metrics_are_reported() {
     assert_eq!(values(&d), vals(&[("when", 1_700_000_000_123.0), ("ok", 4.0)]));
     let kinds: Vec<(&str, &str)> = d.non_numeric.iter().map(|(n, k)| (n.as_str(), *k)).collect();
     assert_eq!(kinds, [("s", "String"), ("text", "Text"), ("uuid", "UUID")]);
-    assert_eq!((d.non_finite.clone(), d.unusable, d.nulls), (vec!["nan".to_owned(), "inf".to_owned()], 3, 1));
+    assert_eq!(
+        (d.non_finite.clone(), d.unusable, d.nulls),
+        (vec!["nan".to_owned(), "inf".to_owned()], 3, 1)
+    );
     // bytes, dataset, template and extension values (tags 16 to 19) are valid but no
     // numbers. Per metric: datatype, then the value's two-byte tag and an empty length.
     let mut payload = Vec::new();
@@ -231,11 +234,25 @@ fn non_numeric_null_and_non_finite_metrics_are_reported() {
     }
     let d = run(&mut Sparkplug::default(), NBIRTH, &payload);
     let kinds: Vec<&str> = d.non_numeric.iter().map(|(_, k)| *k).collect();
-    assert_eq!((d.readings.len(), kinds), (0, vec!["Bytes", "DataSet", "Template", "extension"]));
+    assert_eq!(
+        (d.readings.len(), kinds),
+        (0, vec!["Bytes", "DataSet", "Template", "extension"])
+    );
     // A DATA metric of a String birth is no number either.
     let mut sp = Sparkplug::default();
-    run(&mut sp, NBIRTH, &pl(Some(0), vec![m("Serial", Some(4), Some(12), Value::String(b"A1".to_vec()))]));
-    let d = run(&mut sp, NDATA, &pl(Some(1), vec![by_alias(4, Value::String(b"A2".to_vec()))]));
+    run(
+        &mut sp,
+        NBIRTH,
+        &pl(
+            Some(0),
+            vec![m("Serial", Some(4), Some(12), Value::String(b"A1".to_vec()))],
+        ),
+    );
+    let d = run(
+        &mut sp,
+        NDATA,
+        &pl(Some(1), vec![by_alias(4, Value::String(b"A2".to_vec()))]),
+    );
     assert_eq!(d.non_numeric, [("Serial".to_owned(), "String")]);
 }
 
@@ -258,15 +275,26 @@ fn rebirth_is_asked_for_data_no_birth_explains() {
     let ncmd = Some(NCMD.to_owned());
     // Named data from a node never born: stored, and a rebirth asked (its datatypes are
     // unknown). So for an unknown alias and for a device never born.
-    let d = run(&mut sp, NDATA, &pl(Some(0), vec![m("T", None, None, Value::Double(1.0))]));
+    let d = run(
+        &mut sp,
+        NDATA,
+        &pl(Some(0), vec![m("T", None, None, Value::Double(1.0))]),
+    );
     assert_eq!((d.readings.len(), d.rebirth.clone()), (1, ncmd.clone()));
     let birth = pl(Some(0), vec![m("T", Some(5), Some(10), Value::Double(1.0))]);
     let d = run(&mut sp, NBIRTH, &birth);
     assert_eq!(d.rebirth, None);
-    assert_eq!(run(&mut sp, NDATA, &pl(Some(1), vec![by_alias(5, Value::Double(2.0))])).rebirth, None);
+    assert_eq!(
+        run(&mut sp, NDATA, &pl(Some(1), vec![by_alias(5, Value::Double(2.0))])).rebirth,
+        None
+    );
     let d = run(&mut sp, NDATA, &pl(Some(2), vec![by_alias(6, Value::Double(2.0))]));
     assert_eq!((d.unknown_aliases, d.rebirth.clone()), (1, ncmd.clone()));
-    let d = run(&mut sp, DDATA, &pl(Some(3), vec![m("P", None, None, Value::Double(3.0))]));
+    let d = run(
+        &mut sp,
+        DDATA,
+        &pl(Some(3), vec![m("P", None, None, Value::Double(3.0))]),
+    );
     assert_eq!(d.rebirth, ncmd);
     // Commands, deaths and STATE never ask.
     for topic in [NCMD, DCMD, DDEATH, NDEATH] {
@@ -278,12 +306,20 @@ fn rebirth_is_asked_for_data_no_birth_explains() {
 fn births_are_reported_for_keeping_and_restore_the_aliases() {
     let mut sp = Sparkplug::default();
     let bd = m("bdSeq", None, Some(8), Value::Long(7));
-    let d = run(&mut sp, NBIRTH, &pl(Some(0), vec![bd, m("T", Some(5), Some(3), Value::Int(1))]));
+    let d = run(
+        &mut sp,
+        NBIRTH,
+        &pl(Some(0), vec![bd, m("T", Some(5), Some(3), Value::Int(1))]),
+    );
     let Some(BirthChange::Node { at, bd_seq, names }) = d.change else {
         panic!("{:?}", d.change)
     };
     assert_eq!((at.node.as_str(), at.device.as_str(), bd_seq), ("edge1", "", Some(7)));
-    let dbirth = run(&mut sp, DBIRTH, &pl(Some(1), vec![m("P", Some(1), Some(2), Value::Int(1))]));
+    let dbirth = run(
+        &mut sp,
+        DBIRTH,
+        &pl(Some(1), vec![m("P", Some(1), Some(2), Value::Int(1))]),
+    );
     let Some(BirthChange::Device { names: pump, .. }) = dbirth.change else {
         panic!("{:?}", dbirth.change)
     };
@@ -308,15 +344,35 @@ fn births_are_reported_for_keeping_and_restore_the_aliases() {
             names: born(pump),
         },
     ]);
-    let d = run(&mut restarted, NDATA, &pl(Some(9), vec![by_alias(5, Value::Int(-4i32 as u32))]));
+    let d = run(
+        &mut restarted,
+        NDATA,
+        &pl(Some(9), vec![by_alias(5, Value::Int(-4i32 as u32))]),
+    );
     assert_eq!((values(&d), d.rebirth), (vals(&[("T", -4.0)]), None));
-    let d = run(&mut restarted, DDATA, &pl(Some(10), vec![by_alias(1, Value::Int(0xFFFF))]));
+    let d = run(
+        &mut restarted,
+        DDATA,
+        &pl(Some(10), vec![by_alias(1, Value::Int(0xFFFF))]),
+    );
     assert_eq!((values(&d), d.rebirth), (vals(&[("P", -1.0)]), None));
     // A stale NDEATH changes nothing; the live one is reported.
-    let stale = run(&mut restarted, NDEATH, &pl(None, vec![m("bdSeq", None, Some(8), Value::Long(6))]));
+    let stale = run(
+        &mut restarted,
+        NDEATH,
+        &pl(None, vec![m("bdSeq", None, Some(8), Value::Long(6))]),
+    );
     assert_eq!(stale.change, None);
-    let dead = run(&mut restarted, NDEATH, &pl(None, vec![m("bdSeq", None, Some(8), Value::Long(7))]));
-    assert!(matches!(dead.change, Some(BirthChange::NodeGone { .. })), "{:?}", dead.change);
+    let dead = run(
+        &mut restarted,
+        NDEATH,
+        &pl(None, vec![m("bdSeq", None, Some(8), Value::Long(7))]),
+    );
+    assert!(
+        matches!(dead.change, Some(BirthChange::NodeGone { .. })),
+        "{:?}",
+        dead.change
+    );
 }
 
 #[test]
@@ -326,7 +382,10 @@ fn rebirth_request_is_a_boolean_node_control_metric() {
     assert_eq!(msg.metrics.len(), 1);
     let metric = &msg.metrics[0];
     assert_eq!(metric.name.as_deref(), Some(REBIRTH_METRIC.as_bytes()));
-    assert_eq!((metric.datatype, metric.value.clone()), (Some(11), Some(Value::Boolean(true))));
+    assert_eq!(
+        (metric.datatype, metric.value.clone()),
+        (Some(11), Some(Value::Boolean(true)))
+    );
 }
 
 #[test]
