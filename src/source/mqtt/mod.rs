@@ -49,9 +49,9 @@ mod decoders;
 pub(crate) mod influx;
 pub(crate) mod json;
 mod limits;
+mod one_per_ms;
 pub(crate) mod sparkplug;
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -71,6 +71,7 @@ use crate::stats::{InputStats, Stats};
 use crate::store::Store;
 use acks::{AckState, Settled};
 use decoders::Decoders;
+use one_per_ms::OnePerMs;
 
 /// The largest remaining length an MQTT packet can declare (four length bytes).
 const MAX_MQTT_PACKET: usize = 268_435_455;
@@ -266,38 +267,6 @@ impl MqttSource {
             Err(e) => {
                 tracing::error!(sensor = %name, error = %e, "cannot register sensor");
                 None
-            }
-        }
-    }
-}
-
-/// The samples of one message, one per sensor and millisecond: a later sample of the same
-/// sensor and millisecond replaces the earlier one, as the store would. Times are never
-/// moved to keep both: that would invent a time the source never sent.
-struct OnePerMs {
-    samples: Vec<Sample>,
-    slots: HashMap<(SensorId, i64), usize>,
-}
-
-impl OnePerMs {
-    fn with_capacity(n: usize) -> OnePerMs {
-        OnePerMs {
-            samples: Vec::with_capacity(n),
-            slots: HashMap::with_capacity(n),
-        }
-    }
-
-    /// Adds a sample; `true` when it replaced one of the same sensor and millisecond.
-    fn push(&mut self, sample: Sample) -> bool {
-        match self.slots.entry((sample.sensor, sample.ts_ms)) {
-            Entry::Occupied(slot) => {
-                self.samples[*slot.get()] = sample;
-                true
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(self.samples.len());
-                self.samples.push(sample);
-                false
             }
         }
     }
@@ -593,17 +562,5 @@ mod tests {
         assert_eq!(sensor_glob("{machine}.{field}", "p/{machine}"), "*.*");
         assert_eq!(sensor_glob("boiler.pressure", "x"), "boiler.pressure");
         assert_eq!(sensor_glob("{topic}", "plant/{m}/temp"), "plant.*.temp");
-    }
-
-    #[test]
-    fn one_sample_per_sensor_and_millisecond_the_last() {
-        let mut s = OnePerMs::with_capacity(4);
-        let pushed: Vec<bool> = [(1, 10, 1.0), (2, 10, 2.0), (1, 10, 3.0), (1, 11, 4.0), (1, 10, 5.0)]
-            .into_iter()
-            .map(|(id, ts, v)| s.push(Sample::good(id, ts, v)))
-            .collect();
-        assert_eq!(pushed, [false, false, true, false, true]);
-        let got: Vec<(SensorId, i64, f64)> = s.samples.iter().map(|x| (x.sensor, x.ts_ms, x.value)).collect();
-        assert_eq!(got, [(1, 10, 5.0), (2, 10, 2.0), (1, 11, 4.0)]);
     }
 }
