@@ -80,7 +80,7 @@ impl Decoders {
                 (r, e, None)
             }
             PayloadFormat::Influx => {
-                let (r, e) = influx::decode(payload);
+                let (r, e) = influx::decode(payload, sub.precision.unwrap_or_default());
                 (r, e, None)
             }
             PayloadFormat::Sparkplug => self.sparkplug(topic, payload, st),
