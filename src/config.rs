@@ -27,7 +27,7 @@ pub use forward::{
     BackfillOrder, Destination, ForwardFormat, ForwardSection, ForwardSettings, InfluxAuth, InfluxTarget, Shaping,
 };
 pub use modbus::*;
-pub use mqtt::{sensor_glob, sensor_template, MqttInput, PayloadFormat, Subscription};
+pub use mqtt::{sensor_glob, sensor_template, MqttInput, PayloadFormat, Precision, Subscription};
 pub use resolved::{InputQos, InputSettings, SubscriptionSettings, UpstreamSettings};
 pub use topic::{render_topic, render_topic_at, TopicTemplate};
 

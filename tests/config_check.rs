@@ -421,6 +421,17 @@ fn mqtt_inputs_are_checked() {
         &with_mqtt(&sub("a/b", "format = \"number\"\ntimestamp = \"ts\"\n")),
         &["apply to format = \"json\" only"],
     );
+    // Line-protocol timestamps in another unit than nanoseconds are named per subscription.
+    let seconds = with_mqtt(&sub("t/{host}", "format = \"influx\"\nprecision = \"s\"\n"));
+    assert!(check(&seconds).ok, "{}", check(&seconds).stderr);
+    assert_problem(
+        &with_mqtt(&sub("t/{host}", "format = \"influx\"\nprecision = \"min\"\n")),
+        &["mqtt[0].subscribe[0].precision: unknown variant `min`"],
+    );
+    assert_problem(
+        &with_mqtt(&sub("a/b", "format = \"json\"\nprecision = \"ms\"\n")),
+        &["mqtt[0].subscribe[0]: `precision` applies to format = \"influx\" only"],
+    );
     // A rule may watch a sensor that only an MQTT subscription names.
     let rule_on_mqtt = with_mqtt(&sub("plant/{machine}/temp", "")).replacen(
         "  sensor = \"pump1.bearing_temp\"\n  above",

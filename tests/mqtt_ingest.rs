@@ -362,3 +362,65 @@ async fn sensor_names_and_counts_and_early_times_are_bounded() {
     );
     assert!(log.contains("time before 2000-01-01"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_millisecond_lines_collapse_visibly_and_bad_lines_are_logged() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let cfg = dir.path().join("forewarn.toml");
+    let extra = r#"
+  [[mqtt.subscribe]]
+  topic = "telegraf/{host}"
+  format = "influx"
+  sensor = "{host}.{measurement}.{field}"
+"#;
+    std::fs::write(&cfg, config(&dir.path().join("data"), broker.port, http, extra)).unwrap();
+    let agent = AgentProcess::start(&cfg, &dir.path().join("agent.log"));
+    agent
+        .wait_for_log("mqtt input connected", Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let publisher = Publisher::connect(broker.port).await;
+    // Three lines 100 ns apart fall on one millisecond: one stored sample, the last line's,
+    // and two counted as collapsed. A malformed line and a string field are logged.
+    let payload = "m v=1 1700000000000000000\n\
+                   m v=2 1700000000000000100\n\
+                   m v=3 1700000000000000200\n\
+                   m v=oops 1700000000001000000\n\
+                   m v=4,state=\"ok\" 1700000000002000000\n";
+    publisher.send("telegraf/gw1", payload).await;
+    wait_until("the line after the bad one", Duration::from_secs(10), || {
+        api(http, "/query?sensor=gw1.m.v").lines().count() == 2
+    })
+    .await;
+    let rows: Vec<(String, f64)> = api(http, "/query?sensor=gw1.m.v")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| {
+            (
+                v["ts"].as_str().unwrap_or_default().to_owned(),
+                v["value"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    let want = [("2023-11-14T22:13:20", 3.0), ("2023-11-14T22:13:20.002Z", 4.0)];
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for ((ts, value), (want_ts, want_value)) in rows.iter().zip(want) {
+        assert!(ts.starts_with(want_ts) && *value == want_value, "{rows:?}");
+    }
+    let health: Value = serde_json::from_str(&api(http, "/healthz")).unwrap();
+    let sub = &health["mqtt"]["forewarn-gw-01-in:telegraf/{host}"];
+    let got = ["samples", "collapsed", "malformed", "non_numeric"].map(|k| sub[k].as_u64());
+    assert_eq!(got, [Some(2), Some(2), Some(1), Some(1)], "{health}");
+    let log = agent.log_text();
+    assert!(
+        log.contains("m v=oops 1700000000001000000") && log.contains("telegraf/gw1"),
+        "{log}"
+    );
+    assert!(
+        log.contains("sensor=gw1.m.v") && log.contains("same millisecond"),
+        "{log}"
+    );
+}

@@ -103,6 +103,44 @@ pub struct Subscription {
     /// numeric field. With an array payload of objects, the path inside each element.
     #[serde(default)]
     pub value: Option<String>,
+    /// influx: the unit of the line timestamps, `ns` (the protocol's default), `us`, `ms`
+    /// or `s`. InfluxDB's HTTP API takes it as a `precision` parameter; MQTT has none, so a
+    /// publisher that writes another precision is named here. Default `ns`.
+    #[serde(default)]
+    pub precision: Option<Precision>,
+}
+
+/// The unit of line-protocol timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Ns,
+    Us,
+    Ms,
+    S,
+}
+
+impl Precision {
+    /// A timestamp of this unit in milliseconds, floored (so times before the epoch
+    /// round towards the past); `None` when it does not fit.
+    pub fn to_ms(self, t: i64) -> Option<i64> {
+        match self {
+            Precision::Ns => Some(t.div_euclid(1_000_000)),
+            Precision::Us => Some(t.div_euclid(1_000)),
+            Precision::Ms => Some(t),
+            Precision::S => t.checked_mul(1_000),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Ns => "nanoseconds",
+            Precision::Us => "microseconds",
+            Precision::Ms => "milliseconds",
+            Precision::S => "seconds",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

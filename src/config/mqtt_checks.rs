@@ -95,6 +95,9 @@ fn check_subscription(sub: &Subscription, sb: &KeyPath, out: &mut Vec<(KeyPath, 
             "`timestamp` and `value` apply to format = \"json\" only".into(),
         ));
     }
+    if sub.format != PayloadFormat::Influx && sub.precision.is_some() {
+        out.push((sb.clone(), "`precision` applies to format = \"influx\" only".into()));
+    }
     Some(super::sensor_glob(&template, &sub.topic))
 }
 

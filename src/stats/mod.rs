@@ -115,7 +115,8 @@ figures! {
     pub struct InputFigures {
         /// Messages received.
         pub messages: Counter => "mqtt_messages_total", "messages";
-        /// Samples decoded from them.
+        /// Samples handed to the store (after readings of one sensor and millisecond
+        /// collapsed into one).
         pub samples: Counter => "mqtt_samples_total", "samples";
         /// Payloads or readings that did not decode.
         pub malformed: Counter => "mqtt_malformed_total", "malformed";
@@ -134,6 +135,17 @@ figures! {
         pub unknown_topic: Counter => "mqtt_unknown_topic_total", "unknown_topic";
         /// Sparkplug B sequence numbers that skipped.
         pub seq_gaps: Counter => "mqtt_seq_gaps_total", "seq_gaps";
+        /// Sparkplug B metrics named by an alias no birth certificate bound: not stored
+        /// (the input asks the node to rebirth).
+        pub unknown_alias: Counter => "mqtt_unknown_alias_total", "unknown_alias";
+        /// Sparkplug B rebirth requests (NCMD `Node Control/Rebirth`) the input sent.
+        pub rebirths: Counter => "mqtt_rebirth_requests_total", "rebirth_requests";
+        /// Metrics or fields that carry no number (Sparkplug String, Text, Bytes, DataSet,
+        /// Template, UUID, File, arrays; line protocol string fields): not stored.
+        pub non_numeric: Counter => "mqtt_non_numeric_total", "non_numeric";
+        /// Readings of one message that fell on the same sensor and millisecond as a later
+        /// one of the same message: the store keeps one value per millisecond, the last.
+        pub collapsed: Counter => "mqtt_collapsed_total", "collapsed";
     }
 }
 

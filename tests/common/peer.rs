@@ -154,3 +154,79 @@ pub fn forewarn_poll_once(config: &str) -> (Vec<serde_json::Value>, Option<i32>,
         .collect();
     (lines, out.status.code(), elapsed)
 }
+
+/// The Sparkplug B edge node of `tests/peers/sparkplug_peer.py` (pysparkplug) as a child
+/// process: commands go to its stdin, and every line it prints is kept, so a test can
+/// wait for "done CMD" and for the commands (NCMD) it received.
+pub struct SparkplugPeer {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SparkplugPeer {
+    /// Connects the node to the broker on `port`; returns once it is subscribed.
+    pub fn start(port: u16) -> SparkplugPeer {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/sparkplug_peer.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(["--port", &port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 with pysparkplug must be installed (.ci/run installs it)");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let peer = SparkplugPeer { child, stdin, lines };
+        peer.wait_for("ready", 1, Duration::from_secs(20));
+        peer
+    }
+
+    /// Sends a command (see the script) and waits until it is published.
+    pub fn command(&mut self, cmd: &str) {
+        use std::io::Write;
+        let done = format!("done {}", cmd.split_whitespace().next().unwrap_or_default());
+        let before = self.count(&done);
+        writeln!(self.stdin, "{cmd}").expect("peer stdin");
+        self.stdin.flush().expect("peer stdin");
+        self.wait_for(&done, before + 1, Duration::from_secs(10));
+    }
+
+    /// How many lines the peer printed that are exactly `line`.
+    pub fn count(&self, line: &str) -> usize {
+        self.lines.lock().unwrap().iter().filter(|l| *l == line).count()
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits until the peer printed `line` `n` times.
+    pub fn wait_for(&self, line: &str, n: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.count(line) < n {
+            assert!(
+                Instant::now() < deadline,
+                "the sparkplug peer printed {line:?} fewer than {n} times: {:?}",
+                self.lines()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for SparkplugPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

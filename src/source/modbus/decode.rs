@@ -6,6 +6,7 @@
 //! values the same rules give `HGFEDCBA`, `BADCFEHG`, `GHEFCDAB`). Strings are two
 //! characters per register, the first in the high byte (`ABCD`) or the low byte (`BADC`).
 
+use crate::base::float::widen_f32;
 use crate::config::{DataType, WordOrder};
 
 /// Decodes `words` (exactly `dt.words()` of them) into a number. `bool` and `bit` read
@@ -19,7 +20,7 @@ pub fn decode(words: &[u16], dt: DataType, order: WordOrder) -> f64 {
         DataType::I16 => bits as u16 as i16 as f64,
         DataType::U32 => bits as u32 as f64,
         DataType::I32 => bits as u32 as i32 as f64,
-        DataType::F32 => f32_to_f64(f32::from_bits(bits as u32)),
+        DataType::F32 => widen_f32(f32::from_bits(bits as u32)),
         DataType::U64 => bits as f64,
         DataType::I64 => bits as i64 as f64,
         DataType::F64 => f64::from_bits(bits),
@@ -61,16 +62,6 @@ fn ordered_bits(words: &[u16], dt: DataType, order: WordOrder) -> u64 {
     let mut be8 = [0u8; 8];
     be8[8 - n..].copy_from_slice(b);
     u64::from_be_bytes(be8)
-}
-
-/// Widens an f32 through its shortest decimal form, so a PLC's `123.456` is stored and
-/// published as 123.456, not as 123.45600128173828, which is the same f32 but not what
-/// anyone typed into the PLC.
-fn f32_to_f64(v: f32) -> f64 {
-    if !v.is_finite() {
-        return v as f64;
-    }
-    v.to_string().parse().unwrap_or(v as f64)
 }
 
 /// Encodes a value into registers: the inverse of [`decode`], for simulators and tests.

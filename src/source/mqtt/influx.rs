@@ -3,20 +3,26 @@
 //!
 //! Every numeric or boolean field becomes one [`Reading`] whose vars are
 //! `measurement`, `field` and the line's tags; string fields are valid but
-//! carry no value, so they are dropped silently. Decoding never panics and never
+//! carry no number, so they are reported ([`DecodeError::NonNumeric`], counted
+//! as `non_numeric`) and not stored. Decoding never panics and never
 //! lets one bad line cost the others: a line with a syntax error is skipped as a
 //! whole (its timestamp or tags cannot be trusted) and reported with its line and
 //! column, while a well-formed line with a non-finite value loses only that field.
-//! Timestamps are taken as nanoseconds, the protocol's default precision.
+//! Timestamps are in the subscription's `precision`, nanoseconds by default as in the
+//! protocol (MQTT carries no `precision` parameter), and floored to the store's
+//! milliseconds; a timestamp that overflows in milliseconds fails its line. Lines
+//! of one series less than a millisecond apart fall on one stored sample, which the
+//! input counts as `collapsed` (it never moves a time to keep them apart).
 //! Known limit: a string field containing a raw newline is not supported, because
 //! splitting on newlines first is what keeps a broken quote from swallowing the
 //! rest of the payload.
 
 use super::{DecodeError, Reading};
+use crate::config::Precision;
 
 /// Decodes every line of `payload`, returning the readings of the good lines
 /// and one error per bad line or rejected field.
-pub fn decode(payload: &[u8]) -> (Vec<Reading>, Vec<DecodeError>) {
+pub fn decode(payload: &[u8], precision: Precision) -> (Vec<Reading>, Vec<DecodeError>) {
     let mut readings = Vec::new();
     let mut errors = Vec::new();
     for (idx, raw) in payload.split(|&b| b == b'\n').enumerate() {
@@ -34,7 +40,7 @@ pub fn decode(payload: &[u8]) -> (Vec<Reading>, Vec<DecodeError>) {
             continue;
         }
         let indent = text.len() - body.len();
-        match parse_line(body) {
+        match parse_line(body, precision) {
             Ok(point) => point.emit(line, indent, &mut readings, &mut errors),
             Err((pos, reason)) => errors.push(line_error(line, indent + pos, reason)),
         }
@@ -88,7 +94,13 @@ impl Point {
         for field in self.fields {
             let value = match field.value {
                 FieldValue::Number(v) => v,
-                FieldValue::Text => continue,
+                FieldValue::Text => {
+                    errs.push(DecodeError::NonNumeric {
+                        name: field.key,
+                        kind: "string field",
+                    });
+                    continue;
+                }
                 FieldValue::NonFinite => {
                     let reason = format!("field {} is not a finite number", show(&field.key));
                     errs.push(line_error(line, indent + field.pos, reason));
@@ -180,7 +192,7 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn parse_line(text: &str) -> Result<Point, Fail> {
+fn parse_line(text: &str, precision: Precision) -> Result<Point, Fail> {
     let mut c = Cursor { text, pos: 0 };
     let measurement = c.name(b", ");
     if measurement.is_empty() {
@@ -236,12 +248,11 @@ fn parse_line(text: &str) -> Result<Point, Fail> {
     if c.peek().is_some() {
         let pos = c.pos;
         let raw = c.token();
-        let ns: i64 = raw.parse().map_err(|_| {
-            let reason = format!("timestamp {} is not an integer of nanoseconds", show(raw));
+        let ms = raw.parse().ok().and_then(|t| precision.to_ms(t)).ok_or_else(|| {
+            let reason = format!("timestamp {} is not an integer of {}", show(raw), precision.name());
             (pos, reason)
         })?;
-        // Floor, so times before the epoch still round towards the past.
-        ts_ms = Some(ns.div_euclid(1_000_000));
+        ts_ms = Some(ms);
         c.skip_spaces();
         if c.peek().is_some() {
             return c.fail("unexpected text after the timestamp");
@@ -293,15 +304,26 @@ mod tests {
         r.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
+    fn is_string_field(e: &DecodeError) -> bool {
+        matches!(
+            e,
+            DecodeError::NonNumeric {
+                kind: "string field",
+                ..
+            }
+        )
+    }
+
     fn one(line: &str) -> Reading {
-        let (readings, errors) = decode(line.as_bytes());
+        let (readings, mut errors) = decode(line.as_bytes(), Precision::Ns);
+        errors.retain(|e| !is_string_field(e));
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(readings.len(), 1, "{readings:?}");
         readings[0].clone()
     }
 
     fn error_of(line: &str) -> DecodeError {
-        let (readings, errors) = decode(line.as_bytes());
+        let (readings, errors) = decode(line.as_bytes(), Precision::Ns);
         assert!(readings.is_empty(), "{line}: {readings:?}");
         assert_eq!(errors.len(), 1, "{line}: {errors:?}");
         errors[0].clone()
@@ -335,8 +357,13 @@ mod tests {
     fn every_field_type() {
         let line = "m a=1.5,b=-3e2,c=12i,d=-7i,e=12u,f=.5,g=t,h=T,i=true,j=True,k=TRUE,\
                     l=f,m=F,n=false,o=False,p=FALSE,q=\"text\",r=1";
-        let (readings, errors) = decode(line.as_bytes());
-        assert!(errors.is_empty(), "{errors:?}");
+        let (readings, errors) = decode(line.as_bytes(), Precision::Ns);
+        // The string field is reported by name, not stored.
+        let string_field = DecodeError::NonNumeric {
+            name: "q".into(),
+            kind: "string field",
+        };
+        assert_eq!(errors, [string_field]);
         let got: Vec<(String, f64)> = readings
             .iter()
             .map(|r| (var(r, "field").unwrap_or("?").to_owned(), r.value))
@@ -377,9 +404,22 @@ mod tests {
     }
 
     #[test]
+    fn precisions() {
+        let ts = |line: &str, p| decode(line.as_bytes(), p).0.first().and_then(|r| r.ts_ms);
+        assert_eq!(ts("m v=1 1700000000123456", Precision::Us), Some(1_700_000_000_123));
+        assert_eq!(ts("m v=1 1700000000123", Precision::Ms), Some(1_700_000_000_123));
+        assert_eq!(ts("m v=1 1700000000", Precision::S), Some(1_700_000_000_000));
+        assert_eq!(ts("m v=1 -1", Precision::Us), Some(-1));
+        // Seconds past what milliseconds can hold fail the line, not wrap.
+        let (readings, errors) = decode(format!("m v=1 {}", i64::MAX / 10).as_bytes(), Precision::S);
+        assert!(readings.is_empty());
+        assert!(errors[0].to_string().contains("integer of seconds"), "{errors:?}");
+    }
+
+    #[test]
     fn bad_line_in_the_middle_keeps_the_others() {
         let payload = b"# header comment\r\ncpu v=1 1000000\r\n\r\ncpu v=oops 2000000\r\n  mem,h=x free=3i\n";
-        let (readings, errors) = decode(payload);
+        let (readings, errors) = decode(payload, Precision::Ns);
         let values: Vec<f64> = readings.iter().map(|r| r.value).collect();
         assert_eq!(values, [1.0, 3.0]);
         assert_eq!(readings[1].vars[2], ("h".to_owned(), "x".to_owned()));
@@ -398,7 +438,7 @@ mod tests {
     fn non_finite_values_are_errors_not_readings() {
         for bad in ["NaN", "nan", "inf", "-inf", "Infinity", "1e400", "-1e999"] {
             let line = format!("m a={bad},b=2 1000000");
-            let (readings, errors) = decode(line.as_bytes());
+            let (readings, errors) = decode(line.as_bytes(), Precision::Ns);
             assert_eq!(readings.len(), 1, "{bad}");
             assert_eq!((readings[0].value, readings[0].ts_ms), (2.0, Some(1)));
             assert_eq!(errors.len(), 1, "{bad}");
@@ -444,7 +484,7 @@ mod tests {
         assert_eq!(var(&r, "t"), Some("\u{e9}t\\\u{e9}"));
         let long = format!("m v={}", "9".repeat(10_000) + "x");
         assert!(error_of(&long).to_string().len() < 120);
-        let (_, errors) = decode(b"m v=1\nm\xff v=1");
+        let (_, errors) = decode(b"m v=1\nm\xff v=1", Precision::Ns);
         assert_eq!(errors, [line_error(2, 1, "invalid UTF-8".into())]);
     }
 
@@ -475,10 +515,11 @@ mod tests {
                 _ => buf = (0..rng.below(64)).map(|_| rng.next() as u8).collect(),
             }
             let lines = buf.split(|&b| b == b'\n').count();
-            let (readings, errors) = decode(&buf);
+            let (readings, errors) = decode(&buf, Precision::Ns);
             assert!(readings.iter().all(|r| r.value.is_finite()));
             for e in errors {
-                assert!(matches!(e, DecodeError::Line { line, .. } if line <= lines));
+                let located = matches!(e, DecodeError::Line { line, .. } if line <= lines);
+                assert!(located || is_string_field(&e), "{e:?}");
             }
         }
     }
@@ -491,7 +532,8 @@ mod tests {
         for entry in expected.lines().filter(|l| l.starts_with("influx/")) {
             let (name, count) = entry.split_once(' ').expect("`filename count` line");
             let bytes = std::fs::read(format!("{dir}/{name}")).expect("corpus file exists");
-            let (readings, errors) = decode(&bytes);
+            let (readings, mut errors) = decode(&bytes, Precision::Ns);
+            errors.retain(|e| !is_string_field(e));
             assert!(errors.is_empty(), "{name}: {errors:?}");
             assert_eq!(readings.len().to_string(), count.trim(), "{name}");
             checked.push(name.trim_start_matches("influx/").to_owned());

@@ -16,7 +16,11 @@
 //! a time too far in the future or before 2000, or a sensor the input may not create
 //! ([`limits`]: too long a name, past `max_sensors`) is counted per subscription (logs,
 //! `/healthz`), logged with rate limiting, and acknowledged so the broker does not resend
-//! it forever. It never takes good readings of the same payload with it.
+//! it forever. It never takes good readings of the same payload with it. So is a value
+//! that is no number (`non_numeric`), and a Sparkplug metric whose alias no birth explains
+//! (`unknown_alias`; the input then asks the node to rebirth, see [`decoders`] and
+//! [`sparkplug::births`]). Readings of one message on the same sensor and millisecond keep
+//! the last (`collapsed`), as the store would, so that `samples` counts what is stored.
 //!
 //! **Large messages.** A payload larger than `max_payload` is acknowledged, counted as
 //! `oversized` and logged with its topic and size, never decoded. The limit cannot be
@@ -41,9 +45,11 @@
 //! connect.
 
 mod acks;
+mod decoders;
 pub(crate) mod influx;
 pub(crate) mod json;
 mod limits;
+mod one_per_ms;
 pub(crate) mod sparkplug;
 
 use std::collections::HashMap;
@@ -64,6 +70,8 @@ use crate::source::{Ack, Batch};
 use crate::stats::{InputStats, Stats};
 use crate::store::Store;
 use acks::{AckState, Settled};
+use decoders::Decoders;
+use one_per_ms::OnePerMs;
 
 /// The largest remaining length an MQTT packet can declare (four length bytes).
 const MAX_MQTT_PACKET: usize = 268_435_455;
@@ -97,16 +105,12 @@ pub enum DecodeError {
     /// A binary payload is not a valid message; `reason` names the field path.
     #[error("payload on {topic:?}: {reason}")]
     Payload { topic: String, reason: String },
-}
-
-impl DecodeError {
-    fn is_non_finite(&self) -> bool {
-        match self {
-            DecodeError::NonFinite(_) => true,
-            DecodeError::Line { reason, .. } => reason.contains("not a finite number"),
-            _ => false,
-        }
-    }
+    /// Sparkplug metrics named by an alias that no birth certificate bound.
+    #[error("{count} metric aliases without a birth certificate")]
+    UnknownAlias { count: usize },
+    /// A metric or field whose value is not a number (a string, bytes, a dataset...).
+    #[error("{name:?} is a {kind}, not a number")]
+    NonNumeric { name: String, kind: &'static str },
 }
 
 /// Fills a template; `None` when a placeholder has no value.
@@ -191,6 +195,10 @@ impl MqttSource {
         options
     }
 
+    /// The samples of a message, and the NCMD topic of a Sparkplug node to ask for a
+    /// rebirth. Readings of one sensor and millisecond collapse into the last one, as the
+    /// store would keep them, so that `samples` counts what is stored and `collapsed` what
+    /// is not.
     fn decode(
         &self,
         p: &Publish,
@@ -199,39 +207,22 @@ impl MqttSource {
         decoders: &mut Decoders,
         ids: &mut HashMap<String, SensorId>,
         now: i64,
-    ) -> Vec<Sample> {
+    ) -> (Vec<Sample>, Option<String>) {
         let Some((sub, topic_vars)) = subs.iter().find_map(|s| s.topic.capture(&p.topic).map(|v| (s, v))) else {
             unmatched
                 .unknown_topic
                 .event(|n| tracing::warn!(topic = %p.topic, count = n, "message on a topic no subscription maps"));
-            return Vec::new();
+            return (Vec::new(), None);
         };
         let st = &sub.stats;
         st.messages.inc();
-        let (readings, errors) = decoders.decode(sub.config.format, &sub.config, &p.topic, &p.payload, st);
-        for e in &errors {
-            let counter = if e.is_non_finite() {
-                &st.non_finite
-            } else {
-                &st.malformed
-            };
-            counter.event(|n| tracing::warn!(topic = %p.topic, error = %e, count = n, "bad payload"));
-        }
+        let decoded = decoders.decode(&sub.config, &p.topic, &p.payload, st);
         let topic_level = [("topic".to_string(), p.topic.replace('/', "."))];
         let max_ts = now + self.settings.max_future.as_millis() as i64;
-        let mut samples = Vec::with_capacity(readings.len());
-        for r in readings {
+        let mut samples = OnePerMs::with_capacity(decoded.readings.len());
+        for r in decoded.readings {
             let ts = r.ts_ms.unwrap_or(now);
-            if ts > max_ts {
-                st.future.event(
-                    |n| tracing::warn!(topic = %p.topic, ts, count = n, "time too far in the future; reading refused"),
-                );
-                continue;
-            }
-            if ts < EARLIEST_MS {
-                st.past.event(|n| {
-                    tracing::warn!(topic = %p.topic, ts, count = n, "time before 2000-01-01 (a clock that was never set?); reading refused")
-                });
+            if !admit_time(ts, max_ts, &p.topic, st) {
                 continue;
             }
             let Some(name) = render(&sub.sensor, &[&topic_vars, &r.vars, &topic_level]) else {
@@ -240,29 +231,66 @@ impl MqttSource {
                 });
                 continue;
             };
-            if !ids.contains_key(&name) {
-                if let Err(why) = limits::admit_new(&name, ids.len(), self.settings.max_sensors) {
-                    st.sensor_limit.event(
-                        |n| tracing::warn!(topic = %p.topic, error = %why, count = n, "sensor not created; reading refused"),
-                    );
-                    continue;
-                }
-            }
-            let id = match ids.get(&name) {
-                Some(id) => *id,
-                None => match self.store.sensor_id(&name) {
-                    Ok(id) => *ids.entry(name).or_insert(id),
-                    Err(e) => {
-                        tracing::error!(sensor = %name, error = %e, "cannot register sensor");
-                        continue;
-                    }
-                },
+            let Some(id) = self.sensor_id(&name, ids, &p.topic, st) else {
+                continue;
             };
-            samples.push(Sample::good(id, ts, r.value));
+            if samples.push(Sample::good(id, ts, r.value)) {
+                st.collapsed.event(|n| {
+                    tracing::warn!(topic = %p.topic, sensor = %name, ts, count = n, "readings of one sensor in the same millisecond: the store keeps one value per millisecond, the last")
+                });
+            }
         }
+        let samples = samples.samples;
         st.samples.add(samples.len() as u64);
-        samples
+        (samples, decoded.rebirth)
     }
+
+    /// The id of a reading's sensor, created if the input may ([`limits`]); `None` (counted
+    /// and logged) when the reading is refused.
+    fn sensor_id(
+        &self,
+        name: &str,
+        ids: &mut HashMap<String, SensorId>,
+        topic: &str,
+        st: &InputStats,
+    ) -> Option<SensorId> {
+        if let Some(id) = ids.get(name) {
+            return Some(*id);
+        }
+        if let Err(why) = limits::admit_new(name, ids.len(), self.settings.max_sensors) {
+            st.sensor_limit
+                .event(|n| tracing::warn!(topic, error = %why, count = n, "sensor not created; reading refused"));
+            return None;
+        }
+        match self.store.sensor_id(name) {
+            Ok(id) => Some(*ids.entry(name.to_owned()).or_insert(id)),
+            Err(e) => {
+                tracing::error!(sensor = %name, error = %e, "cannot register sensor");
+                None
+            }
+        }
+    }
+}
+
+/// Whether a reading's time may be stored: not past `max_ts`, not before 2000.
+fn admit_time(ts: i64, max_ts: i64, topic: &str, st: &InputStats) -> bool {
+    if ts > max_ts {
+        st.future
+            .event(|n| tracing::warn!(topic, ts, count = n, "time too far in the future; reading refused"));
+        return false;
+    }
+    if ts < EARLIEST_MS {
+        st.past.event(|n| {
+            tracing::warn!(
+                topic,
+                ts,
+                count = n,
+                "time before 2000-01-01 (a clock that was never set?); reading refused"
+            )
+        });
+        return false;
+    }
+    true
 }
 
 /// A running input: the client, the compiled subscriptions, and what the loop keeps
@@ -297,6 +325,11 @@ impl<'a> Input<'a> {
                 stats: source.stats.input(&format!("{client_id}:{}", s.source.topic)),
             })
             .collect();
+        let sparkplug = source
+            .settings
+            .subscriptions
+            .iter()
+            .any(|s| s.source.format == PayloadFormat::Sparkplug);
         let qos = match source.settings.qos {
             InputQos::AtMostOnce => QoS::AtMostOnce,
             InputQos::AtLeastOnce => QoS::AtLeastOnce,
@@ -307,8 +340,8 @@ impl<'a> Input<'a> {
             qos,
             subs,
             unmatched: source.stats.input(&format!("{client_id}:<no subscription>")),
+            decoders: Decoders::open(&source.store, &client_id, sparkplug),
             client_id,
-            decoders: Decoders::default(),
             ids: HashMap::new(),
             acks: AckState::default(),
             ack_tx,
@@ -361,14 +394,13 @@ impl<'a> Input<'a> {
             }
             return ControlFlow::Continue(());
         }
-        let samples = self.source.decode(
-            &p,
-            &self.subs,
-            &self.unmatched,
-            &mut self.decoders,
-            &mut self.ids,
-            now_ms(),
-        );
+        let now = now_ms();
+        let (samples, rebirth) =
+            self.source
+                .decode(&p, &self.subs, &self.unmatched, &mut self.decoders, &mut self.ids, now);
+        if let Some(topic) = rebirth {
+            self.request_rebirth(topic, now);
+        }
         match (samples.is_empty(), ack) {
             // Nothing to store: acknowledge at once.
             (true, Some(ack)) => ack.done(),
@@ -380,6 +412,21 @@ impl<'a> Input<'a> {
             }
         }
         ControlFlow::Continue(())
+    }
+
+    /// Asks a Sparkplug edge node to publish its births again, on this input's connection.
+    /// QoS 0, as host applications send commands: a lost request is asked again by the
+    /// next message the node sends without a usable birth.
+    fn request_rebirth(&self, topic: String, now: i64) {
+        let payload = decoders::rebirth_request(now);
+        match self.client.try_publish(topic.as_str(), QoS::AtMostOnce, false, payload) {
+            Ok(()) => {
+                tracing::info!(client = %self.client_id, %topic, "asked a sparkplug node to rebirth: data arrived that no birth certificate explains")
+            }
+            Err(e) => {
+                tracing::warn!(client = %self.client_id, %topic, error = %e, "cannot ask a sparkplug node to rebirth")
+            }
+        }
     }
 
     /// The [`Ack`] of a QoS 1 message, tagged with this connection. It keeps only the
@@ -475,57 +522,6 @@ impl<'a> Input<'a> {
             }
         }
         let _ = self.client.try_disconnect();
-    }
-}
-
-/// The decoders, with the state some formats keep between messages (Sparkplug's aliases
-/// and sequence numbers).
-#[derive(Default)]
-struct Decoders {
-    sparkplug: sparkplug::Sparkplug,
-}
-
-impl Decoders {
-    fn decode(
-        &mut self,
-        format: PayloadFormat,
-        sub: &Subscription,
-        topic: &str,
-        payload: &[u8],
-        st: &InputStats,
-    ) -> (Vec<Reading>, Vec<DecodeError>) {
-        match format {
-            PayloadFormat::Number => match json::decode_number(payload) {
-                Ok(r) => (vec![r], vec![]),
-                Err(e) => (vec![], vec![e]),
-            },
-            PayloadFormat::Json => json::decode_json(payload, sub.timestamp.as_deref(), sub.value.as_deref()),
-            PayloadFormat::Influx => influx::decode(payload),
-            PayloadFormat::Sparkplug => match self.sparkplug.decode(topic, payload) {
-                Ok(d) => {
-                    if let Some((expected, got)) = d.seq_gap {
-                        st.seq_gaps.event(|n| {
-                            tracing::warn!(
-                                topic,
-                                expected,
-                                got,
-                                count = n,
-                                "sparkplug sequence gap: messages were lost before they reached the broker or us"
-                            )
-                        });
-                    }
-                    let mut errors = Vec::new();
-                    if d.unknown_aliases > 0 {
-                        errors.push(DecodeError::Malformed(format!(
-                            "{} metric aliases without a birth certificate (waiting for the next NBIRTH/DBIRTH)",
-                            d.unknown_aliases
-                        )));
-                    }
-                    (d.readings, errors)
-                }
-                Err(e) => (vec![], vec![e]),
-            },
-        }
     }
 }
 

@@ -8,21 +8,36 @@
 //! boolean metric into a [`Reading`] with vars `group`, `node`, `device` (empty
 //! for node metrics) and `metric`. Guarantees: no input panics; a broken topic
 //! or protobuf is a [`DecodeError`]; within a good payload, a metric that cannot
-//! become a value (unknown alias, string, bytes, dataset, template, DateTime,
-//! null, non-finite) is counted and skipped without costing the others; a jump
-//! in `seq` is reported alongside the readings rather than dropping them.
-//! NDEATH, DDEATH, NCMD, DCMD and STATE give no readings; their kind is
-//! returned so the caller can log them.
+//! become a value is reported by what it is (an unknown alias, a non-numeric
+//! type with its name, a non-finite value, no usable name or value) and skipped
+//! without costing the others; a null (`is_null`) is the node saying it has no
+//! value, and is skipped uncounted. A jump in `seq` is reported alongside the
+//! readings rather than dropping them. NDEATH, DDEATH, NCMD, DCMD and STATE give
+//! no readings; their kind is returned so the caller can log them.
+//!
+//! Values: integers with their birth's signedness, `Float` widened through its
+//! shortest decimal (as the Modbus path does: `123.456` stays 123.456),
+//! Boolean as 1 or 0, and DateTime as its epoch milliseconds (exact: below
+//! 2^53). What the births bound is kept across restarts ([`births`]); data with
+//! an alias no birth explains, or from a node or device never born, names the
+//! NCMD topic on which to ask the node for a rebirth ([`rebirth_request`]).
 //! The message structs are written by hand from Tahu's `sparkplug_b.proto`, so
 //! no protoc is needed.
+
+pub(crate) mod births;
 
 use std::collections::HashMap;
 
 use prost::Message;
 
 use super::{DecodeError, Reading};
+use crate::base::float::widen_f32;
+use births::{BirthChange, Names, Place, Restored};
 
 const NAMESPACE: &str = "spBv1.0";
+
+/// The metric that asks an edge node to publish its births again.
+pub const REBIRTH_METRIC: &str = "Node Control/Rebirth";
 
 /// Sparkplug B datatype codes this decoder interprets.
 mod datatype {
@@ -30,13 +45,30 @@ mod datatype {
     pub const INT16: u32 = 2;
     pub const INT32: u32 = 3;
     pub const INT64: u32 = 4;
-    pub const DATETIME: u32 = 13;
+    pub const BOOLEAN: u32 = 11;
+
+    /// The name of a datatype that carries no number, `None` for numeric ones (and
+    /// unknown codes, which the value's own kind then decides).
+    pub fn non_numeric(code: u32) -> Option<&'static str> {
+        Some(match code {
+            12 => "String",
+            14 => "Text",
+            15 => "UUID",
+            16 => "DataSet",
+            17 => "Bytes",
+            18 => "File",
+            19 => "Template",
+            20 | 21 => "PropertySet",
+            22..=34 => "array",
+            _ => return None,
+        })
+    }
 }
 
 // Fields we never read are left out: prost checks their wire format and skips
-// them. So are the value kinds bytes_value (16), dataset_value (17),
-// template_value (18) and extension_value (19): such a metric arrives without a
-// value and is counted as skipped, and a quirky nested message cannot reject
+// them. The value kinds bytes_value (16), dataset_value (17), template_value
+// (18) and extension_value (19) are read as plain bytes, never parsed: such a
+// metric is reported as non-numeric, and a quirky nested message cannot reject
 // the numeric metrics next to it.
 #[derive(Clone, PartialEq, Message)]
 struct Payload {
@@ -61,7 +93,7 @@ struct Metric {
     datatype: Option<u32>,
     #[prost(bool, optional, tag = "7")]
     is_null: Option<bool>,
-    #[prost(oneof = "Value", tags = "10, 11, 12, 13, 14, 15")]
+    #[prost(oneof = "Value", tags = "10, 11, 12, 13, 14, 15, 16, 17, 18, 19")]
     value: Option<Value>,
 }
 
@@ -80,6 +112,31 @@ enum Value {
     /// `string` on the wire; bytes so invalid UTF-8 only loses this metric.
     #[prost(bytes = "vec", tag = "15")]
     String(Vec<u8>),
+    #[prost(bytes = "vec", tag = "16")]
+    Bytes(Vec<u8>),
+    /// A DataSet message, not parsed.
+    #[prost(bytes = "vec", tag = "17")]
+    DataSet(Vec<u8>),
+    /// A Template message, not parsed.
+    #[prost(bytes = "vec", tag = "18")]
+    Template(Vec<u8>),
+    /// An extension message, not parsed.
+    #[prost(bytes = "vec", tag = "19")]
+    Extension(Vec<u8>),
+}
+
+impl Value {
+    /// What a value that is no number is, `None` for numbers and booleans.
+    fn non_numeric(&self) -> Option<&'static str> {
+        match self {
+            Value::String(_) => Some("String"),
+            Value::Bytes(_) => Some("Bytes"),
+            Value::DataSet(_) => Some("DataSet"),
+            Value::Template(_) => Some("Template"),
+            Value::Extension(_) => Some("extension"),
+            _ => None,
+        }
+    }
 }
 
 /// The message type named by the topic.
@@ -126,10 +183,21 @@ pub struct Decoded {
     pub seq_gap: Option<(u8, u8)>,
     /// Metrics whose alias no birth has bound to a name.
     pub unknown_aliases: usize,
-    /// Metrics that carry no usable number: strings, bytes, datasets,
-    /// templates, DateTime, nulls, non-finite values, no value, or no usable
-    /// name (neither name nor alias, or a name that is not UTF-8).
-    pub skipped: usize,
+    /// Metrics of a type that carries no number, by name, with the type: String,
+    /// Text, UUID, Bytes, File, DataSet, Template, property sets, arrays.
+    pub non_numeric: Vec<(String, &'static str)>,
+    /// Metrics whose number is NaN or infinite, by name.
+    pub non_finite: Vec<String>,
+    /// Metrics with no usable name (neither name nor alias, or a name that is not
+    /// UTF-8) or with no value and no null flag.
+    pub unusable: usize,
+    /// Metrics flagged `is_null`: the node has no value to give.
+    pub nulls: usize,
+    /// The NCMD topic of the node to ask for a rebirth: some alias was unknown, or
+    /// the data came from a node or device no birth announced.
+    pub rebirth: Option<String>,
+    /// What the message changed about the births, for [`births::BirthLog`].
+    pub change: Option<BirthChange>,
 }
 
 /// Per-edge-node decoding state; feed it every message of the subscription in
@@ -146,13 +214,6 @@ struct NodeState {
     bd_seq: Option<u64>,
     /// Keyed by device id; "" holds the node's own metrics.
     devices: HashMap<String, Names>,
-}
-
-#[derive(Debug, Default)]
-struct Names {
-    by_alias: HashMap<u64, String>,
-    /// DATA metrics may omit the datatype; signed ints need the birth's.
-    datatypes: HashMap<String, u32>,
 }
 
 /// The message kind and the topic's `[group, node, device]` ids; empty ids for
@@ -187,6 +248,17 @@ fn parse_topic(topic: &str) -> Result<(MessageKind, [&str; 3]), DecodeError> {
 }
 
 impl Sparkplug {
+    /// Takes back births kept from an earlier run (see [`births`]).
+    pub fn restore(&mut self, births: Vec<Restored>) {
+        for b in births {
+            let node = self.nodes.entry((b.at.group, b.at.node)).or_default();
+            if b.at.device.is_empty() {
+                node.bd_seq = b.bd_seq;
+            }
+            node.devices.insert(b.at.device, b.names);
+        }
+    }
+
     /// Decodes one message. State is only changed by messages that decode.
     pub fn decode(&mut self, topic: &str, payload: &[u8]) -> Result<Decoded, DecodeError> {
         let (kind, ids) = parse_topic(topic)?;
@@ -195,7 +267,12 @@ impl Sparkplug {
             readings: Vec::new(),
             seq_gap: None,
             unknown_aliases: 0,
-            skipped: 0,
+            non_numeric: Vec::new(),
+            non_finite: Vec::new(),
+            unusable: 0,
+            nulls: 0,
+            rebirth: None,
+            change: None,
         };
         // Sparkplug 3.0 STATE payloads are JSON from host applications, not
         // protobuf, and say nothing about metrics.
@@ -210,24 +287,47 @@ impl Sparkplug {
             return Ok(out);
         };
         let birth = matches!(kind, MessageKind::NBirth | MessageKind::DBirth);
+        names.born |= birth;
+        let unborn = !names.born;
         let msg_ts = msg.timestamp;
+        let born_bd_seq = bd_seq(&msg);
         for metric in msg.metrics {
-            let name = match names.name_of(&metric, birth) {
+            let name = match name_of(names, &metric, birth) {
                 Named::Name(name) => name,
                 Named::UnknownAlias => {
                     out.unknown_aliases += 1;
                     continue;
                 }
                 Named::Unusable => {
-                    out.skipped += 1;
+                    out.unusable += 1;
                     continue;
                 }
             };
             let datatype = metric.datatype.or_else(|| names.datatypes.get(&name).copied());
             match reading(ids, name, datatype, &metric, msg_ts) {
-                Some(r) => out.readings.push(r),
-                None => out.skipped += 1,
+                Outcome::Reading(r) => out.readings.push(r),
+                Outcome::NonNumeric(name, what) => out.non_numeric.push((name, what)),
+                Outcome::NonFinite(name) => out.non_finite.push(name),
+                Outcome::Null => out.nulls += 1,
+                Outcome::NoValue => out.unusable += 1,
             }
+        }
+        if birth {
+            let at = place(ids);
+            out.change = Some(match kind {
+                MessageKind::NBirth => BirthChange::Node {
+                    at,
+                    bd_seq: born_bd_seq,
+                    names: names.clone(),
+                },
+                _ => BirthChange::Device {
+                    at,
+                    names: names.clone(),
+                },
+            });
+        }
+        if unborn || out.unknown_aliases > 0 {
+            out.rebirth = Some(format!("{NAMESPACE}/{}/NCMD/{}", ids[0], ids[1]));
         }
         Ok(out)
     }
@@ -252,8 +352,10 @@ impl Sparkplug {
                     (Some(born), Some(died)) => born != died,
                     _ => false,
                 };
-                if !stale {
-                    self.nodes.remove(&key);
+                if !stale && self.nodes.remove(&key).is_some() {
+                    out.change = Some(BirthChange::NodeGone {
+                        at: place([group, node, device]),
+                    });
                 }
                 return None;
             }
@@ -273,13 +375,43 @@ impl Sparkplug {
                 state.devices.insert(device.to_owned(), Names::default());
             }
             MessageKind::DDeath => {
-                state.devices.remove(device);
+                if state.devices.remove(device).is_some() {
+                    out.change = Some(BirthChange::DeviceGone {
+                        at: place([group, node, device]),
+                    });
+                }
                 return None;
             }
             _ => {}
         }
         Some(state.devices.entry(device.to_owned()).or_default())
     }
+}
+
+fn place([group, node, device]: [&str; 3]) -> Place {
+    Place {
+        group: group.to_owned(),
+        node: node.to_owned(),
+        device: device.to_owned(),
+    }
+}
+
+/// The payload of an NCMD that asks an edge node to publish its NBIRTH and DBIRTHs again
+/// (`Node Control/Rebirth` = true, as Sparkplug host applications send it).
+pub fn rebirth_request(now_ms: u64) -> Vec<u8> {
+    let metric = Metric {
+        name: Some(REBIRTH_METRIC.as_bytes().to_vec()),
+        timestamp: Some(now_ms),
+        datatype: Some(datatype::BOOLEAN),
+        value: Some(Value::Boolean(true)),
+        ..Metric::default()
+    };
+    Payload {
+        timestamp: Some(now_ms),
+        metrics: vec![metric],
+        seq: None,
+    }
+    .encode_to_vec()
 }
 
 /// What a metric is called.
@@ -291,55 +423,67 @@ enum Named {
     Unusable,
 }
 
-impl Names {
-    /// The metric's name; a birth also binds its alias and datatype to it.
-    fn name_of(&mut self, metric: &Metric, birth: bool) -> Named {
-        match metric
-            .name
-            .as_ref()
-            .filter(|n| !n.is_empty())
-            .map(|n| String::from_utf8(n.to_vec()))
-        {
-            Some(Err(_)) => Named::Unusable,
-            Some(Ok(name)) => {
-                if birth {
-                    if let Some(alias) = metric.alias {
-                        self.by_alias.insert(alias, name.clone());
-                    }
-                    if let Some(dt) = metric.datatype {
-                        self.datatypes.insert(name.clone(), dt);
-                    }
+/// The metric's name; a birth also binds its alias and datatype to it.
+fn name_of(names: &mut Names, metric: &Metric, birth: bool) -> Named {
+    match metric
+        .name
+        .as_ref()
+        .filter(|n| !n.is_empty())
+        .map(|n| String::from_utf8(n.to_vec()))
+    {
+        Some(Err(_)) => Named::Unusable,
+        Some(Ok(name)) => {
+            if birth {
+                if let Some(alias) = metric.alias {
+                    names.by_alias.insert(alias, name.clone());
                 }
-                Named::Name(name)
+                if let Some(dt) = metric.datatype {
+                    names.datatypes.insert(name.clone(), dt);
+                }
             }
-            None => match metric.alias.map(|a| self.by_alias.get(&a)) {
-                Some(Some(name)) => Named::Name(name.clone()),
-                Some(None) => Named::UnknownAlias,
-                None => Named::Unusable,
-            },
+            Named::Name(name)
         }
+        None => match metric.alias.map(|a| names.by_alias.get(&a)) {
+            Some(Some(name)) => Named::Name(name.clone()),
+            Some(None) => Named::UnknownAlias,
+            None => Named::Unusable,
+        },
     }
 }
 
+/// What became of one named metric.
+enum Outcome {
+    Reading(Reading),
+    /// Its type carries no number: the name and the type.
+    NonNumeric(String, &'static str),
+    NonFinite(String),
+    Null,
+    NoValue,
+}
+
 /// The reading of a named metric: a finite number, stamped with the metric's time or the
-/// message's; `None` for anything else (strings, nulls, datasets, non-finite values).
-fn reading(
-    ids: [&str; 3],
-    name: String,
-    datatype: Option<u32>,
-    metric: &Metric,
-    msg_ts: Option<u64>,
-) -> Option<Reading> {
-    let value = match metric.value.as_ref() {
-        _ if metric.is_null == Some(true) => None,
-        Some(value) => number(datatype, value).filter(|v| v.is_finite()),
-        None => None,
-    }?;
+/// message's; otherwise why not.
+fn reading(ids: [&str; 3], name: String, datatype: Option<u32>, metric: &Metric, msg_ts: Option<u64>) -> Outcome {
+    if metric.is_null == Some(true) {
+        return Outcome::Null;
+    }
+    let Some(value) = metric.value.as_ref() else {
+        return Outcome::NoValue;
+    };
+    // The datatype decides first: a String metric whose value came as a number is
+    // still no measurement.
+    if let Some(what) = datatype.and_then(datatype::non_numeric).or_else(|| value.non_numeric()) {
+        return Outcome::NonNumeric(name, what);
+    }
+    let value = match number(datatype, value) {
+        Some(v) if v.is_finite() => v,
+        _ => return Outcome::NonFinite(name),
+    };
     let ts_ms = metric.timestamp.or(msg_ts).and_then(|t| i64::try_from(t).ok());
     let vars = ["group", "node", "device"].iter().zip(ids);
     let vars = vars.map(|(k, v)| ((*k).to_owned(), v.to_owned()));
     let vars = vars.chain([("metric".to_owned(), name)]).collect();
-    Some(Reading { vars, ts_ms, value })
+    Outcome::Reading(Reading { vars, ts_ms, value })
 }
 
 impl NodeState {
@@ -373,7 +517,7 @@ fn number(datatype: Option<u32>, value: &Value) -> Option<f64> {
     let (raw, carrier_bits) = match *value {
         Value::Int(v) => (u64::from(v), 32),
         Value::Long(v) => (v, 64),
-        Value::Float(v) => return Some(f64::from(v)),
+        Value::Float(v) => return Some(widen_f32(v)),
         Value::Double(v) => return Some(v),
         Value::Boolean(b) => return Some(if b { 1.0 } else { 0.0 }),
         _ => return None,
@@ -383,8 +527,8 @@ fn number(datatype: Option<u32>, value: &Value) -> Option<f64> {
         Some(datatype::INT16) => 16,
         Some(datatype::INT32) => 32,
         Some(datatype::INT64) => 64,
-        // Epoch milliseconds: a time, not a measurement.
-        Some(datatype::DATETIME) => return None,
+        // Unsigned types, and DateTime: unsigned epoch milliseconds, stored as the
+        // number they are (exact below 2^53).
         _ => return Some(raw as f64),
     };
     let shift = 64 - signed_bits.min(carrier_bits);

@@ -82,7 +82,8 @@ fn hand_written_payload_matches_the_wire_format() {
     assert_eq!((d.kind, values(&d)), (MessageKind::NBirth, vals(&want)));
     let ts: Vec<Option<i64>> = d.readings.iter().map(|r| r.ts_ms).collect();
     assert_eq!(ts, [Some(1000), Some(1000), Some(2000), Some(1000), Some(1000)]);
-    assert_eq!((d.skipped, d.unknown_aliases, d.seq_gap), (2, 0, None));
+    assert_eq!((d.nulls, d.unknown_aliases, d.seq_gap), (1, 0, None));
+    assert_eq!(d.non_numeric, [("g".to_owned(), "String")]);
     // Alias 1 with no datatype: Int32 from the birth; seq 6 follows 5.
     let ndata = [0x12, 0x08, 0x10, 0x01, 0x50, 0xFD, 0xFF, 0xFF, 0xFF, 0x0F, 0x18, 0x06];
     let d = run(&mut sp, NDATA, &ndata);
@@ -192,7 +193,7 @@ fn unknown_aliases_are_counted_and_state_follows_births_and_deaths() {
 }
 
 #[test]
-fn non_numeric_null_and_non_finite_metrics_are_skipped() {
+fn non_numeric_null_and_non_finite_metrics_are_reported() {
     let mut null = m("null", None, Some(10), Value::Double(1.0));
     null.is_null = Some(true);
     let no_value = Metric {
@@ -201,7 +202,10 @@ fn non_numeric_null_and_non_finite_metrics_are_skipped() {
     };
     let metrics = vec![
         m("s", None, Some(12), Value::String(vec![0xFF, 0xFE])),
-        m("when", None, Some(13), Value::Long(1_700_000_000_000)),
+        m("text", None, Some(14), Value::String(b"t".to_vec())),
+        // A String datatype decides, whatever value kind came with it.
+        m("uuid", None, Some(15), Value::Long(7)),
+        m("when", None, Some(13), Value::Long(1_700_000_000_123)),
         m("nan", None, Some(9), Value::Float(f32::NAN)),
         m("inf", None, Some(10), Value::Double(f64::INFINITY)),
         Metric {
@@ -214,15 +218,174 @@ fn non_numeric_null_and_non_finite_metrics_are_skipped() {
         m("ok", None, Some(10), Value::Double(4.0)),
     ];
     let d = run(&mut Sparkplug::default(), NBIRTH, &pl(Some(0), metrics));
-    assert_eq!((values(&d), d.skipped), (vals(&[("ok", 4.0)]), 8));
-    // bytes, dataset, template and extension values (tags 16 to 19) are valid but skipped.
-    // Per metric: datatype, then the value's two-byte tag and an empty length.
+    // DateTime is stored as its epoch milliseconds.
+    assert_eq!(values(&d), vals(&[("when", 1_700_000_000_123.0), ("ok", 4.0)]));
+    let kinds: Vec<(&str, &str)> = d.non_numeric.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+    assert_eq!(kinds, [("s", "String"), ("text", "Text"), ("uuid", "UUID")]);
+    assert_eq!(
+        (d.non_finite.clone(), d.unusable, d.nulls),
+        (vec!["nan".to_owned(), "inf".to_owned()], 3, 1)
+    );
+    // bytes, dataset, template and extension values (tags 16 to 19) are valid but no
+    // numbers. Per metric: datatype, then the value's two-byte tag and an empty length.
     let mut payload = Vec::new();
     for (datatype, tag) in [(17, 0x82), (16, 0x8A), (19, 0x92), (0, 0x9A)] {
         payload.extend([0x12, 8, 0x0A, 0x01, b'v', 0x20, datatype, tag, 0x01, 0x00]);
     }
     let d = run(&mut Sparkplug::default(), NBIRTH, &payload);
-    assert_eq!((d.readings.len(), d.skipped), (0, 4));
+    let kinds: Vec<&str> = d.non_numeric.iter().map(|(_, k)| *k).collect();
+    assert_eq!(
+        (d.readings.len(), kinds),
+        (0, vec!["Bytes", "DataSet", "Template", "extension"])
+    );
+    // A DATA metric of a String birth is no number either.
+    let mut sp = Sparkplug::default();
+    run(
+        &mut sp,
+        NBIRTH,
+        &pl(
+            Some(0),
+            vec![m("Serial", Some(4), Some(12), Value::String(b"A1".to_vec()))],
+        ),
+    );
+    let d = run(
+        &mut sp,
+        NDATA,
+        &pl(Some(1), vec![by_alias(4, Value::String(b"A2".to_vec()))]),
+    );
+    assert_eq!(d.non_numeric, [("Serial".to_owned(), "String")]);
+}
+
+#[test]
+fn floats_keep_their_shortest_decimal() {
+    let metrics = vec![
+        m("f", Some(1), Some(9), Value::Float(123.456)),
+        m("d", None, Some(10), Value::Double(123.456)),
+    ];
+    let mut sp = Sparkplug::default();
+    let d = run(&mut sp, NBIRTH, &pl(Some(0), metrics));
+    assert_eq!(values(&d), vals(&[("f", 123.456), ("d", 123.456)]));
+    let d = run(&mut sp, NDATA, &pl(Some(1), vec![by_alias(1, Value::Float(0.1))]));
+    assert_eq!(values(&d), vals(&[("f", 0.1)]));
+}
+
+#[test]
+fn rebirth_is_asked_for_data_no_birth_explains() {
+    let mut sp = Sparkplug::default();
+    let ncmd = Some(NCMD.to_owned());
+    // Named data from a node never born: stored, and a rebirth asked (its datatypes are
+    // unknown). So for an unknown alias and for a device never born.
+    let d = run(
+        &mut sp,
+        NDATA,
+        &pl(Some(0), vec![m("T", None, None, Value::Double(1.0))]),
+    );
+    assert_eq!((d.readings.len(), d.rebirth.clone()), (1, ncmd.clone()));
+    let birth = pl(Some(0), vec![m("T", Some(5), Some(10), Value::Double(1.0))]);
+    let d = run(&mut sp, NBIRTH, &birth);
+    assert_eq!(d.rebirth, None);
+    assert_eq!(
+        run(&mut sp, NDATA, &pl(Some(1), vec![by_alias(5, Value::Double(2.0))])).rebirth,
+        None
+    );
+    let d = run(&mut sp, NDATA, &pl(Some(2), vec![by_alias(6, Value::Double(2.0))]));
+    assert_eq!((d.unknown_aliases, d.rebirth.clone()), (1, ncmd.clone()));
+    let d = run(
+        &mut sp,
+        DDATA,
+        &pl(Some(3), vec![m("P", None, None, Value::Double(3.0))]),
+    );
+    assert_eq!(d.rebirth, ncmd);
+    // Commands, deaths and STATE never ask.
+    for topic in [NCMD, DCMD, DDEATH, NDEATH] {
+        assert_eq!(run(&mut sp, topic, &pl(None, vec![])).rebirth, None, "{topic}");
+    }
+}
+
+#[test]
+fn births_are_reported_for_keeping_and_restore_the_aliases() {
+    let mut sp = Sparkplug::default();
+    let bd = m("bdSeq", None, Some(8), Value::Long(7));
+    let d = run(
+        &mut sp,
+        NBIRTH,
+        &pl(Some(0), vec![bd, m("T", Some(5), Some(3), Value::Int(1))]),
+    );
+    let Some(BirthChange::Node { at, bd_seq, names }) = d.change else {
+        panic!("{:?}", d.change)
+    };
+    assert_eq!((at.node.as_str(), at.device.as_str(), bd_seq), ("edge1", "", Some(7)));
+    let dbirth = run(
+        &mut sp,
+        DBIRTH,
+        &pl(Some(1), vec![m("P", Some(1), Some(2), Value::Int(1))]),
+    );
+    let Some(BirthChange::Device { names: pump, .. }) = dbirth.change else {
+        panic!("{:?}", dbirth.change)
+    };
+    // A fresh decoder (a restarted agent) given the kept births resolves alias-only data,
+    // with the births' signedness, and asks for no rebirth.
+    let mut restarted = Sparkplug::default();
+    let place = |device: &str| births::Place {
+        group: "plant1".into(),
+        node: "edge1".into(),
+        device: device.into(),
+    };
+    let born = |names: Names| Names { born: true, ..names };
+    restarted.restore(vec![
+        Restored {
+            at: place(""),
+            bd_seq: Some(7),
+            names: born(names),
+        },
+        Restored {
+            at: place("pump"),
+            bd_seq: None,
+            names: born(pump),
+        },
+    ]);
+    let d = run(
+        &mut restarted,
+        NDATA,
+        &pl(Some(9), vec![by_alias(5, Value::Int(-4i32 as u32))]),
+    );
+    assert_eq!((values(&d), d.rebirth), (vals(&[("T", -4.0)]), None));
+    let d = run(
+        &mut restarted,
+        DDATA,
+        &pl(Some(10), vec![by_alias(1, Value::Int(0xFFFF))]),
+    );
+    assert_eq!((values(&d), d.rebirth), (vals(&[("P", -1.0)]), None));
+    // A stale NDEATH changes nothing; the live one is reported.
+    let stale = run(
+        &mut restarted,
+        NDEATH,
+        &pl(None, vec![m("bdSeq", None, Some(8), Value::Long(6))]),
+    );
+    assert_eq!(stale.change, None);
+    let dead = run(
+        &mut restarted,
+        NDEATH,
+        &pl(None, vec![m("bdSeq", None, Some(8), Value::Long(7))]),
+    );
+    assert!(
+        matches!(dead.change, Some(BirthChange::NodeGone { .. })),
+        "{:?}",
+        dead.change
+    );
+}
+
+#[test]
+fn rebirth_request_is_a_boolean_node_control_metric() {
+    let msg = Payload::decode(rebirth_request(1_700_000_000_000).as_slice()).expect("decodes");
+    assert_eq!(msg.timestamp, Some(1_700_000_000_000));
+    assert_eq!(msg.metrics.len(), 1);
+    let metric = &msg.metrics[0];
+    assert_eq!(metric.name.as_deref(), Some(REBIRTH_METRIC.as_bytes()));
+    assert_eq!(
+        (metric.datatype, metric.value.clone()),
+        (Some(11), Some(Value::Boolean(true)))
+    );
 }
 
 #[test]
