@@ -145,9 +145,7 @@ impl Engine {
                 tracing::warn!(destination = %self.name, error = %e, "cannot read the sensor registry");
             }
         }
-        if self.measured.is_none_or(|t| t.elapsed() >= GAUGES) {
-            self.measure();
-        }
+        self.measure_if_due();
         let elapsed = self.backfill_clock.elapsed().as_secs_f64();
         self.backfill_clock = Instant::now();
         self.planner.refill(elapsed);
@@ -197,6 +195,29 @@ impl Engine {
         self.stats.up.set(0);
     }
 
+    /// Measures lag and backlog when they are due, also while the destination is down.
+    pub fn measure_if_due(&mut self) {
+        if self.measured.is_none_or(|t| t.elapsed() >= GAUGES) {
+            self.measure();
+        }
+    }
+
+    /// Waits `delay` (a backoff), keeping the gauges current; false on shutdown.
+    pub async fn pause(&mut self, delay: Duration, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+        let until = tokio::time::Instant::now() + delay;
+        loop {
+            self.measure_if_due();
+            let step = (until - tokio::time::Instant::now()).min(Duration::from_secs(1));
+            if step.is_zero() {
+                return true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(step) => {}
+                _ = shutdown.changed() => return false,
+            }
+        }
+    }
+
     /// Lag (age of the oldest sample not confirmed) and backlog (samples not confirmed).
     fn measure(&mut self) {
         self.measured = Some(Instant::now());
@@ -221,6 +242,7 @@ impl Engine {
             }
         }
         let lag_s = oldest.map_or(0, |ts| (now - ts).max(0) / 1000);
+        tracing::debug!(destination = %self.name, sensors = self.planner.sensors().count(), backlog, lag_s, "forward gauges");
         self.stats.lag_seconds.set(lag_s as u64);
         self.stats.backlog_samples.set(backlog);
     }

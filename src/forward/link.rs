@@ -36,9 +36,8 @@ impl BrokerSink {
             window.clear();
             engine.failed();
             let delay = retry.failed(failure.text(), failure.is_configuration());
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.changed() => return,
+            if !engine.pause(delay, &mut shutdown).await {
+                return;
             }
         }
     }
@@ -62,6 +61,8 @@ impl BrokerSink {
             }
             if connected {
                 self.fill(engine, window, &client);
+            } else {
+                engine.measure_if_due();
             }
             tokio::select! {
                 event = events.poll() => match event {

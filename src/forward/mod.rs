@@ -130,9 +130,8 @@ async fn influx_loop(mut client: influx::InfluxClient, mut engine: Engine, mut s
             Err(e) => {
                 engine.failed();
                 let delay = retry.failed(&e.cause(), e.is_configuration());
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.changed() => return,
+                if !engine.pause(delay, &mut shutdown).await {
+                    return;
                 }
             }
         }
