@@ -26,10 +26,12 @@ mod bucket;
 mod bulk;
 pub(crate) mod chunk;
 pub(crate) mod codec;
+mod migrate;
 pub mod query;
 pub(crate) mod registry;
 pub(crate) mod retention;
 pub(crate) mod rollup;
+pub(crate) mod segment;
 mod space;
 pub mod stats;
 pub(crate) mod wal;
@@ -44,9 +46,11 @@ use sled::Transactional;
 
 use crate::base::sample::{Quality, Sample, SensorId};
 use codec::Point;
+use segment::{Segments, Stored};
 
 const SCHEMA_KEY: &[u8] = b"schema";
-const SCHEMA_VERSION: u64 = 1;
+/// 1: chunk bytes in sled values; 2: chunk bytes in segment files, sled keeps the index.
+const SCHEMA_VERSION: u64 = 2;
 const SEAL_SEQ_KEY: &[u8] = b"seal_seq";
 
 pub use space::{Reserve, WRITE_RESERVE};
@@ -59,14 +63,17 @@ pub const CHUNK_MAX: usize = 3600;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRef {
     pub sensor: SensorId,
+    /// The segment file that holds its bytes (`None`: still in sled, not yet migrated).
+    pub segment: Option<segment::SegmentId>,
     key: [u8; 20],
 }
 
 impl ChunkRef {
-    fn from_key(k: &[u8]) -> Option<ChunkRef> {
+    fn from_key(k: &[u8], segment: Option<segment::SegmentId>) -> Option<ChunkRef> {
         let key: [u8; 20] = k.try_into().ok()?;
         Some(ChunkRef {
             sensor: SensorId::from_be_bytes(key[..4].try_into().ok()?),
+            segment,
             key,
         })
     }
@@ -80,6 +87,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("only {free} bytes free on the store's filesystem; writes wait until space is freed")]
     NoSpace { free: u64 },
+    #[error("segment file {path}: {error}")]
+    Segment { path: String, error: String },
     #[error("store schema {found} is newer than this build understands ({supported})")]
     Schema { found: u64, supported: u64 },
 }
@@ -156,6 +165,7 @@ struct Inner {
     db: sled::Db,
     wal: sled::Tree,
     chunks: sled::Tree,
+    segments: Segments,
     meta: sled::Tree,
     rollups: sled::Tree,
     state: Mutex<State>,
@@ -169,7 +179,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`, replaying the WAL.
+    /// Opens (or creates) the store in `dir`, replaying the WAL and moving the chunks of
+    /// a schema 1 store into segment files.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(dir)
@@ -179,64 +190,33 @@ impl Store {
             .flush_every_ms(None)
             .open()?;
         let meta = db.open_tree("meta")?;
-        match meta.get(SCHEMA_KEY)? {
-            None => {
-                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-            }
-            Some(v) => {
-                let found = u64::from_be_bytes(
-                    v.as_ref()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("schema key".into()))?,
-                );
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::Schema {
-                        found,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
-            }
-        }
+        let schema = check_schema(&meta)?;
         let wal = db.open_tree("wal")?;
         let chunks = db.open_tree("chunks")?;
         let rollups = db.open_tree("rollups")?;
-
-        let mut unsealed: HashMap<SensorId, Unsealed> = HashMap::new();
-        let mut unsealed_count = 0;
-        let mut next_wal_seq = 0;
-        let now = Instant::now();
-        for item in wal.iter() {
-            let (k, v) = item?;
-            let seq = wal::seq_of(&k).ok_or_else(|| StoreError::Corrupt("wal key".into()))?;
-            next_wal_seq = seq + 1;
-            // A record that does not decode is reported, and the rest replayed: one bad
-            // record must not make the whole store unopenable.
-            match wal::decode(&v) {
-                Ok(samples) => {
-                    unsealed_count += samples.len();
-                    for s in samples {
-                        unsealed
-                            .entry(s.sensor)
-                            .or_insert_with(|| Unsealed {
-                                points: Vec::new(),
-                                since: now,
-                            })
-                            .points
-                            .push(point(&s));
-                    }
+        let reserve = Reserve::of(dir);
+        let segments = Segments::open(dir, &chunks)?;
+        if schema < SCHEMA_VERSION {
+            // A store that cannot be migrated now (no space) still opens: reads understand
+            // both kinds of entry, and the next open tries again.
+            match migrate::to_segments(&db, &chunks, &segments, &reserve) {
+                Ok(moved) => {
+                    meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                    db.flush()?;
+                    tracing::info!(chunks = moved, "store migrated: chunk bytes moved into segment files");
                 }
-                Err(e) => tracing::error!(seq, error = %e, "skipping a corrupt write-ahead record"),
+                Err(e) => tracing::error!(error = %e, "chunks stay in the database until the next open"),
             }
         }
-        if unsealed_count > 0 {
-            tracing::info!(samples = unsealed_count, "replayed write-ahead log");
-        }
+        let (unsealed, unsealed_count, next_wal_seq) = replay(&wal)?;
+        let now = Instant::now();
         Ok(Store {
             inner: Arc::new(Inner {
-                reserve: Reserve::of(dir),
+                reserve,
                 db,
                 wal,
                 chunks,
+                segments,
                 meta,
                 rollups,
                 state: Mutex::new(State {
@@ -355,10 +335,15 @@ impl Store {
         let carry_seq = st.next_wal_seq;
         let old_records: Vec<sled::IVec> = self.inner.wal.iter().keys().collect::<Result<_, _>>()?;
         let carried_record = (!carried.is_empty()).then(|| wal::encode(&carried));
+        // The bytes are durable in their segment files before the index points at them
+        // and before the WAL records go; a crash in between leaves only unused bytes.
+        self.inner.reserve.check()?;
+        let values: Vec<Vec<u8>> = chunks.iter_mut().map(|(_, v)| std::mem::take(v)).collect();
+        let entries = self.inner.segments.append(&self.inner.reserve, &values)?;
         let (wal_tree, chunk_tree) = (&self.inner.wal, &self.inner.chunks);
         let result: Result<(), TransactionError<()>> = (wal_tree, chunk_tree).transaction(|(w, c)| {
-            for (k, v) in &chunks {
-                c.insert(&k[..], v.as_slice())?;
+            for ((k, _), e) in chunks.iter().zip(&entries) {
+                c.insert(&k[..], &e.encode()[..])?;
             }
             for k in &old_records {
                 w.remove(k)?;
@@ -368,7 +353,10 @@ impl Store {
             }
             Ok::<(), ConflictableTransactionError<()>>(())
         });
-        result.map_err(|e| StoreError::Db(format!("sealing: {e:?}")))?;
+        if let Err(e) = result {
+            self.inner.segments.forget(&entries);
+            return Err(StoreError::Db(format!("sealing: {e:?}")));
+        }
 
         let sealed = chunks.len();
         st.next_wal_seq = carry_seq + 1;
@@ -387,7 +375,7 @@ impl Store {
         let mut points: Vec<Point> = Vec::new();
         for item in self.inner.chunks.range(chunk::range_until(sensor, to_ms)) {
             let (k, v) = item?;
-            let header = match chunk::header(&v) {
+            let header = match Stored::of(&v).and_then(|s| s.header()) {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::error!(key = ?k, error = %e, "skipping unreadable chunk");
@@ -397,7 +385,7 @@ impl Store {
             if header.last_ms < from_ms {
                 continue;
             }
-            match chunk::decode(&v) {
+            match self.stored_bytes(&v).and_then(|b| chunk::decode(&b)) {
                 Ok(pts) => points.extend(pts.into_iter().filter(|p| p.ts_ms >= from_ms && p.ts_ms <= to_ms)),
                 Err(e) => tracing::error!(sensor, first_ms = header.first_ms, error = %e, "skipping corrupt chunk"),
             }
@@ -421,15 +409,75 @@ impl Store {
         Ok(points.iter().map(|p| sample(sensor, p)).collect())
     }
 
-    /// Bytes the database occupies on disk, as sled reports it.
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.inner.db.size_on_disk()?)
+    /// The chunk bytes an index value stands for: read from its segment file, or (a value
+    /// not yet migrated) the value itself.
+    fn stored_bytes(&self, v: &[u8]) -> Result<Vec<u8>, StoreError> {
+        match Stored::of(v)? {
+            Stored::Segment(e) => self.inner.segments.read(&e),
+            Stored::Inline(bytes) => Ok(bytes.to_vec()),
+        }
     }
 
     /// The sled database, for modules that keep their own trees in it (the alert outbox).
     pub fn db(&self) -> &sled::Db {
         &self.inner.db
     }
+}
+
+/// The schema of the store in `meta` (a new store gets the current one); refuses a newer
+/// one than this build knows.
+fn check_schema(meta: &sled::Tree) -> Result<u64, StoreError> {
+    let Some(v) = meta.get(SCHEMA_KEY)? else {
+        meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+        return Ok(SCHEMA_VERSION);
+    };
+    let found = u64::from_be_bytes(
+        v.as_ref()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("schema key".into()))?,
+    );
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::Schema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(found)
+}
+
+/// The unsealed samples of the WAL, their count and the next record's sequence number.
+fn replay(wal: &sled::Tree) -> Result<(HashMap<SensorId, Unsealed>, usize, u64), StoreError> {
+    let mut unsealed: HashMap<SensorId, Unsealed> = HashMap::new();
+    let mut count = 0;
+    let mut next_seq = 0;
+    let now = Instant::now();
+    for item in wal.iter() {
+        let (k, v) = item?;
+        let seq = wal::seq_of(&k).ok_or_else(|| StoreError::Corrupt("wal key".into()))?;
+        next_seq = seq + 1;
+        // A record that does not decode is reported, and the rest replayed: one bad
+        // record must not make the whole store unopenable.
+        match wal::decode(&v) {
+            Ok(samples) => {
+                count += samples.len();
+                for s in samples {
+                    unsealed
+                        .entry(s.sensor)
+                        .or_insert_with(|| Unsealed {
+                            points: Vec::new(),
+                            since: now,
+                        })
+                        .points
+                        .push(point(&s));
+                }
+            }
+            Err(e) => tracing::error!(seq, error = %e, "skipping a corrupt write-ahead record"),
+        }
+    }
+    if count > 0 {
+        tracing::info!(samples = count, "replayed write-ahead log");
+    }
+    Ok((unsealed, count, next_seq))
 }
 
 fn point(s: &Sample) -> Point {
@@ -534,12 +582,14 @@ mod tests {
             store.append(&[Sample::good(s, i * 1000, 2.0)]);
         }
         store.flush().unwrap();
-        let (k, mut v) = store.inner.chunks.iter().next().unwrap().unwrap();
-        let n = v.len();
-        let mut bytes = v.to_vec();
-        bytes[n - 1] ^= 0xff;
-        v = bytes.into();
-        store.inner.chunks.insert(k, v).unwrap();
+        let (_, v) = store.inner.chunks.iter().next().unwrap().unwrap();
+        let Ok(Stored::Segment(e)) = Stored::of(&v) else {
+            panic!("a sealed chunk is an index entry")
+        };
+        let path = dir.path().join(format!("segments/{}.seg", e.segment));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[(e.offset + u64::from(e.len) - 1) as usize] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
         let got = store.read(s, 0, i64::MAX).unwrap();
         assert_eq!(got.len(), 60);
         assert!(got.iter().all(|x| x.value == 2.0));
