@@ -29,7 +29,7 @@ pub(crate) mod codec;
 mod migrate;
 pub mod query;
 pub(crate) mod registry;
-pub(crate) mod retention;
+pub mod retention;
 pub(crate) mod rollup;
 pub(crate) mod segment;
 mod space;
@@ -45,7 +45,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use crate::base::sample::{Quality, Sample, SensorId};
-use codec::Point;
+pub use codec::Point;
 use segment::{Segments, Stored};
 
 const SCHEMA_KEY: &[u8] = b"schema";
@@ -305,10 +305,11 @@ impl Store {
         }
         let due = st.unsealed_count >= self.inner.seal.max_unsealed
             || (st.unsealed_count > 0 && st.last_seal.elapsed() >= self.inner.seal.max_age);
-        if due {
-            flushed.sealed_chunks = self.seal(&mut st)?;
-        }
+        let sealed = if due { self.seal(&mut st) } else { Ok(0) };
+        // The new record is made durable even when sealing failed (a segment file that
+        // met a full disk): its samples stay in the WAL, and the seal is tried again.
         self.inner.db.flush()?;
+        flushed.sealed_chunks = sealed?;
         Ok(flushed)
     }
 
@@ -510,88 +511,5 @@ fn dedup_last_wins(points: &mut Vec<Point>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn small_seal() -> StoreOptions {
-        StoreOptions {
-            cache_bytes: 1 << 20,
-            seal: SealPolicy {
-                max_unsealed: 50,
-                max_age: Duration::from_secs(3600),
-                min_chunk: 10,
-            },
-        }
-    }
-
-    #[test]
-    fn flushed_samples_survive_reopen_sealed_or_not() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path(), small_seal()).unwrap();
-            let a = store.sensor_id("a").unwrap();
-            let b = store.sensor_id("b").unwrap();
-            assert_ne!(a, b);
-            for i in 0..100 {
-                store.append(&[Sample::good(a, i * 1000, i as f64)]);
-                if i % 3 == 0 {
-                    store.append(&[Sample::bad(b, i * 1000, Quality::Timeout)]);
-                }
-                store.flush().unwrap();
-            }
-            store.append(&[Sample::good(a, 999_999, 1.0)]); // never flushed
-        }
-        let store = Store::open(dir.path(), small_seal()).unwrap();
-        assert_eq!(store.lookup_sensor("a").unwrap(), Some(0));
-        let a = store.read(0, 0, i64::MAX).unwrap();
-        assert_eq!(a.len(), 100);
-        assert!(a.windows(2).all(|w| w[0].ts_ms < w[1].ts_ms));
-        assert_eq!(a[42].value, 42.0);
-        let b = store.read(1, 0, i64::MAX).unwrap();
-        assert_eq!(b.len(), 34);
-        assert!(b.iter().all(|s| s.quality == Quality::Timeout && s.value.is_nan()));
-        assert_eq!(store.read(0, 10_000, 12_000).unwrap().len(), 3);
-    }
-
-    #[test]
-    fn duplicates_merge_last_wins() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), small_seal()).unwrap();
-        let s = store.sensor_id("x").unwrap();
-        for round in 0..3 {
-            for i in 0..30 {
-                store.append(&[Sample::good(s, i * 1000, round as f64)]);
-            }
-            store.flush().unwrap();
-        }
-        let got = store.read(s, 0, i64::MAX).unwrap();
-        assert_eq!(got.len(), 30);
-        assert!(got.iter().all(|x| x.value == 2.0));
-    }
-
-    #[test]
-    fn a_corrupt_chunk_does_not_hide_the_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), small_seal()).unwrap();
-        let s = store.sensor_id("x").unwrap();
-        for i in 0..60 {
-            store.append(&[Sample::good(s, i * 1000, 1.0)]);
-        }
-        store.flush().unwrap(); // 60 >= max_unsealed: sealed into one chunk
-        for i in 60..120 {
-            store.append(&[Sample::good(s, i * 1000, 2.0)]);
-        }
-        store.flush().unwrap();
-        let (_, v) = store.inner.chunks.iter().next().unwrap().unwrap();
-        let Ok(Stored::Segment(e)) = Stored::of(&v) else {
-            panic!("a sealed chunk is an index entry")
-        };
-        let path = dir.path().join(format!("segments/{}.seg", e.segment));
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[(e.offset + u64::from(e.len) - 1) as usize] ^= 0xff;
-        std::fs::write(&path, bytes).unwrap();
-        let got = store.read(s, 0, i64::MAX).unwrap();
-        assert_eq!(got.len(), 60);
-        assert!(got.iter().all(|x| x.value == 2.0));
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;

@@ -26,6 +26,15 @@ impl Reserve {
         }
     }
 
+    /// A reserve of `min_free` bytes, for tests that let a write meet the full disk.
+    #[cfg(test)]
+    pub fn with_min_free(dir: &Path, min_free: u64) -> Reserve {
+        Reserve {
+            dir: dir.to_path_buf(),
+            min_free,
+        }
+    }
+
     /// Free bytes on the filesystem now (unknown counts as plenty: a check that cannot
     /// read the figure must not stop a working store).
     pub fn free(&self) -> u64 {
