@@ -3,8 +3,8 @@
 //!
 //! Layout: `ARCHIVE_DIR/<sensor name>/<YYYY-MM-DD>.fwc` (the UTC day of the chunk's first
 //! sample), each file a sequence of records `u32 length (LE) ‖ chunk`, where a chunk is
-//! exactly the store's value (header with count, time span and CRC-32, then the
-//! compressed payload). Files are appended and fsynced before the chunk leaves the store.
+//! exactly what the store's segment files hold (header with count, time span and
+//! CRC-32, then the compressed payload). Files are appended and fsynced before the chunk leaves the store.
 //! `forewarn import --archive DIR` puts them back.
 
 use std::fs::{self, File, OpenOptions};
@@ -77,8 +77,9 @@ fn records(path: &Path, bytes: &[u8], done: &mut Restored) -> Vec<Vec<u8>> {
     valid
 }
 
-/// Loads every archive file under `dir` into `store`. Chunks already present merge with
-/// their copies on read (same timestamps), so restoring twice is harmless.
+/// Loads every archive file under `dir` into `store`, one write (and one fsync of each
+/// segment file it touches) per archive file. Chunks already present merge with their
+/// copies on read (same timestamps), so restoring twice is harmless.
 pub fn restore(dir: &Path, store: &Store) -> Result<Restored, StoreError> {
     let mut done = Restored::default();
     let mut sensors: Vec<PathBuf> = fs::read_dir(dir)

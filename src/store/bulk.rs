@@ -96,8 +96,9 @@ impl Store {
     /// Makes everything written so far durable (fsync), then deletes the segment files
     /// whose last chunk was removed: only now is that removal durable.
     pub fn sync(&self) -> Result<(), StoreError> {
+        let emptied = self.inner.segments.emptied();
         self.inner.db.flush()?;
-        let deleted = self.inner.segments.delete_empty()?;
+        let deleted = self.inner.segments.delete_empty(&emptied)?;
         if deleted > 0 {
             tracing::debug!(files = deleted, "deleted emptied segment files");
         }

@@ -155,7 +155,7 @@ mod tests {
         {
             let db = sled::open(dir.path()).unwrap();
             let chunks = db.open_tree("chunks").unwrap();
-            let segments = Segments::open(dir.path(), &chunks).unwrap();
+            let (segments, _) = Segments::open(dir.path(), &chunks).unwrap();
             let reserve = Reserve::of(dir.path());
             let (k, v) = chunks.iter().next().unwrap().unwrap();
             let e = segments.append(&reserve, &[v.to_vec()]).unwrap();

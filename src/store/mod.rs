@@ -1,10 +1,17 @@
-//! The local history of every sensor, in sled. Nothing else touches the database.
+//! The local history of every sensor: sled for what is small and changes, segment files
+//! for the bulk of sealed chunks. Nothing else touches the database or the files.
 //!
 //! Trees:
 //! - `wal`: write-ahead records, one per flush (see [`wal`]); the samples not yet sealed.
-//! - `chunks`: sealed, compressed, checksummed per-sensor chunks (see [`chunk`]).
+//! - `chunks`: the index of sealed chunks, one small entry per chunk (see [`segment`]):
+//!   which segment file holds its bytes, where, and its count and time span.
 //! - `meta`: the sensor registry and the schema version.
 //! - `rollups`: per-interval aggregates of evicted raw data (see [`rollup`]).
+//!
+//! The chunks' bytes (compressed, checksummed, see [`chunk`]) live in
+//! `segments/<period-start-ms>.seg`, one file per UTC hour of their first sample, so that
+//! retention gives space back by deleting files: sled keeps the pages of removed values
+//! for a long time, and the budget is what `du` measures.
 //!
 //! **Durability.** [`Store::append`] only buffers. [`Store::flush`] writes everything
 //! buffered as one WAL record and fsyncs; when it returns, those samples survive
@@ -13,10 +20,17 @@
 //! upstream (MQTT) wait for the flush that covers them.
 //!
 //! **Sealing.** When enough samples have accumulated, [`Store::flush`] seals them: per
-//! sensor, sorted by time, into chunks. The chunks are written and the WAL records they
-//! came from removed in one sled transaction, so a crash leaves either the records or the
-//! chunks, never both and never neither. Sensors with too few samples for a useful chunk
-//! are carried forward into a fresh WAL record in the same transaction.
+//! sensor, sorted by time, into chunks. The chunk bytes are appended to their segment
+//! files and fsynced first; then the index entries are written and the WAL records they
+//! came from removed in one sled transaction. A crash leaves either the records or the
+//! indexed chunks, never both and never neither (bytes appended without their entries are
+//! unused, and deleted with their file). A segment write that fails (a full disk) fails
+//! the seal before the transaction: the records stay, and the seal is tried again.
+//! Sensors with too few samples for a useful chunk are carried forward into a fresh WAL
+//! record in the same transaction.
+//!
+//! **Schema.** 2 since chunk bytes moved to segment files; a schema 1 store (bytes in
+//! sled values) is migrated at open, in crash-safe steps (see [`migrate`]).
 //!
 //! Reads ([`Store::read`]) merge chunks, unsealed and buffered samples, sorted by time,
 //! one value per timestamp (the last written wins, so a replayed input merges).
@@ -191,20 +205,25 @@ impl Store {
             .open()?;
         let meta = db.open_tree("meta")?;
         let schema = check_schema(&meta)?;
+        if schema < SCHEMA_VERSION {
+            // Before the first entry of the new kind is written, so that an older build
+            // refuses the store instead of misreading it.
+            meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+            db.flush()?;
+        }
         let wal = db.open_tree("wal")?;
         let chunks = db.open_tree("chunks")?;
         let rollups = db.open_tree("rollups")?;
         let reserve = Reserve::of(dir);
-        let segments = Segments::open(dir, &chunks)?;
-        if schema < SCHEMA_VERSION {
+        let (segments, in_sled) = Segments::open(dir, &chunks)?;
+        if in_sled > 0 {
             // A store that cannot be migrated now (no space) still opens: reads understand
             // both kinds of entry, and the next open tries again.
             match migrate::to_segments(&db, &chunks, &segments, &reserve) {
-                Ok(moved) => {
-                    meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-                    db.flush()?;
-                    tracing::info!(chunks = moved, "store migrated: chunk bytes moved into segment files");
-                }
+                Ok(moved) => tracing::info!(
+                    chunks = moved,
+                    "chunk bytes moved out of the database into segment files"
+                ),
                 Err(e) => tracing::error!(error = %e, "chunks stay in the database until the next open"),
             }
         }

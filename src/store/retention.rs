@@ -1,15 +1,20 @@
 //! Retention that keeps its promise: `raw_retention` is a minimum, `max_disk` a budget.
 //!
-//! When the data directory grows past 90 % of the budget, sealed chunks whose newest
-//! sample is older than `raw_retention` are evicted, oldest first, until the estimate is
-//! back under 80 % — and only those: data younger than the promise is never deleted to
-//! make room. With an `archive_dir`, each chunk is appended to its archive file and
-//! fsynced before it is removed; if archiving fails nothing is evicted.
+//! When the data directory grows past 90 % of the budget, segment files whose every chunk
+//! is older than `raw_retention` are evicted, oldest first, until the estimate is back
+//! under 80 % — and only those: data younger than the promise is never deleted to make
+//! room. A segment file holds an hour of every sensor, so evicting it removes its index
+//! entries, syncs, and deletes the file: the space is back as `du` measures it at once
+//! (sled would keep the pages of removed values). A file that also holds a chunk younger
+//! than the promise waits whole, since removing only its old chunks would free nothing.
+//! With an `archive_dir`, each chunk is appended to its archive file and fsynced before
+//! it is removed; if archiving fails nothing more is evicted.
 //!
 //! When the budget is exceeded and nothing old enough is left, the store reports
 //! [`Pressure::OverBudget`] (the agent raises a storage alert upstream and keeps writing);
-//! only when the filesystem itself is nearly full ([`Pressure::DiskFull`]) does the agent
-//! stop accepting new samples, as a last resort.
+//! the directory is measured again after every eviction, so sled's own files growing past
+//! the budget are reported too. Only when the filesystem itself is nearly full
+//! ([`Pressure::DiskFull`]) does the agent stop accepting new samples, as a last resort.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -94,9 +99,9 @@ pub fn enforce(store: &Store, data_dir: &Path, policy: &Policy, now_ms: i64) -> 
             tracing::info!(days = expired, "retention: expired rollups past their keep");
         }
     }
-    // sled does not give freed pages back to the file system at once: the budget is a
-    // promise about what `du` sees, so after an eviction the directory is measured again,
-    // and while it stays over the budget the storage alert says so.
+    // The budget is a promise about what `du` sees: after an eviction the directory is
+    // measured again (sled's own files do not shrink), and while it stays over the
+    // budget the storage alert says so.
     if report.evicted_chunks > 0 {
         report.used = dir_size(data_dir);
         estimate = estimate.max(report.used);

@@ -24,8 +24,9 @@
 //! **Crash consistency.** [`Segments::append`] writes and fsyncs the bytes (and the
 //! directory, when it creates a file) before it returns the entries, and only then does
 //! the caller commit them to sled with the WAL removals. A file is deleted only after the
-//! removal of its last entry is durable ([`Segments::delete_empty`], called by
-//! `Store::sync`), and at open every file no entry points at is deleted.
+//! removal of its last entry is durable (`Store::sync` lists the emptied segments with
+//! [`Segments::emptied`], flushes sled, then calls [`Segments::delete_empty`]), and at
+//! open every file no entry points at is deleted.
 //!
 //! **Live counts** per segment are kept in memory, rebuilt from the index at open; an
 //! append counts its chunks before any other writer may delete the file, so a late chunk
@@ -170,18 +171,22 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 impl Segments {
-    /// The segments under `data_dir`, counted from the index; files no entry points at
-    /// (a crash between an append and its transaction, or before a deletion) are deleted.
-    pub fn open(data_dir: &Path, index: &sled::Tree) -> Result<Segments, StoreError> {
+    /// The segments under `data_dir`, counted from the index, and how many chunks the
+    /// index still holds inline (schema 1, to migrate). Files no entry points at (a crash
+    /// between an append and its transaction, or before a deletion) are deleted.
+    pub fn open(data_dir: &Path, index: &sled::Tree) -> Result<(Segments, usize), StoreError> {
         let dir = data_dir.join("segments");
         if !dir.exists() {
             fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e, None))?;
             sync_dir(data_dir)?;
         }
         let mut live: HashMap<SegmentId, u64> = HashMap::new();
+        let mut inline = 0;
         for v in index.iter().values() {
-            if let Ok(Stored::Segment(e)) = Stored::of(&v?) {
-                *live.entry(e.segment).or_default() += 1;
+            match Stored::of(&v?) {
+                Ok(Stored::Segment(e)) => *live.entry(e.segment).or_default() += 1,
+                Ok(Stored::Inline(_)) => inline += 1,
+                Err(_) => {}
             }
         }
         let segments = Segments {
@@ -205,7 +210,7 @@ impl Segments {
             tracing::info!(files = orphans.len(), "deleted segment files no chunk refers to");
             sync_dir(&segments.dir)?;
         }
-        Ok(segments)
+        Ok((segments, inline))
     }
 
     fn path(&self, id: SegmentId) -> PathBuf {
@@ -302,15 +307,21 @@ impl Segments {
         release(&mut lock(&self.counts), segment);
     }
 
-    /// Deletes the files whose last entry was removed. Call it only once those removals
-    /// are durable; returns how many files went.
-    pub fn delete_empty(&self) -> Result<usize, StoreError> {
+    /// Segments whose last entry has been removed, to delete once those removals are
+    /// durable: take this list before flushing sled, then hand it to
+    /// [`Segments::delete_empty`], so that a removal made during the flush waits for
+    /// the next one.
+    pub fn emptied(&self) -> Vec<SegmentId> {
+        lock(&self.counts).empty.iter().copied().collect()
+    }
+
+    /// Deletes the files of `ids` that still have no entry; returns how many went.
+    pub fn delete_empty(&self, ids: &[SegmentId]) -> Result<usize, StoreError> {
         let mut counts = lock(&self.counts);
-        let doomed: Vec<SegmentId> = std::mem::take(&mut counts.empty).into_iter().collect();
         let mut open = lock(&self.open);
         let mut deleted = 0;
-        for id in doomed {
-            if counts.live.get(&id).is_some_and(|&n| n > 0) {
+        for &id in ids {
+            if !counts.empty.remove(&id) || counts.live.get(&id).is_some_and(|&n| n > 0) {
                 continue;
             }
             counts.live.remove(&id);

@@ -15,7 +15,7 @@ fn chunk_at(start_ms: i64, n: i64) -> Vec<u8> {
 fn open(dir: &Path) -> (sled::Db, sled::Tree, Segments) {
     let db = sled::Config::new().path(dir.join("db")).open().unwrap();
     let index = db.open_tree("chunks").unwrap();
-    let segments = Segments::open(dir, &index).unwrap();
+    let (segments, _) = Segments::open(dir, &index).unwrap();
     (db, index, segments)
 }
 
@@ -72,15 +72,15 @@ fn a_file_goes_only_when_its_last_entry_is_released() {
     let reserve = Reserve::of(dir.path());
     let entries = segs.append(&reserve, &[chunk_at(0, 10), chunk_at(60_000, 10)]).unwrap();
     segs.released(0);
-    assert_eq!(segs.delete_empty().unwrap(), 0);
+    assert_eq!(segs.delete_empty(&segs.emptied()).unwrap(), 0);
     assert!(segs.read(&entries[1]).is_ok());
     segs.released(0);
     // A late chunk of the same hour arrives before the deletion: the file stays.
     let late = segs.append(&reserve, &[chunk_at(120_000, 10)]).unwrap();
-    assert_eq!(segs.delete_empty().unwrap(), 0);
+    assert_eq!(segs.delete_empty(&segs.emptied()).unwrap(), 0);
     assert!(segs.read(&late[0]).is_ok());
     segs.released(0);
-    assert_eq!(segs.delete_empty().unwrap(), 1);
+    assert_eq!(segs.delete_empty(&segs.emptied()).unwrap(), 1);
     assert!(segs.on_disk().unwrap().is_empty());
     assert!(matches!(segs.read(&late[0]), Err(StoreError::Segment { .. })));
 }
