@@ -132,15 +132,17 @@ impl Store {
     /// [`Store::sync`] then deletes the segment files left without chunks.
     pub fn remove_chunks(&self, refs: &[ChunkRef]) -> Result<(), StoreError> {
         self.inner.reserve.check()?;
+        self.inner.segments.prepare()?;
+        let mut released = Vec::new();
         for r in refs {
             // One key at a time: the old value says which segment loses a chunk.
             if let Some(v) = self.inner.chunks.remove(r.key)? {
                 if let Ok(Stored::Segment(e)) = Stored::of(&v) {
-                    self.inner.segments.released(e.segment);
+                    released.push(e.segment);
                 }
             }
         }
-        Ok(())
+        self.inner.segments.released(&released)
     }
 
     /// Bytes the file of `segment` occupies on disk, as `du` counts them.

@@ -1,7 +1,9 @@
 //! Schema 1 → 2: chunk bytes move out of sled values into segment files.
 //!
 //! A store written before segment files kept each chunk's bytes as its value in the
-//! `chunks` tree. Opening it moves them in steps of a few hundred chunks: the bytes are
+//! `chunks` tree. Opening it first marks it schema 2 and `migrating` in `meta` (so an
+//! older build refuses it and an interrupted migration is resumed), then moves them in
+//! steps of a few hundred chunks: the bytes are
 //! appended to their segment files and fsynced, then one sled batch replaces those values
 //! by index entries, then sled is flushed. A crash anywhere leaves every chunk either
 //! still in sled or in a durable segment with its entry, never neither; bytes appended
@@ -155,7 +157,7 @@ mod tests {
         {
             let db = sled::open(dir.path()).unwrap();
             let chunks = db.open_tree("chunks").unwrap();
-            let (segments, _) = Segments::open(dir.path(), &chunks).unwrap();
+            let segments = Segments::open(dir.path(), &chunks).unwrap();
             let reserve = Reserve::of(dir.path());
             let (k, v) = chunks.iter().next().unwrap().unwrap();
             let e = segments.append(&reserve, &[v.to_vec()]).unwrap();

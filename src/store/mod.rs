@@ -66,6 +66,8 @@ const SCHEMA_KEY: &[u8] = b"schema";
 /// 1: chunk bytes in sled values; 2: chunk bytes in segment files, sled keeps the index.
 const SCHEMA_VERSION: u64 = 2;
 const SEAL_SEQ_KEY: &[u8] = b"seal_seq";
+/// Present while chunks of a schema 1 store may still be kept in sled values.
+const MIGRATING_KEY: &[u8] = b"migrating";
 
 pub use space::{Reserve, WRITE_RESERVE};
 
@@ -204,26 +206,31 @@ impl Store {
             .flush_every_ms(None)
             .open()?;
         let meta = db.open_tree("meta")?;
-        let schema = check_schema(&meta)?;
-        if schema < SCHEMA_VERSION {
-            // Before the first entry of the new kind is written, so that an older build
-            // refuses the store instead of misreading it.
+        if check_schema(&meta)? < SCHEMA_VERSION {
+            // Marked before the first entry of the new kind is written, so that an older
+            // build refuses the store instead of misreading it, and an interrupted
+            // migration is taken up again.
             meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+            meta.insert(MIGRATING_KEY, &[1u8])?;
             db.flush()?;
         }
         let wal = db.open_tree("wal")?;
         let chunks = db.open_tree("chunks")?;
         let rollups = db.open_tree("rollups")?;
         let reserve = Reserve::of(dir);
-        let (segments, in_sled) = Segments::open(dir, &chunks)?;
-        if in_sled > 0 {
+        let segments = Segments::open(dir, &chunks)?;
+        if meta.contains_key(MIGRATING_KEY)? {
             // A store that cannot be migrated now (no space) still opens: reads understand
             // both kinds of entry, and the next open tries again.
             match migrate::to_segments(&db, &chunks, &segments, &reserve) {
-                Ok(moved) => tracing::info!(
-                    chunks = moved,
-                    "chunk bytes moved out of the database into segment files"
-                ),
+                Ok(moved) => {
+                    meta.remove(MIGRATING_KEY)?;
+                    db.flush()?;
+                    tracing::info!(
+                        chunks = moved,
+                        "chunk bytes moved out of the database into segment files"
+                    );
+                }
                 Err(e) => tracing::error!(error = %e, "chunks stay in the database until the next open"),
             }
         }

@@ -28,9 +28,11 @@
 //! [`Segments::emptied`], flushes sled, then calls [`Segments::delete_empty`]), and at
 //! open every file no entry points at is deleted.
 //!
-//! **Live counts** per segment are kept in memory, rebuilt from the index at open; an
-//! append counts its chunks before any other writer may delete the file, so a late chunk
-//! of an old hour is never written into a file that is being deleted.
+//! **Live counts** per segment are kept in memory, rebuilt from the index by the first
+//! write after open (a read-only open, such as `forewarn query` on a stopped agent, does
+//! not pay for a scan of the whole index); that first count also deletes the files no
+//! entry points at. An append counts its chunks before any other writer may delete the
+//! file, so a late chunk of an old hour is never written into a file being deleted.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -141,7 +143,10 @@ struct Counts {
 /// The segment files of one store.
 pub struct Segments {
     dir: PathBuf,
-    counts: Mutex<Counts>,
+    /// The `chunks` tree, read once to build the counts.
+    index: sled::Tree,
+    /// `None` until the first write needs them.
+    counts: Mutex<Option<Counts>>,
     /// Most recently used first.
     open: Mutex<Vec<(SegmentId, Arc<File>)>>,
 }
@@ -171,46 +176,59 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 impl Segments {
-    /// The segments under `data_dir`, counted from the index, and how many chunks the
-    /// index still holds inline (schema 1, to migrate). Files no entry points at (a crash
-    /// between an append and its transaction, or before a deletion) are deleted.
-    pub fn open(data_dir: &Path, index: &sled::Tree) -> Result<(Segments, usize), StoreError> {
+    /// The segments under `data_dir`. Nothing is scanned yet: the counts are built on the
+    /// first write (see [`Segments::counted`]).
+    pub fn open(data_dir: &Path, index: &sled::Tree) -> Result<Segments, StoreError> {
         let dir = data_dir.join("segments");
         if !dir.exists() {
             fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e, None))?;
             sync_dir(data_dir)?;
         }
+        Ok(Segments {
+            dir,
+            index: index.clone(),
+            counts: Mutex::new(None),
+            open: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The live counts, built from the index on first use, which also deletes the files
+    /// no entry points at (a crash between an append and its transaction, or before a
+    /// deletion). Only writers need the counts, so an open that only reads (a query on
+    /// a stopped agent) never scans the whole index; no append can be in flight before
+    /// the first one, which builds them.
+    fn counted(&self) -> Result<MutexGuard<'_, Option<Counts>>, StoreError> {
+        let mut guard = lock(&self.counts);
+        if guard.is_none() {
+            *guard = Some(self.count_and_sweep()?);
+        }
+        Ok(guard)
+    }
+
+    fn count_and_sweep(&self) -> Result<Counts, StoreError> {
         let mut live: HashMap<SegmentId, u64> = HashMap::new();
-        let mut inline = 0;
-        for v in index.iter().values() {
-            match Stored::of(&v?) {
-                Ok(Stored::Segment(e)) => *live.entry(e.segment).or_default() += 1,
-                Ok(Stored::Inline(_)) => inline += 1,
-                Err(_) => {}
+        for v in self.index.iter().values() {
+            if let Ok(Stored::Segment(e)) = Stored::of(&v?) {
+                *live.entry(e.segment).or_default() += 1;
             }
         }
-        let segments = Segments {
-            dir,
-            counts: Mutex::new(Counts {
-                live,
-                empty: BTreeSet::new(),
-            }),
-            open: Mutex::new(Vec::new()),
-        };
-        let orphans: Vec<SegmentId> = segments
+        let orphans: Vec<SegmentId> = self
             .on_disk()?
             .into_iter()
-            .filter(|id| !lock(&segments.counts).live.contains_key(id))
+            .filter(|id| !live.contains_key(id))
             .collect();
         for id in &orphans {
-            let path = segments.path(*id);
+            let path = self.path(*id);
             fs::remove_file(&path).map_err(|e| io_error(&path, e, None))?;
         }
         if !orphans.is_empty() {
             tracing::info!(files = orphans.len(), "deleted segment files no chunk refers to");
-            sync_dir(&segments.dir)?;
+            sync_dir(&self.dir)?;
         }
-        Ok((segments, inline))
+        Ok(Counts {
+            live,
+            empty: BTreeSet::new(),
+        })
     }
 
     fn path(&self, id: SegmentId) -> PathBuf {
@@ -244,7 +262,8 @@ impl Segments {
         }
         let mut entries: Vec<Option<Entry>> = vec![None; values.len()];
         // Held until the entries are counted, so no deletion can run in between.
-        let mut counts = lock(&self.counts);
+        let mut guard = self.counted()?;
+        let counts = guard.get_or_insert_with(Counts::default);
         for (segment, members) in by_segment {
             reserve.check()?;
             let offsets = self.append_file(segment, members.iter().map(|&i| &values[i][..]), reserve)?;
@@ -296,15 +315,28 @@ impl Segments {
 
     /// Entries [`Segments::append`] counted that never reached the index.
     pub fn forget(&self, entries: &[Entry]) {
-        let mut counts = lock(&self.counts);
-        for e in entries {
-            release(&mut counts, e.segment);
+        // Counted by the append that made them, so the counts exist.
+        if let Some(counts) = lock(&self.counts).as_mut() {
+            for e in entries {
+                release(counts, e.segment);
+            }
         }
     }
 
-    /// One index entry pointing into `segment` was removed.
-    pub fn released(&self, segment: SegmentId) {
-        release(&mut lock(&self.counts), segment);
+    /// Builds the counts if they are not yet: call it before removing index entries, so
+    /// that a removal is never both missing from the scan and subtracted after it.
+    pub fn prepare(&self) -> Result<(), StoreError> {
+        self.counted().map(|_| ())
+    }
+
+    /// Index entries pointing into these segments (one id per entry) were removed.
+    pub fn released(&self, segments: &[SegmentId]) -> Result<(), StoreError> {
+        let mut guard = self.counted()?;
+        let counts = guard.get_or_insert_with(Counts::default);
+        for &id in segments {
+            release(counts, id);
+        }
+        Ok(())
     }
 
     /// Segments whose last entry has been removed, to delete once those removals are
@@ -312,12 +344,18 @@ impl Segments {
     /// [`Segments::delete_empty`], so that a removal made during the flush waits for
     /// the next one.
     pub fn emptied(&self) -> Vec<SegmentId> {
-        lock(&self.counts).empty.iter().copied().collect()
+        lock(&self.counts)
+            .as_ref()
+            .map(|c| c.empty.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Deletes the files of `ids` that still have no entry; returns how many went.
     pub fn delete_empty(&self, ids: &[SegmentId]) -> Result<usize, StoreError> {
-        let mut counts = lock(&self.counts);
+        let mut guard = lock(&self.counts);
+        let Some(counts) = guard.as_mut() else {
+            return Ok(0);
+        };
         let mut open = lock(&self.open);
         let mut deleted = 0;
         for &id in ids {
@@ -385,7 +423,8 @@ impl Segments {
     /// Live entries of `segment`, as counted.
     #[cfg(test)]
     pub fn live(&self, segment: SegmentId) -> u64 {
-        lock(&self.counts).live.get(&segment).copied().unwrap_or(0)
+        let guard = self.counted().unwrap_or_else(|e| panic!("{e}"));
+        guard.as_ref().and_then(|c| c.live.get(&segment).copied()).unwrap_or(0)
     }
 }
 

@@ -15,7 +15,7 @@ fn chunk_at(start_ms: i64, n: i64) -> Vec<u8> {
 fn open(dir: &Path) -> (sled::Db, sled::Tree, Segments) {
     let db = sled::Config::new().path(dir.join("db")).open().unwrap();
     let index = db.open_tree("chunks").unwrap();
-    let (segments, _) = Segments::open(dir, &index).unwrap();
+    let segments = Segments::open(dir, &index).unwrap();
     (db, index, segments)
 }
 
@@ -71,15 +71,15 @@ fn a_file_goes_only_when_its_last_entry_is_released() {
     let (_db, _index, segs) = open(dir.path());
     let reserve = Reserve::of(dir.path());
     let entries = segs.append(&reserve, &[chunk_at(0, 10), chunk_at(60_000, 10)]).unwrap();
-    segs.released(0);
+    segs.released(&[0]).unwrap();
     assert_eq!(segs.delete_empty(&segs.emptied()).unwrap(), 0);
     assert!(segs.read(&entries[1]).is_ok());
-    segs.released(0);
+    segs.released(&[0]).unwrap();
     // A late chunk of the same hour arrives before the deletion: the file stays.
     let late = segs.append(&reserve, &[chunk_at(120_000, 10)]).unwrap();
     assert_eq!(segs.delete_empty(&segs.emptied()).unwrap(), 0);
     assert!(segs.read(&late[0]).is_ok());
-    segs.released(0);
+    segs.released(&[0]).unwrap();
     assert_eq!(segs.delete_empty(&segs.emptied()).unwrap(), 1);
     assert!(segs.on_disk().unwrap().is_empty());
     assert!(matches!(segs.read(&late[0]), Err(StoreError::Segment { .. })));
@@ -104,7 +104,7 @@ fn a_truncated_or_overwritten_segment_is_reported_per_chunk() {
 }
 
 #[test]
-fn files_no_entry_points_at_are_deleted_at_open() {
+fn files_no_entry_points_at_are_deleted_before_the_first_write() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (_db, index, segs) = open(dir.path());
@@ -116,6 +116,9 @@ fn files_no_entry_points_at_are_deleted_at_open() {
         index.flush().unwrap();
     }
     let (_db, _index, segs) = open(dir.path());
+    // Opening alone scans nothing.
+    assert_eq!(segs.on_disk().unwrap(), vec![0, 5 * PERIOD_MS]);
+    segs.prepare().unwrap();
     assert_eq!(segs.on_disk().unwrap(), vec![0]);
     assert_eq!(segs.live(0), 1);
 }

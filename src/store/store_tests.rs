@@ -82,6 +82,21 @@ fn a_corrupt_chunk_does_not_hide_the_others() {
     assert!(got.iter().all(|x| x.value == 2.0));
 }
 
+/// Opens again a store just dropped: sled's background writers may hold its file lock
+/// for a moment after the last handle is gone.
+fn reopen(dir: &Path, opts: StoreOptions) -> Store {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match Store::open(dir, opts) {
+            Ok(store) => return store,
+            Err(e) if Instant::now() < deadline && e.to_string().contains("lock") => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// A small tmpfs at `at`, unmounted on drop; `None` where mounting is not allowed.
 struct Tmpfs(std::path::PathBuf);
 
@@ -148,12 +163,12 @@ fn a_segment_write_on_a_full_disk_keeps_the_wal_records() {
         assert_eq!(store.read(s, 0, i64::MAX).unwrap().len(), 40);
     }
     std::fs::remove_file(dir.path().join("filler")).unwrap();
-    let store = Store::open(&data, opts).unwrap();
+    let store = reopen(&data, opts);
     assert_eq!(store.read(0, 0, i64::MAX).unwrap().len(), 40, "replayed from the WAL");
     std::thread::sleep(Duration::from_millis(250));
     assert_eq!(store.flush().unwrap().sealed_chunks, 1);
     drop(store);
-    let store = Store::open(&data, opts).unwrap();
+    let store = reopen(&data, opts);
     assert_eq!(store.read(0, 0, i64::MAX).unwrap().len(), 40);
     assert!(store.inner.wal.is_empty());
 }
