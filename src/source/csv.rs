@@ -243,12 +243,16 @@ fn flush(
     buffers: &mut [Vec<Point>],
     report: &mut ImportReport,
 ) -> Result<(), StoreError> {
-    for (id, buf) in ids.iter().zip(buffers.iter_mut()) {
-        if let Some(id) = id {
-            report.samples += buf.len() as u64;
-            store.write_sealed(*id, buf)?;
-            buf.clear();
-        }
+    let parts: Vec<(u32, &mut Vec<Point>)> = ids
+        .iter()
+        .zip(buffers.iter_mut())
+        .filter_map(|(id, buf)| id.map(|id| (id, buf)))
+        .collect();
+    report.samples += parts.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
+    // All sensors in one write: one fsync per segment file, not one per sensor.
+    store.write_sealed_all(parts)?;
+    for buf in buffers.iter_mut() {
+        buf.clear();
     }
     store.sync()
 }

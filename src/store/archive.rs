@@ -3,8 +3,8 @@
 //!
 //! Layout: `ARCHIVE_DIR/<sensor name>/<YYYY-MM-DD>.fwc` (the UTC day of the chunk's first
 //! sample), each file a sequence of records `u32 length (LE) ‖ chunk`, where a chunk is
-//! exactly the store's value (header with count, time span and CRC-32, then the
-//! compressed payload). Files are appended and fsynced before the chunk leaves the store.
+//! exactly what the store's segment files hold (header with count, time span and
+//! CRC-32, then the compressed payload). Files are appended and fsynced before the chunk leaves the store.
 //! `forewarn import --archive DIR` puts them back.
 
 use std::fs::{self, File, OpenOptions};
@@ -53,8 +53,33 @@ pub struct Restored {
     pub damaged: usize,
 }
 
-/// Loads every archive file under `dir` into `store`. Chunks already present merge with
-/// their copies on read (same timestamps), so restoring twice is harmless.
+/// The records of one archive file that pass their checksum; damaged ones are counted
+/// in `done` and skipped, and a record cut short ends the file.
+fn records(path: &Path, bytes: &[u8], done: &mut Restored) -> Vec<Vec<u8>> {
+    let mut valid = Vec::new();
+    let mut rest = bytes;
+    while rest.len() >= 4 {
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let Some(value) = rest.get(4..4 + len) else {
+            tracing::error!(file = %path.display(), "archive record cut short; skipping the rest of the file");
+            done.damaged += 1;
+            break;
+        };
+        match chunk::decode(value) {
+            Ok(_) => valid.push(value.to_vec()),
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "damaged archive record skipped");
+                done.damaged += 1;
+            }
+        }
+        rest = &rest[4 + len..];
+    }
+    valid
+}
+
+/// Loads every archive file under `dir` into `store`, one write (and one fsync of each
+/// segment file it touches) per archive file. Chunks already present merge with their
+/// copies on read (same timestamps), so restoring twice is harmless.
 pub fn restore(dir: &Path, store: &Store) -> Result<Restored, StoreError> {
     let mut done = Restored::default();
     let mut sensors: Vec<PathBuf> = fs::read_dir(dir)
@@ -79,26 +104,14 @@ pub fn restore(dir: &Path, store: &Store) -> Result<Restored, StoreError> {
                 .and_then(|mut f| f.read_to_end(&mut bytes))
                 .map_err(|e| io(&path, e))?;
             done.files += 1;
-            let mut rest = &bytes[..];
-            while rest.len() >= 4 {
-                let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-                let Some(value) = rest.get(4..4 + len) else {
-                    tracing::error!(file = %path.display(), "archive record cut short; skipping the rest of the file");
-                    done.damaged += 1;
-                    break;
-                };
-                match store.write_encoded_chunk(id, value) {
-                    Ok(()) => {
-                        done.chunks += 1;
-                        done.samples += u64::from(chunk::header(value)?.count);
-                    }
-                    Err(e) => {
-                        tracing::error!(file = %path.display(), error = %e, "damaged archive record skipped");
-                        done.damaged += 1;
-                    }
-                }
-                rest = &rest[4 + len..];
-            }
+            let valid = records(&path, &bytes, &mut done);
+            // One write per file: the chunks share one append and fsync of their segment.
+            done.chunks += store.write_encoded_chunks(id, &valid)?;
+            done.samples += valid
+                .iter()
+                .filter_map(|v| chunk::header(v).ok())
+                .map(|h| u64::from(h.count))
+                .sum::<u64>();
         }
     }
     store.sync()?;

@@ -1,11 +1,17 @@
 //! The store's bulk and maintenance side: history from elsewhere written straight into
 //! sealed chunks (CSV import, archive restore), and the chunk-level access retention,
-//! archiving and statistics need. Everything here is durable after [`Store::sync`].
+//! archiving and statistics need. Chunk bytes go to their segment files first (fsynced),
+//! then the index entries to sled; the index is durable after [`Store::sync`], which also
+//! deletes the segment files eviction emptied.
 
 use std::collections::HashMap;
 
 use super::codec::Point;
+use super::segment::{SegmentId, Stored};
 use super::{chunk, dedup_last_wins, ChunkRef, Store, StoreError, CHUNK_MAX, SEAL_SEQ_KEY};
+
+/// Index entries per sled batch (see DESIGN: a batch of thousands grows sled's memory).
+const INDEX_BATCH: usize = 500;
 use crate::base::sample::SensorId;
 
 impl Store {
@@ -13,33 +19,68 @@ impl Store {
     /// points of one sensor straight into sealed chunks of at most [`CHUNK_MAX`] points,
     /// bypassing the WAL. Durable after the next [`Store::sync`].
     pub fn write_sealed(&self, sensor: SensorId, points: &mut Vec<Point>) -> Result<usize, StoreError> {
+        self.write_sealed_all(std::iter::once((sensor, points)))
+    }
+
+    /// [`Store::write_sealed`] for many sensors at once: their chunks share one append
+    /// and one fsync per segment file, instead of one per sensor.
+    pub fn write_sealed_all<'p>(
+        &self,
+        parts: impl IntoIterator<Item = (SensorId, &'p mut Vec<Point>)>,
+    ) -> Result<usize, StoreError> {
         self.inner.reserve.check()?;
-        if points.is_empty() {
-            return Ok(0);
-        }
-        points.sort_by_key(|p| p.ts_ms);
-        dedup_last_wins(points);
         let seal_seq = self.next_seal_seq()?;
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
-        for part in points.chunks(CHUNK_MAX) {
-            batch.insert(&chunk::key(sensor, part[0].ts_ms, seal_seq)[..], chunk::encode(part));
-            n += 1;
+        let mut keys = Vec::new();
+        let mut values = Vec::new();
+        for (sensor, points) in parts {
+            points.sort_by_key(|p| p.ts_ms);
+            dedup_last_wins(points);
+            for part in points.chunks(CHUNK_MAX) {
+                keys.push(chunk::key(sensor, part[0].ts_ms, seal_seq));
+                values.push(chunk::encode(part));
+            }
         }
-        self.inner.chunks.apply_batch(batch)?;
-        Ok(n)
+        self.insert_chunks(&keys, &values)
     }
 
     /// Stores an already encoded chunk (from an archive) under a fresh key.
     pub fn write_encoded_chunk(&self, sensor: SensorId, value: &[u8]) -> Result<(), StoreError> {
+        self.write_encoded_chunks(sensor, &[value.to_vec()]).map(|_| ())
+    }
+
+    /// Stores already encoded chunks of one sensor, each checked first (header and
+    /// checksum); one damaged chunk refuses the whole call, before anything is written.
+    pub fn write_encoded_chunks(&self, sensor: SensorId, values: &[Vec<u8>]) -> Result<usize, StoreError> {
         self.inner.reserve.check()?;
-        let header = chunk::header(value)?;
-        chunk::decode(value)?;
+        let mut starts = Vec::with_capacity(values.len());
+        for v in values {
+            starts.push(chunk::header(v)?.first_ms);
+            chunk::decode(v)?;
+        }
         let seal_seq = self.next_seal_seq()?;
-        self.inner
-            .chunks
-            .insert(chunk::key(sensor, header.first_ms, seal_seq), value)?;
-        Ok(())
+        let keys: Vec<[u8; 20]> = starts.iter().map(|&t| chunk::key(sensor, t, seal_seq)).collect();
+        self.insert_chunks(&keys, values)
+    }
+
+    /// Appends chunk bytes to their segment files (durable on return), then points the
+    /// index at them.
+    fn insert_chunks(&self, keys: &[[u8; 20]], values: &[Vec<u8>]) -> Result<usize, StoreError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let entries = self.inner.segments.append(&self.inner.reserve, values)?;
+        // A few hundred keys per batch: sled's memory grows with the size of one batch.
+        for (i, (ks, es)) in keys.chunks(INDEX_BATCH).zip(entries.chunks(INDEX_BATCH)).enumerate() {
+            let mut batch = sled::Batch::default();
+            for (k, e) in ks.iter().zip(es) {
+                batch.insert(&k[..], &e.encode()[..]);
+            }
+            if let Err(err) = self.inner.chunks.apply_batch(batch) {
+                self.inner.segments.forget(&entries[i * INDEX_BATCH..]);
+                return Err(err.into());
+            }
+        }
+        Ok(keys.len())
     }
 
     pub(super) fn next_seal_seq(&self) -> Result<u64, StoreError> {
@@ -52,35 +93,61 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// Makes everything written so far durable (fsync).
+    /// Makes everything written so far durable (fsync), then deletes the segment files
+    /// whose last chunk was removed: only now is that removal durable.
     pub fn sync(&self) -> Result<(), StoreError> {
+        let emptied = self.inner.segments.emptied();
         self.inner.db.flush()?;
+        let deleted = self.inner.segments.delete_empty(&emptied)?;
+        if deleted > 0 {
+            tracing::debug!(files = deleted, "deleted emptied segment files");
+        }
         Ok(())
     }
 
-    /// Every sealed chunk's key and header, in key order (sensor, then time).
+    /// Every sealed chunk's key and header, in key order (sensor, then time), from the
+    /// index alone (no segment file is read).
     pub fn chunk_headers(&self) -> impl Iterator<Item = Result<(ChunkRef, chunk::Header), StoreError>> + '_ {
         self.inner.chunks.iter().map(|item| {
             let (k, v) = item?;
-            let r = ChunkRef::from_key(&k).ok_or_else(|| StoreError::Corrupt("chunk key".into()))?;
-            Ok((r, chunk::header(&v)?))
+            let stored = Stored::of(&v)?;
+            let segment = match &stored {
+                Stored::Segment(e) => Some(e.segment),
+                Stored::Inline(_) => None,
+            };
+            let r = ChunkRef::from_key(&k, segment).ok_or_else(|| StoreError::Corrupt("chunk key".into()))?;
+            Ok((r, stored.header()?))
         })
     }
 
     /// The raw bytes of a sealed chunk (header included), for archiving.
     pub fn chunk_bytes(&self, r: &ChunkRef) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.inner.chunks.get(r.key)?.map(|v| v.to_vec()))
+        match self.inner.chunks.get(r.key)? {
+            Some(v) => self.stored_bytes(&v).map(Some),
+            None => Ok(None),
+        }
     }
 
-    /// Deletes sealed chunks (retention). Not fsynced here: the caller syncs once.
+    /// Deletes sealed chunks (retention). Not fsynced here: the caller syncs once, and
+    /// [`Store::sync`] then deletes the segment files left without chunks.
     pub fn remove_chunks(&self, refs: &[ChunkRef]) -> Result<(), StoreError> {
         self.inner.reserve.check()?;
-        let mut batch = sled::Batch::default();
+        self.inner.segments.prepare()?;
+        let mut released = Vec::new();
         for r in refs {
-            batch.remove(&r.key[..]);
+            // One key at a time: the old value says which segment loses a chunk.
+            if let Some(v) = self.inner.chunks.remove(r.key)? {
+                if let Ok(Stored::Segment(e)) = Stored::of(&v) {
+                    released.push(e.segment);
+                }
+            }
         }
-        self.inner.chunks.apply_batch(batch)?;
-        Ok(())
+        self.inner.segments.released(&released)
+    }
+
+    /// Bytes the file of `segment` occupies on disk, as `du` counts them.
+    pub fn segment_disk_bytes(&self, segment: SegmentId) -> u64 {
+        self.inner.segments.disk_bytes(segment)
     }
 
     /// Per-sensor counts and time span of what is unsealed (WAL and buffer).

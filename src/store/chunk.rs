@@ -2,10 +2,12 @@
 //!
 //! Key: sensor id (4 bytes BE) ‖ first timestamp (8 bytes, sign-flipped BE so negative
 //! times sort first) ‖ seal sequence (8 bytes BE, so two chunks that start at the same
-//! instant never overwrite each other). Value: a fixed header — format, count, first and
-//! last timestamp, CRC-32 of the payload — then the codec payload. The header lets a
-//! range read skip a chunk without decompressing it, and the CRC turns silent corruption
-//! into a reported error confined to that chunk.
+//! instant never overwrite each other). Bytes: a fixed header — format, count, first and
+//! last timestamp, CRC-32 of the payload — then the codec payload; they are kept in a
+//! segment file, and the key's value in sled is the index entry pointing at them (see
+//! `segment`), which repeats the header so a range read skips a chunk without opening
+//! its file. The CRC turns silent corruption into a reported error confined to that
+//! chunk.
 
 use super::codec::{self, Point};
 use super::StoreError;

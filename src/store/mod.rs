@@ -1,10 +1,17 @@
-//! The local history of every sensor, in sled. Nothing else touches the database.
+//! The local history of every sensor: sled for what is small and changes, segment files
+//! for the bulk of sealed chunks. Nothing else touches the database or the files.
 //!
 //! Trees:
 //! - `wal`: write-ahead records, one per flush (see [`wal`]); the samples not yet sealed.
-//! - `chunks`: sealed, compressed, checksummed per-sensor chunks (see [`chunk`]).
+//! - `chunks`: the index of sealed chunks, one small entry per chunk (see [`segment`]):
+//!   which segment file holds its bytes, where, and its count and time span.
 //! - `meta`: the sensor registry and the schema version.
 //! - `rollups`: per-interval aggregates of evicted raw data (see [`rollup`]).
+//!
+//! The chunks' bytes (compressed, checksummed, see [`chunk`]) live in
+//! `segments/<period-start-ms>.seg`, one file per UTC hour of their first sample, so that
+//! retention gives space back by deleting files: sled keeps the pages of removed values
+//! for a long time, and the budget is what `du` measures.
 //!
 //! **Durability.** [`Store::append`] only buffers. [`Store::flush`] writes everything
 //! buffered as one WAL record and fsyncs; when it returns, those samples survive
@@ -13,10 +20,17 @@
 //! upstream (MQTT) wait for the flush that covers them.
 //!
 //! **Sealing.** When enough samples have accumulated, [`Store::flush`] seals them: per
-//! sensor, sorted by time, into chunks. The chunks are written and the WAL records they
-//! came from removed in one sled transaction, so a crash leaves either the records or the
-//! chunks, never both and never neither. Sensors with too few samples for a useful chunk
-//! are carried forward into a fresh WAL record in the same transaction.
+//! sensor, sorted by time, into chunks. The chunk bytes are appended to their segment
+//! files and fsynced first; then the index entries are written and the WAL records they
+//! came from removed in one sled transaction. A crash leaves either the records or the
+//! indexed chunks, never both and never neither (bytes appended without their entries are
+//! unused, and deleted with their file). A segment write that fails (a full disk) fails
+//! the seal before the transaction: the records stay, and the seal is tried again.
+//! Sensors with too few samples for a useful chunk are carried forward into a fresh WAL
+//! record in the same transaction.
+//!
+//! **Schema.** 2 since chunk bytes moved to segment files; a schema 1 store (bytes in
+//! sled values) is migrated at open, in crash-safe steps (see [`migrate`]).
 //!
 //! Reads ([`Store::read`]) merge chunks, unsealed and buffered samples, sorted by time,
 //! one value per timestamp (the last written wins, so a replayed input merges).
@@ -27,11 +41,13 @@ mod bulk;
 pub(crate) mod chunk;
 pub(crate) mod codec;
 pub mod cursor;
+mod migrate;
 pub mod query;
 pub(crate) mod registry;
-pub(crate) mod retention;
+pub mod retention;
 pub(crate) mod rollup;
 mod scan;
+pub(crate) mod segment;
 mod space;
 pub mod stats;
 pub(crate) mod wal;
@@ -45,11 +61,15 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use crate::base::sample::{Quality, Sample, SensorId};
-use codec::Point;
+pub use codec::Point;
+use segment::{Segments, Stored};
 
 const SCHEMA_KEY: &[u8] = b"schema";
-const SCHEMA_VERSION: u64 = 1;
+/// 1: chunk bytes in sled values; 2: chunk bytes in segment files, sled keeps the index.
+const SCHEMA_VERSION: u64 = 2;
 const SEAL_SEQ_KEY: &[u8] = b"seal_seq";
+/// Present while chunks of a schema 1 store may still be kept in sled values.
+const MIGRATING_KEY: &[u8] = b"migrating";
 
 pub use space::{Reserve, WRITE_RESERVE};
 
@@ -61,14 +81,17 @@ pub const CHUNK_MAX: usize = 3600;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRef {
     pub sensor: SensorId,
+    /// The segment file that holds its bytes (`None`: still in sled, not yet migrated).
+    pub segment: Option<segment::SegmentId>,
     key: [u8; 20],
 }
 
 impl ChunkRef {
-    fn from_key(k: &[u8]) -> Option<ChunkRef> {
+    fn from_key(k: &[u8], segment: Option<segment::SegmentId>) -> Option<ChunkRef> {
         let key: [u8; 20] = k.try_into().ok()?;
         Some(ChunkRef {
             sensor: SensorId::from_be_bytes(key[..4].try_into().ok()?),
+            segment,
             key,
         })
     }
@@ -82,6 +105,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("only {free} bytes free on the store's filesystem; writes wait until space is freed")]
     NoSpace { free: u64 },
+    #[error("segment file {path}: {error}")]
+    Segment { path: String, error: String },
     #[error("store schema {found} is newer than this build understands ({supported})")]
     Schema { found: u64, supported: u64 },
 }
@@ -158,6 +183,7 @@ struct Inner {
     db: sled::Db,
     wal: sled::Tree,
     chunks: sled::Tree,
+    segments: Segments,
     meta: sled::Tree,
     rollups: sled::Tree,
     state: Mutex<State>,
@@ -171,7 +197,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`, replaying the WAL.
+    /// Opens (or creates) the store in `dir`, replaying the WAL and moving the chunks of
+    /// a schema 1 store into segment files.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(dir)
@@ -181,64 +208,43 @@ impl Store {
             .flush_every_ms(None)
             .open()?;
         let meta = db.open_tree("meta")?;
-        match meta.get(SCHEMA_KEY)? {
-            None => {
-                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
-            }
-            Some(v) => {
-                let found = u64::from_be_bytes(
-                    v.as_ref()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("schema key".into()))?,
-                );
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::Schema {
-                        found,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
-            }
+        if check_schema(&meta)? < SCHEMA_VERSION {
+            // Marked before the first entry of the new kind is written, so that an older
+            // build refuses the store instead of misreading it, and an interrupted
+            // migration is taken up again.
+            meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+            meta.insert(MIGRATING_KEY, &[1u8])?;
+            db.flush()?;
         }
         let wal = db.open_tree("wal")?;
         let chunks = db.open_tree("chunks")?;
         let rollups = db.open_tree("rollups")?;
-
-        let mut unsealed: HashMap<SensorId, Unsealed> = HashMap::new();
-        let mut unsealed_count = 0;
-        let mut next_wal_seq = 0;
-        let now = Instant::now();
-        for item in wal.iter() {
-            let (k, v) = item?;
-            let seq = wal::seq_of(&k).ok_or_else(|| StoreError::Corrupt("wal key".into()))?;
-            next_wal_seq = seq + 1;
-            // A record that does not decode is reported, and the rest replayed: one bad
-            // record must not make the whole store unopenable.
-            match wal::decode(&v) {
-                Ok(samples) => {
-                    unsealed_count += samples.len();
-                    for s in samples {
-                        unsealed
-                            .entry(s.sensor)
-                            .or_insert_with(|| Unsealed {
-                                points: Vec::new(),
-                                since: now,
-                            })
-                            .points
-                            .push(point(&s));
-                    }
+        let reserve = Reserve::of(dir);
+        let segments = Segments::open(dir, &chunks)?;
+        if meta.contains_key(MIGRATING_KEY)? {
+            // A store that cannot be migrated now (no space) still opens: reads understand
+            // both kinds of entry, and the next open tries again.
+            match migrate::to_segments(&db, &chunks, &segments, &reserve) {
+                Ok(moved) => {
+                    meta.remove(MIGRATING_KEY)?;
+                    db.flush()?;
+                    tracing::info!(
+                        chunks = moved,
+                        "chunk bytes moved out of the database into segment files"
+                    );
                 }
-                Err(e) => tracing::error!(seq, error = %e, "skipping a corrupt write-ahead record"),
+                Err(e) => tracing::error!(error = %e, "chunks stay in the database until the next open"),
             }
         }
-        if unsealed_count > 0 {
-            tracing::info!(samples = unsealed_count, "replayed write-ahead log");
-        }
+        let (unsealed, unsealed_count, next_wal_seq) = replay(&wal)?;
+        let now = Instant::now();
         Ok(Store {
             inner: Arc::new(Inner {
-                reserve: Reserve::of(dir),
+                reserve,
                 db,
                 wal,
                 chunks,
+                segments,
                 meta,
                 rollups,
                 state: Mutex::new(State {
@@ -327,10 +333,11 @@ impl Store {
         }
         let due = st.unsealed_count >= self.inner.seal.max_unsealed
             || (st.unsealed_count > 0 && st.last_seal.elapsed() >= self.inner.seal.max_age);
-        if due {
-            flushed.sealed_chunks = self.seal(&mut st)?;
-        }
+        let sealed = if due { self.seal(&mut st) } else { Ok(0) };
+        // The new record is made durable even when sealing failed (a segment file that
+        // met a full disk): its samples stay in the WAL, and the seal is tried again.
         self.inner.db.flush()?;
+        flushed.sealed_chunks = sealed?;
         Ok(flushed)
     }
 
@@ -357,10 +364,15 @@ impl Store {
         let carry_seq = st.next_wal_seq;
         let old_records: Vec<sled::IVec> = self.inner.wal.iter().keys().collect::<Result<_, _>>()?;
         let carried_record = (!carried.is_empty()).then(|| wal::encode(&carried));
+        // The bytes are durable in their segment files before the index points at them
+        // and before the WAL records go; a crash in between leaves only unused bytes.
+        self.inner.reserve.check()?;
+        let values: Vec<Vec<u8>> = chunks.iter_mut().map(|(_, v)| std::mem::take(v)).collect();
+        let entries = self.inner.segments.append(&self.inner.reserve, &values)?;
         let (wal_tree, chunk_tree) = (&self.inner.wal, &self.inner.chunks);
         let result: Result<(), TransactionError<()>> = (wal_tree, chunk_tree).transaction(|(w, c)| {
-            for (k, v) in &chunks {
-                c.insert(&k[..], v.as_slice())?;
+            for ((k, _), e) in chunks.iter().zip(&entries) {
+                c.insert(&k[..], &e.encode()[..])?;
             }
             for k in &old_records {
                 w.remove(k)?;
@@ -370,7 +382,10 @@ impl Store {
             }
             Ok::<(), ConflictableTransactionError<()>>(())
         });
-        result.map_err(|e| StoreError::Db(format!("sealing: {e:?}")))?;
+        if let Err(e) = result {
+            self.inner.segments.forget(&entries);
+            return Err(StoreError::Db(format!("sealing: {e:?}")));
+        }
 
         let sealed = chunks.len();
         st.next_wal_seq = carry_seq + 1;
@@ -389,7 +404,7 @@ impl Store {
         let mut points: Vec<Point> = Vec::new();
         for item in self.inner.chunks.range(chunk::range_until(sensor, to_ms)) {
             let (k, v) = item?;
-            let header = match chunk::header(&v) {
+            let header = match Stored::of(&v).and_then(|s| s.header()) {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::error!(key = ?k, error = %e, "skipping unreadable chunk");
@@ -399,7 +414,7 @@ impl Store {
             if header.last_ms < from_ms {
                 continue;
             }
-            match chunk::decode(&v) {
+            match self.stored_bytes(&v).and_then(|b| chunk::decode(&b)) {
                 Ok(pts) => points.extend(pts.into_iter().filter(|p| p.ts_ms >= from_ms && p.ts_ms <= to_ms)),
                 Err(e) => tracing::error!(sensor, first_ms = header.first_ms, error = %e, "skipping corrupt chunk"),
             }
@@ -423,15 +438,75 @@ impl Store {
         Ok(points.iter().map(|p| sample(sensor, p)).collect())
     }
 
-    /// Bytes the database occupies on disk, as sled reports it.
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.inner.db.size_on_disk()?)
+    /// The chunk bytes an index value stands for: read from its segment file, or (a value
+    /// not yet migrated) the value itself.
+    fn stored_bytes(&self, v: &[u8]) -> Result<Vec<u8>, StoreError> {
+        match Stored::of(v)? {
+            Stored::Segment(e) => self.inner.segments.read(&e),
+            Stored::Inline(bytes) => Ok(bytes.to_vec()),
+        }
     }
 
     /// The sled database, for modules that keep their own trees in it (the alert outbox).
     pub fn db(&self) -> &sled::Db {
         &self.inner.db
     }
+}
+
+/// The schema of the store in `meta` (a new store gets the current one); refuses a newer
+/// one than this build knows.
+fn check_schema(meta: &sled::Tree) -> Result<u64, StoreError> {
+    let Some(v) = meta.get(SCHEMA_KEY)? else {
+        meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+        return Ok(SCHEMA_VERSION);
+    };
+    let found = u64::from_be_bytes(
+        v.as_ref()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("schema key".into()))?,
+    );
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::Schema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(found)
+}
+
+/// The unsealed samples of the WAL, their count and the next record's sequence number.
+fn replay(wal: &sled::Tree) -> Result<(HashMap<SensorId, Unsealed>, usize, u64), StoreError> {
+    let mut unsealed: HashMap<SensorId, Unsealed> = HashMap::new();
+    let mut count = 0;
+    let mut next_seq = 0;
+    let now = Instant::now();
+    for item in wal.iter() {
+        let (k, v) = item?;
+        let seq = wal::seq_of(&k).ok_or_else(|| StoreError::Corrupt("wal key".into()))?;
+        next_seq = seq + 1;
+        // A record that does not decode is reported, and the rest replayed: one bad
+        // record must not make the whole store unopenable.
+        match wal::decode(&v) {
+            Ok(samples) => {
+                count += samples.len();
+                for s in samples {
+                    unsealed
+                        .entry(s.sensor)
+                        .or_insert_with(|| Unsealed {
+                            points: Vec::new(),
+                            since: now,
+                        })
+                        .points
+                        .push(point(&s));
+                }
+            }
+            Err(e) => tracing::error!(seq, error = %e, "skipping a corrupt write-ahead record"),
+        }
+    }
+    if count > 0 {
+        tracing::info!(samples = count, "replayed write-ahead log");
+    }
+    Ok((unsealed, count, next_seq))
 }
 
 fn point(s: &Sample) -> Point {
@@ -464,86 +539,5 @@ fn dedup_last_wins(points: &mut Vec<Point>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn small_seal() -> StoreOptions {
-        StoreOptions {
-            cache_bytes: 1 << 20,
-            seal: SealPolicy {
-                max_unsealed: 50,
-                max_age: Duration::from_secs(3600),
-                min_chunk: 10,
-            },
-        }
-    }
-
-    #[test]
-    fn flushed_samples_survive_reopen_sealed_or_not() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path(), small_seal()).unwrap();
-            let a = store.sensor_id("a").unwrap();
-            let b = store.sensor_id("b").unwrap();
-            assert_ne!(a, b);
-            for i in 0..100 {
-                store.append(&[Sample::good(a, i * 1000, i as f64)]);
-                if i % 3 == 0 {
-                    store.append(&[Sample::bad(b, i * 1000, Quality::Timeout)]);
-                }
-                store.flush().unwrap();
-            }
-            store.append(&[Sample::good(a, 999_999, 1.0)]); // never flushed
-        }
-        let store = Store::open(dir.path(), small_seal()).unwrap();
-        assert_eq!(store.lookup_sensor("a").unwrap(), Some(0));
-        let a = store.read(0, 0, i64::MAX).unwrap();
-        assert_eq!(a.len(), 100);
-        assert!(a.windows(2).all(|w| w[0].ts_ms < w[1].ts_ms));
-        assert_eq!(a[42].value, 42.0);
-        let b = store.read(1, 0, i64::MAX).unwrap();
-        assert_eq!(b.len(), 34);
-        assert!(b.iter().all(|s| s.quality == Quality::Timeout && s.value.is_nan()));
-        assert_eq!(store.read(0, 10_000, 12_000).unwrap().len(), 3);
-    }
-
-    #[test]
-    fn duplicates_merge_last_wins() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), small_seal()).unwrap();
-        let s = store.sensor_id("x").unwrap();
-        for round in 0..3 {
-            for i in 0..30 {
-                store.append(&[Sample::good(s, i * 1000, round as f64)]);
-            }
-            store.flush().unwrap();
-        }
-        let got = store.read(s, 0, i64::MAX).unwrap();
-        assert_eq!(got.len(), 30);
-        assert!(got.iter().all(|x| x.value == 2.0));
-    }
-
-    #[test]
-    fn a_corrupt_chunk_does_not_hide_the_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), small_seal()).unwrap();
-        let s = store.sensor_id("x").unwrap();
-        for i in 0..60 {
-            store.append(&[Sample::good(s, i * 1000, 1.0)]);
-        }
-        store.flush().unwrap(); // 60 >= max_unsealed: sealed into one chunk
-        for i in 60..120 {
-            store.append(&[Sample::good(s, i * 1000, 2.0)]);
-        }
-        store.flush().unwrap();
-        let (k, mut v) = store.inner.chunks.iter().next().unwrap().unwrap();
-        let n = v.len();
-        let mut bytes = v.to_vec();
-        bytes[n - 1] ^= 0xff;
-        v = bytes.into();
-        store.inner.chunks.insert(k, v).unwrap();
-        let got = store.read(s, 0, i64::MAX).unwrap();
-        assert_eq!(got.len(), 60);
-        assert!(got.iter().all(|x| x.value == 2.0));
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;

@@ -1,20 +1,27 @@
 //! Retention that keeps its promise: `raw_retention` is a minimum, `max_disk` a budget.
 //!
-//! When the data directory grows past 90 % of the budget, sealed chunks whose newest
-//! sample is older than `raw_retention` are evicted, oldest first, until the estimate is
-//! back under 80 % — and only those: data younger than the promise is never deleted to
-//! make room. With an `archive_dir`, each chunk is appended to its archive file and
-//! fsynced before it is removed; if archiving fails nothing is evicted.
+//! When the data directory grows past 90 % of the budget, segment files whose every chunk
+//! is older than `raw_retention` are evicted, oldest first, until the estimate is back
+//! under 80 % — and only those: data younger than the promise is never deleted to make
+//! room. A segment file holds an hour of every sensor, so evicting it removes its index
+//! entries, syncs, and deletes the file: the space is back as `du` measures it at once
+//! (sled would keep the pages of removed values). A file that also holds a chunk younger
+//! than the promise waits whole, since removing only its old chunks would free nothing.
+//! With an `archive_dir`, each chunk is appended to its archive file and fsynced before
+//! it is removed; if archiving fails nothing more is evicted.
 //!
 //! When the budget is exceeded and nothing old enough is left, the store reports
 //! [`Pressure::OverBudget`] (the agent raises a storage alert upstream and keeps writing);
-//! only when the filesystem itself is nearly full ([`Pressure::DiskFull`]) does the agent
-//! stop accepting new samples, as a last resort.
+//! the directory is measured again after every eviction, so sled's own files growing past
+//! the budget are reported too. Only when the filesystem itself is nearly full
+//! ([`Pressure::DiskFull`]) does the agent stop accepting new samples, as a last resort.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::rollup::{self, Tier};
+use super::segment::SegmentId;
 use super::{archive, chunk, ChunkRef, Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -96,9 +103,9 @@ pub fn enforce(store: &Store, data_dir: &Path, policy: &Policy, now_ms: i64) -> 
             tracing::info!(days = expired, "retention: expired rollups past their keep");
         }
     }
-    // sled does not give freed pages back to the file system at once: the budget is a
-    // promise about what `du` sees, so after an eviction the directory is measured again,
-    // and while it stays over the budget the storage alert says so.
+    // The budget is a promise about what `du` sees: after an eviction the directory is
+    // measured again (sled's own files do not shrink), and while it stays over the
+    // budget the storage alert says so.
     if report.evicted_chunks > 0 {
         report.used = dir_size(data_dir);
         estimate = estimate.max(report.used);
@@ -113,8 +120,68 @@ pub fn enforce(store: &Store, data_dir: &Path, policy: &Policy, now_ms: i64) -> 
     Ok(report)
 }
 
-/// Evicts the oldest chunks older than the promise (archived and rolled up first) until
-/// the estimate of the directory's size reaches `target`; returns the estimate.
+/// Chunks evicted together: a whole segment file, or one chunk not yet migrated.
+struct Group {
+    refs: Vec<(ChunkRef, chunk::Header)>,
+    /// What evicting them gives back, as `du` counts it (`None`: a chunk in sled, whose
+    /// bytes sled reuses later; counted by its length, as before segment files).
+    bytes: Option<u64>,
+    newest_ms: i64,
+}
+
+/// The groups whose every chunk is older than the promise and confirmed by every
+/// telemetry destination that covers its sensor, oldest first. A segment file with one
+/// younger or unconfirmed chunk waits: removing only some of its chunks would free
+/// nothing on disk. The destination furthest behind among those that hold a group back
+/// goes into `held_by`.
+fn evictable(
+    store: &Store,
+    promise_ms: i64,
+    protected: &HashMap<crate::base::sample::SensorId, (i64, String)>,
+    held_by: &mut Option<(String, i64)>,
+) -> Vec<Group> {
+    let mut by_segment: HashMap<SegmentId, Vec<(ChunkRef, chunk::Header)>> = HashMap::new();
+    let mut groups = Vec::new();
+    for (r, h) in store.chunk_headers().filter_map(Result::ok) {
+        match r.segment {
+            Some(id) => by_segment.entry(id).or_default().push((r, h)),
+            None if h.last_ms < promise_ms => groups.push(Group {
+                refs: vec![(r, h)],
+                bytes: None,
+                newest_ms: h.last_ms,
+            }),
+            None => {}
+        }
+    }
+    for (id, refs) in by_segment {
+        let newest_ms = refs.iter().map(|(_, h)| h.last_ms).max().unwrap_or(i64::MAX);
+        if newest_ms < promise_ms {
+            groups.push(Group {
+                refs,
+                bytes: Some(store.segment_disk_bytes(id)),
+                newest_ms,
+            });
+        }
+    }
+    groups.retain(|g| {
+        let holder = g.refs.iter().find_map(|(r, h)| {
+            protected
+                .get(&r.sensor)
+                .filter(|(through, _)| h.last_ms > *through)
+        });
+        if let Some((through, dest)) = holder {
+            if held_by.as_ref().is_none_or(|(_, t)| through < t) {
+                *held_by = Some((dest.clone(), *through));
+            }
+        }
+        holder.is_none()
+    });
+    groups.sort_by_key(|g| g.newest_ms);
+    groups
+}
+
+/// Evicts the oldest segment files older than the promise (archived and rolled up first)
+/// until the estimate of the directory's size reaches `target`; returns the estimate.
 fn evict_old(
     store: &Store,
     policy: &Policy,
@@ -124,53 +191,51 @@ fn evict_old(
     report: &mut Report,
 ) -> Result<u64, StoreError> {
     let promise_ms = now_ms - policy.raw_retention.as_millis() as i64;
+    let names: HashMap<_, _> = store.sensors()?.into_iter().collect();
     // Data a destination has not confirmed is kept like young data.
     let protected = store.cursors()?.protected()?;
-    let mut eligible: Vec<(ChunkRef, super::chunk::Header)> = Vec::new();
-    for (r, h) in store.chunk_headers().filter_map(Result::ok) {
-        if h.last_ms >= promise_ms {
-            continue;
-        }
-        match protected.get(&r.sensor) {
-            Some((through, dest)) if h.last_ms > *through => {
-                if report.held_by.as_ref().is_none_or(|(_, t)| through < t) {
-                    report.held_by = Some((dest.clone(), *through));
-                }
-            }
-            _ => eligible.push((r, h)),
-        }
-    }
-    eligible.sort_by_key(|(_, h)| h.last_ms);
-    let names: std::collections::HashMap<_, _> = store.sensors()?.into_iter().collect();
     let mut evict = Vec::new();
-    for (r, h) in eligible {
+    'groups: for group in evictable(store, promise_ms, &protected, &mut report.held_by) {
         if estimate <= target {
             break;
         }
-        let Some(bytes) = store.chunk_bytes(&r)? else { continue };
-        if let Some(dir) = &policy.archive_dir {
-            let name = names
-                .get(&r.sensor)
-                .cloned()
-                .unwrap_or_else(|| format!("sensor-{}", r.sensor));
-            if let Err(e) = archive::append(dir, &name, &bytes) {
-                tracing::error!(error = %e, "archiving failed; nothing more is evicted until it works");
-                break;
+        for (r, h) in &group.refs {
+            let Some(bytes) = store.chunk_bytes(r).unwrap_or_else(|e| {
+                // Gone or damaged on disk: nothing to archive, and still to be evicted.
+                tracing::error!(error = %e, "evicting an unreadable chunk");
+                None
+            }) else {
+                evict.push(*r);
+                continue;
+            };
+            if let Some(dir) = &policy.archive_dir {
+                let name = names
+                    .get(&r.sensor)
+                    .cloned()
+                    .unwrap_or_else(|| format!("sensor-{}", r.sensor));
+                if let Err(e) = archive::append(dir, &name, &bytes) {
+                    tracing::error!(error = %e, "archiving failed; nothing more is evicted until it works");
+                    break 'groups;
+                }
             }
-        }
-        if !policy.rollups.is_empty() {
-            match chunk::decode(&bytes) {
-                Ok(points) => rollup::absorb(store, &policy.rollups, r.sensor, &points)?,
-                Err(e) => tracing::error!(error = %e, "evicting a corrupt chunk without rollups"),
+            if !policy.rollups.is_empty() {
+                match chunk::decode(&bytes) {
+                    Ok(points) => rollup::absorb(store, &policy.rollups, r.sensor, &points)?,
+                    Err(e) => tracing::error!(error = %e, "evicting a corrupt chunk without rollups"),
+                }
             }
+            if group.bytes.is_none() {
+                estimate = estimate.saturating_sub(bytes.len() as u64);
+            }
+            report.evicted_samples += u64::from(h.count);
+            report.evicted_until_ms = Some(report.evicted_until_ms.map_or(h.last_ms, |m: i64| m.max(h.last_ms)));
+            evict.push(*r);
         }
-        estimate = estimate.saturating_sub(bytes.len() as u64);
-        report.evicted_samples += u64::from(h.count);
-        report.evicted_until_ms = Some(report.evicted_until_ms.map_or(h.last_ms, |m: i64| m.max(h.last_ms)));
-        evict.push(r);
+        estimate = estimate.saturating_sub(group.bytes.unwrap_or(0));
     }
     if !evict.is_empty() {
         store.remove_chunks(&evict)?;
+        // Durable removals first; then the emptied segment files are deleted.
         store.sync()?;
         report.evicted_chunks = evict.len();
         tracing::info!(
@@ -254,10 +319,10 @@ mod tests {
         assert_eq!(store.read(id, 0, i64::MAX).unwrap().len(), 20 * 3600);
     }
 
-    /// Evicting frees chunk bytes, but sled keeps its file sizes for a while: the budget
-    /// is what `du` measures, so a directory still over it after eviction is reported.
+    /// The budget is what `du` measures: evicting deletes whole segment files, so the
+    /// directory is under the budget right after the pass.
     #[test]
-    fn a_directory_still_over_budget_after_eviction_is_reported() {
+    fn eviction_gives_the_space_back_as_du_sees_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         fill(&store, "a", 0..20);
@@ -273,11 +338,45 @@ mod tests {
         assert!(report.evicted_chunks > 0);
         let on_disk = dir_size(dir.path());
         assert!(
-            on_disk > policy.max_disk,
-            "sled gave the space back at once ({on_disk} B)"
+            on_disk <= policy.max_disk,
+            "{on_disk} B on disk, budget {} B",
+            policy.max_disk
         );
         assert_eq!(report.used, on_disk);
-        assert_eq!(report.pressure, Pressure::OverBudget);
+        assert_eq!(report.pressure, Pressure::Ok);
+        let files = std::fs::read_dir(dir.path().join("segments")).unwrap().count();
+        assert_eq!(files, 20 - report.evicted_chunks);
+    }
+
+    /// A segment file that also holds a chunk younger than the promise is kept whole.
+    #[test]
+    fn a_segment_with_one_young_chunk_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let (a, b) = (store.sensor_id("a").unwrap(), store.sensor_id("b").unwrap());
+        let points = |from: i64, step: i64| -> Vec<Point> {
+            (0..3600)
+                .map(|i| Point {
+                    ts_ms: from + i * step,
+                    value: fastrand::f64(),
+                    quality: 0,
+                })
+                .collect()
+        };
+        // Both start in hour 0; `b` runs on for days, past the promise.
+        store.write_sealed(a, &mut points(0, 1000)).unwrap();
+        store.write_sealed(b, &mut points(0, 100_000)).unwrap();
+        store.sync().unwrap();
+        let policy = Policy {
+            raw_retention: Duration::from_millis(DAY as u64),
+            max_disk: 1,
+            min_free: 0,
+            archive_dir: None,
+            rollups: vec![],
+        };
+        let report = enforce(&store, dir.path(), &policy, 4 * DAY).unwrap();
+        assert_eq!((report.evicted_chunks, report.pressure), (0, Pressure::OverBudget));
+        assert_eq!(store.read(a, 0, i64::MAX).unwrap().len(), 3600);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! those that can hold them.
 
 use super::codec::Point;
+use super::segment::Stored;
 use super::{chunk, dedup_last_wins, point, sample, Store, StoreError};
 use crate::base::sample::{Sample, SensorId};
 
@@ -25,7 +26,7 @@ impl Store {
         let mut points: Vec<Point> = Vec::new();
         for item in self.inner.chunks.range(chunk::range_until(sensor, until_ms)) {
             let (k, v) = item?;
-            let header = match chunk::header(&v) {
+            let header = match Stored::of(&v).and_then(|s| s.header()) {
                 Ok(h) => h,
                 Err(e) => {
                     tracing::error!(key = ?k, error = %e, "skipping unreadable chunk");
@@ -40,7 +41,7 @@ impl Store {
             if points.len() >= limit && header.first_ms > cutoff(&mut points, limit) {
                 break;
             }
-            match chunk::decode(&v) {
+            match self.stored_bytes(&v).and_then(|b| chunk::decode(&b)) {
                 Ok(pts) => points.extend(pts.into_iter().filter(in_range)),
                 Err(e) => tracing::error!(sensor, first_ms = header.first_ms, error = %e, "skipping corrupt chunk"),
             }
@@ -74,7 +75,7 @@ impl Store {
         let mut n = 0f64;
         for item in self.inner.chunks.range(chunk::range_until(sensor, until_ms)) {
             let (_, v) = item?;
-            let Ok(h) = chunk::header(&v) else { continue };
+            let Ok(h) = Stored::of(&v).and_then(|s| s.header()) else { continue };
             if h.last_ms <= after_ms || h.first_ms > until_ms {
                 continue;
             }

@@ -2,7 +2,8 @@
 //! write (ENOSPC) into a permanent error for the life of the process, so every writer of
 //! the database (samples, chunks, the sensor registry, alert states, the outbox, labels,
 //! cursors) asks the same [`Reserve`] first and, below it, waits with what it has in
-//! memory instead of letting sled meet a full disk.
+//! memory instead of letting sled meet a full disk. Appends to segment files ask it too,
+//! so that sealing does not take the last bytes sled needs.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,15 @@ impl Reserve {
         Reserve {
             dir: dir.to_path_buf(),
             min_free: WRITE_RESERVE,
+        }
+    }
+
+    /// A reserve of `min_free` bytes, for tests that let a write meet the full disk.
+    #[cfg(test)]
+    pub fn with_min_free(dir: &Path, min_free: u64) -> Reserve {
+        Reserve {
+            dir: dir.to_path_buf(),
+            min_free,
         }
     }
 
