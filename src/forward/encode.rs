@@ -140,6 +140,7 @@ mod tests {
             ],
             advances: vec![],
             suppressed: 0,
+            late: None,
         }
     }
 

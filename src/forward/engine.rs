@@ -2,11 +2,11 @@
 //! covers (found again as inputs create new ones), confirmation into the durable cursor,
 //! the figures, and the retry policy that logs each distinct failure once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::plan::{Batch, PlanOptions, Planner, Target};
+use super::plan::{Batch, Item, PlanOptions, Planner, Target};
 use super::UNASSIGNED;
 use crate::base::backoff::Backoff;
 use crate::base::glob::glob_match;
@@ -53,6 +53,7 @@ pub struct Engine {
     pub agent: String,
     pub interval: Duration,
     globs: Vec<String>,
+    batch: usize,
     store: Store,
     cursors: Cursors,
     pub stats: Arc<ForwardFigures>,
@@ -62,6 +63,10 @@ pub struct Engine {
     refreshed: Instant,
     measured: Option<Instant>,
     backfill_clock: Instant,
+    /// Late-journal positions: handed over, and confirmed (the durable one).
+    late_sent: u64,
+    late_confirmed: u64,
+    late_queue: VecDeque<Batch>,
 }
 
 impl Engine {
@@ -80,11 +85,13 @@ impl Engine {
             shaping: s.shaping,
         };
         let confirmed = cursors.load(&s.name)?;
+        let late = cursors.late(&s.name)?;
         let mut engine = Engine {
             name: s.name.clone(),
             agent: s.agent.clone(),
             interval: s.interval,
             globs: s.sensors.clone(),
+            batch: s.batch,
             planner: Planner::new(opts, Vec::new(), confirmed),
             store,
             cursors,
@@ -94,6 +101,9 @@ impl Engine {
             refreshed: Instant::now(),
             measured: None,
             backfill_clock: Instant::now(),
+            late_sent: late,
+            late_confirmed: late,
+            late_queue: VecDeque::new(),
         };
         engine.refresh()?;
         engine.drop_uncovered()?;
@@ -150,6 +160,16 @@ impl Engine {
         self.backfill_clock = Instant::now();
         self.planner.refill(elapsed);
         for _ in 0..64 {
+            if self.late_queue.is_empty() {
+                self.fill_late();
+            }
+            if let Some(batch) = self.late_queue.pop_front() {
+                if batch.items.is_empty() {
+                    self.confirmed(&batch);
+                    continue;
+                }
+                return Some(batch);
+            }
             let batch = match self.planner.next_batch(&self.store, now_ms()) {
                 Ok(Some(b)) => b,
                 Ok(None) => return None,
@@ -166,6 +186,53 @@ impl Engine {
         None
     }
 
+    /// Batches of the late journal's next records: the samples this destination's
+    /// time-ordered reads have already passed. The last batch of a record carries its
+    /// position, so the position moves only once all of the record is confirmed.
+    fn fill_late(&mut self) {
+        let records = match self.store.late_after(self.late_sent, 16) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(destination = %self.name, error = %e, "cannot read the late journal");
+                return;
+            }
+        };
+        let names: HashMap<SensorId, Arc<str>> = self.planner.sensors().map(|t| (t.sensor, t.name.clone())).collect();
+        for (seq, samples) in records {
+            let mut by_asset: Vec<Batch> = Vec::new();
+            let mut held = 0u64;
+            for s in samples {
+                let Some(name) = names.get(&s.sensor) else { continue };
+                if !self.planner.has_passed(s.sensor, s.ts_ms) {
+                    continue;
+                }
+                if !self.planner.sends_raw() {
+                    held += 1;
+                    continue;
+                }
+                let asset = self.assets.of(name);
+                let full = |b: &Batch| b.asset == asset && b.items.len() < self.batch;
+                match by_asset.iter_mut().rev().find(|b| full(b)) {
+                    Some(b) => b.items.push((name.clone(), Item::Raw(s))),
+                    None => by_asset.push(Batch {
+                        asset,
+                        items: vec![(name.clone(), Item::Raw(s))],
+                        ..Batch::default()
+                    }),
+                }
+            }
+            if held > 0 {
+                tracing::warn!(destination = %self.name, samples = held, "late samples for rollups already sent are not sent");
+            }
+            let mut last = by_asset.pop().unwrap_or_default();
+            last.late = Some(seq);
+            last.suppressed += held;
+            self.late_queue.extend(by_asset);
+            self.late_queue.push_back(last);
+            self.late_sent = seq;
+        }
+    }
+
     /// A batch was handed to the destination.
     pub fn sent(&self, batch: &Batch) {
         self.stats.sent.add(batch.items.len() as u64);
@@ -174,7 +241,12 @@ impl Engine {
     /// The destination confirmed `batch`: the cursor moves and is written.
     pub fn confirmed(&mut self, batch: &Batch) {
         let cursors = self.planner.confirm(&batch.advances);
-        if let Err(e) = self.cursors.save(&self.name, &cursors) {
+        let mut saved = self.cursors.save(&self.name, &cursors);
+        if let Some(seq) = batch.late {
+            self.late_confirmed = seq;
+            saved = saved.and(self.cursors.save_late(&self.name, seq));
+        }
+        if let Err(e) = saved {
             // In memory the cursor has moved; on disk it lags, so a restart repeats.
             tracing::warn!(destination = %self.name, error = %e, "cannot write the forward cursor");
         }
@@ -186,11 +258,13 @@ impl Engine {
     /// What was handed over but not confirmed goes again (nothing failed).
     pub fn rewind(&mut self) {
         self.planner.rewind();
+        self.late_sent = self.late_confirmed;
+        self.late_queue.clear();
     }
 
     /// A send or the connection failed: what was in flight goes again.
     pub fn failed(&mut self) {
-        self.planner.rewind();
+        self.rewind();
         self.stats.failed.inc();
         self.stats.up.set(0);
     }
@@ -242,7 +316,6 @@ impl Engine {
             }
         }
         let lag_s = oldest.map_or(0, |ts| (now - ts).max(0) / 1000);
-        tracing::debug!(destination = %self.name, sensors = self.planner.sensors().count(), backlog, lag_s, "forward gauges");
         self.stats.lag_seconds.set(lag_s as u64);
         self.stats.backlog_samples.set(backlog);
     }

@@ -13,9 +13,10 @@
 //! backlog goes beside it at `backfill_rate`. Retention never evicts a chunk a
 //! destination has not confirmed (`store::cursor::Cursors::protected`).
 //!
-//! Samples that reach the store with a time at or before what a destination already
-//! confirmed for their sensor (a device replaying old data) are not sent to it: the
-//! cursor is by time, not by arrival.
+//! Samples that reach the store with a time at or before the newest one of their sensor
+//! (a device replaying its buffer between live readings) are behind the time-ordered
+//! reads; the store journals them (`store::late`) and each destination takes them from
+//! the journal behind a position of its own, so they are sent too.
 //!
 //! The broker sink is in [`link`], InfluxDB in [`influx`]; [`engine`] is what both share.
 
@@ -53,6 +54,9 @@ pub fn start(
     stats: &Stats,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>> {
+    // Samples that arrive behind a destination's cursor reach it through the late
+    // journal, kept only while there are destinations.
+    store.keep_late(!settings.is_empty());
     let cursors = store.cursors().context("opening the forward cursors")?;
     let names: Vec<&str> = settings.iter().map(|s| s.name.as_str()).collect();
     for gone in cursors.retain_destinations(&names)? {

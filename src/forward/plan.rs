@@ -43,6 +43,9 @@ pub struct Batch {
     pub advances: Vec<(SensorId, Advance)>,
     /// Samples read that the deadband held back.
     pub suppressed: u64,
+    /// Late-journal records this batch completes: the destination's journal position
+    /// moves here once it is confirmed.
+    pub late: Option<u64>,
 }
 
 /// The planner's settings.
@@ -132,6 +135,18 @@ impl Planner {
         out
     }
 
+    /// Whether the time-ordered reads have passed `ts` of `sensor` (sent or in flight):
+    /// a late sample there goes through the late journal, else the reads take it.
+    pub fn has_passed(&self, sensor: SensorId, ts: i64) -> bool {
+        let Some(c) = self.sent.get(&sensor) else { return false };
+        ts <= c.high && !(c.has_gap() && ts > c.low && ts <= c.gap_to)
+    }
+
+    /// Whether raw samples go as they are (late samples can join a rollup no more).
+    pub fn sends_raw(&self) -> bool {
+        !matches!(self.opts.shaping, Shaping::Rollup { .. })
+    }
+
     /// The connection failed: everything in flight goes again.
     pub fn rewind(&mut self) {
         self.sent = self.confirmed.clone();
@@ -159,10 +174,15 @@ impl Planner {
         let horizon = self.align(now_ms.saturating_sub(self.opts.live_window_ms));
         let live_until = self.align(now_ms);
         for t in &targets {
-            if self.sent.get(&t.sensor) == self.confirmed.get(&t.sensor) {
-                for c in [&mut self.sent, &mut self.confirmed] {
-                    c.entry(t.sensor).or_insert(SensorCursor::FRESH).open_gap(horizon);
-                }
+            if self.sent.get(&t.sensor) != self.confirmed.get(&t.sensor) {
+                continue;
+            }
+            // Never past the newest sample written: a sample that arrives later with a
+            // time at or before that is journaled as late, so none falls behind a cursor
+            // unseen.
+            let Some(newest) = store.newest(t.sensor)? else { continue };
+            for c in [&mut self.sent, &mut self.confirmed] {
+                c.entry(t.sensor).or_insert(SensorCursor::FRESH).open_gap(horizon.min(newest));
             }
         }
         for t in &targets {

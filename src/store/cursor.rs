@@ -125,6 +125,14 @@ fn key(dest: &str, sensor: SensorId) -> Vec<u8> {
     k
 }
 
+/// The key of a destination's late-journal position (five bytes after the name, so it
+/// never reads as a sensor's key).
+fn late_key(dest: &str) -> Vec<u8> {
+    let mut k = prefix(dest);
+    k.extend_from_slice(b"~late");
+    k
+}
+
 /// Destination and sensor of a key.
 fn split(k: &[u8]) -> Option<(&str, SensorId)> {
     let nul = k.iter().position(|b| *b == 0)?;
@@ -149,6 +157,9 @@ impl Cursors {
         let mut out = HashMap::new();
         for item in self.tree.scan_prefix(prefix(dest)) {
             let (k, v) = item?;
+            if k.as_ref() == late_key(dest).as_slice() {
+                continue;
+            }
             let (_, sensor) = split(&k).ok_or_else(|| StoreError::Corrupt("forward cursor key".into()))?;
             let c = SensorCursor::decode(&v).ok_or_else(|| StoreError::Corrupt(format!("forward cursor of {dest}")))?;
             out.insert(sensor, c);
@@ -168,6 +179,41 @@ impl Cursors {
         }
         self.tree.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// How far `dest` has taken the late journal (0: nothing yet).
+    pub fn late(&self, dest: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .tree
+            .get(late_key(dest))?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// Records that `dest` has taken the late journal through `seq`.
+    pub fn save_late(&self, dest: &str, seq: u64) -> Result<(), StoreError> {
+        self.reserve.check()?;
+        self.tree.insert(late_key(dest), &seq.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// The late-journal position every destination with cursors has passed (`u64::MAX`
+    /// when there is none: nobody needs the journal).
+    pub fn late_taken_by_all(&self) -> Result<u64, StoreError> {
+        let mut dests: Vec<String> = Vec::new();
+        for item in self.tree.iter().keys() {
+            let k = item?;
+            let Some(nul) = k.iter().position(|b| *b == 0) else { continue };
+            let dest = String::from_utf8_lossy(&k[..nul]).into_owned();
+            if dests.last() != Some(&dest) {
+                dests.push(dest);
+            }
+        }
+        let mut min = u64::MAX;
+        for d in &dests {
+            min = min.min(self.late(d)?);
+        }
+        Ok(min)
     }
 
     /// Forgets `sensors` of `dest` (no longer forwarded there), so they stop holding
@@ -305,5 +351,13 @@ mod tests {
         assert!(!cursors.protected().unwrap().contains_key(&3));
         cursors.remove("b", &[1]).unwrap();
         assert_eq!(cursors.protected().unwrap()[&1].0, 10);
+        cursors.save_late("a", 7).unwrap();
+        assert_eq!(cursors.late("a").unwrap(), 7);
+        assert_eq!(cursors.load("a").unwrap().len(), 2, "the late position is no sensor");
+        assert_eq!(cursors.late_taken_by_all().unwrap(), 7, "b has no cursor left");
+        cursors.save("c", &[(1, SensorCursor::FRESH)]).unwrap();
+        assert_eq!(cursors.late_taken_by_all().unwrap(), 0, "c has taken nothing");
+        cursors.save_late("c", 9).unwrap();
+        assert_eq!(cursors.late_taken_by_all().unwrap(), 7);
     }
 }

@@ -41,6 +41,7 @@ mod bulk;
 pub(crate) mod chunk;
 pub(crate) mod codec;
 pub mod cursor;
+mod late;
 mod migrate;
 pub mod query;
 pub(crate) mod registry;
@@ -176,6 +177,8 @@ struct State {
     unsealed_count: usize,
     next_wal_seq: u64,
     last_seal: Instant,
+    /// Newest time written per sensor, learnt as sensors are flushed (see [`late`]).
+    newest: HashMap<SensorId, i64>,
 }
 
 struct Inner {
@@ -186,6 +189,9 @@ struct Inner {
     segments: Segments,
     meta: sled::Tree,
     rollups: sled::Tree,
+    /// The late journal (see [`late`]) and whether it is kept.
+    late: sled::Tree,
+    keep_late: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
     seal: SealPolicy,
 }
@@ -219,6 +225,7 @@ impl Store {
         let wal = db.open_tree("wal")?;
         let chunks = db.open_tree("chunks")?;
         let rollups = db.open_tree("rollups")?;
+        let late = db.open_tree("late")?;
         let reserve = Reserve::of(dir);
         let segments = Segments::open(dir, &chunks)?;
         if meta.contains_key(MIGRATING_KEY)? {
@@ -247,12 +254,15 @@ impl Store {
                 segments,
                 meta,
                 rollups,
+                late,
+                keep_late: std::sync::atomic::AtomicBool::new(false),
                 state: Mutex::new(State {
                     pending: Vec::new(),
                     unsealed,
                     unsealed_count,
                     next_wal_seq,
                     last_seal: now,
+                    newest: HashMap::new(),
                 }),
                 seal: opts.seal,
             }),
@@ -311,6 +321,13 @@ impl Store {
             sealed_chunks: 0,
         };
         if !pending.is_empty() {
+            let journaled = self
+                .take_late(&mut st, &pending)
+                .and_then(|late| self.journal(&late));
+            if let Err(e) = journaled {
+                st.pending = pending;
+                return Err(e);
+            }
             let seq = st.next_wal_seq;
             if let Err(e) = self.inner.wal.insert(wal::key(seq), wal::encode(&pending)) {
                 // Put them back: the caller sees the error and nothing is lost in memory.

@@ -97,6 +97,11 @@ pub fn enforce(store: &Store, data_dir: &Path, policy: &Policy, now_ms: i64) -> 
     if used > high {
         estimate = evict_old(store, policy, now_ms, target, estimate, &mut report)?;
     }
+    let taken = store.cursors()?.late_taken_by_all()?;
+    let trimmed = store.late_trim(taken)?;
+    if trimmed > 0 {
+        tracing::debug!(records = trimmed, "late journal: records every destination has taken removed");
+    }
     if !policy.rollups.is_empty() {
         let expired = rollup::expire(store, &policy.rollups, now_ms)?;
         if expired > 0 {
