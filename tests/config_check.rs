@@ -564,3 +564,30 @@ fn mqtt_max_sensors_is_checked() {
     }
     assert!(check(&with_mqtt(&format!("max_sensors = 50\n{sub}"))).ok);
 }
+
+#[test]
+fn forward_destinations_are_checked() {
+    let base = QUICKSTART.to_string();
+    assert_problem(
+        &format!("{base}\n[[forward]]\nname = \"a\"\nto = \"http://h:8086\"\nformat = \"json\"\n"),
+        &["forward[0].format: an http:// destination takes format = \"influx\"", "forward[0].database: set database"],
+    );
+    assert_problem(
+        &format!("{base}\n[[forward]]\nname = \"a\"\nto = \"mqtt://h\"\nformat = \"influx\"\ndatabase = \"x\"\n"),
+        &["forward[0].format: format = \"influx\" needs an http:// destination", "forward[0].database: is an InfluxDB option"],
+    );
+    assert_problem(
+        &format!("{base}\n[[forward]]\nname = \"a\"\nto = \"ftp://h\"\nformat = \"json\"\n[[forward]]\nname = \"a\"\nto = \"mqtt://h\"\nformat = \"json\"\nevery = \"10s\"\ndeadband = 1.0\nbatch = 0\n"),
+        &["forward[0].to: broker \"ftp://h\" must start with mqtt://", "forward[1].name: \"a\" names another destination too", "forward[1].deadband: applies to raw samples", "forward[1].batch: must be 1..=100000"],
+    );
+    assert_problem(
+        &format!("{base}\n[[forward]]\nname = \"a\"\nto = \"http://h:8086\"\nformat = \"influx\"\nbucket = \"b\"\n"),
+        &["forward[0].org: an InfluxDB 2.x bucket needs org"],
+    );
+    assert_problem(
+        &format!("{base}\n[[forward]]\nname = \"a\"\nto = \"mqtt://h\"\nformat = \"json\"\ntopic = \"t/{{nope}}\"\n"),
+        &["forward[0].topic"],
+    );
+    let ok = check(&format!("{base}\n[[forward]]\nname = \"h\"\nto = \"http://h:8086\"\nformat = \"influx\"\ndatabase = \"plant\"\nusername = \"u\"\npassword = \"p\"\n"));
+    assert!(ok.ok, "{}", ok.stderr);
+}

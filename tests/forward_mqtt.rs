@@ -71,16 +71,29 @@ async fn publish(port: u16, t0: i64, n: i64) {
 }
 
 /// Every (asset, sensor, ts) received, and how many were received in all.
-#[derive(Default)]
 struct Received {
     seen: BTreeMap<(String, String, i64), u32>,
     total: usize,
+    schema: serde_json::Value,
+}
+
+impl Default for Received {
+    fn default() -> Self {
+        Received {
+            seen: BTreeMap::new(),
+            total: 0,
+            schema: serde_json::from_str(include_str!("../schema/telemetry.schema.json")).unwrap(),
+        }
+    }
 }
 
 impl Received {
     fn drain(&mut self, rx: &mut UnboundedReceiver<(String, Vec<u8>)>) {
         while let Ok((topic, payload)) = rx.try_recv() {
             let v: serde_json::Value = serde_json::from_slice(&payload).expect("a JSON batch");
+            let mut errors = Vec::new();
+            common::schema::validate(&self.schema, &v, "batch", &mut errors);
+            assert!(errors.is_empty(), "{errors:?}");
             assert_eq!(v["schema"], 1);
             assert_eq!(v["agent"], "gw-test");
             let asset = v["asset"].as_str().unwrap().to_string();

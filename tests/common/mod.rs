@@ -3,6 +3,8 @@
 //! process with a generated config.
 #![allow(dead_code)]
 
+pub mod schema;
+
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
