@@ -32,6 +32,26 @@ pub(crate) fn summary(c: &Config) -> String {
         c.storage.raw_retention, c.storage.max_disk, c.storage.flush_interval
     );
     let _ = writeln!(s, "alerts to {} on {}", c.upstream.broker, c.upstream.alert_topic);
+    for f in &c.forward {
+        let p = f.projection(c, &c.agent.id);
+        let _ = writeln!(
+            s,
+            "forward {} to {} ({}): {} polled sensor{}, {}{:.1} samples/s, about {:.0} B/s{}",
+            f.name,
+            f.to,
+            format!("{:?}", f.format).to_lowercase(),
+            p.polled_sensors,
+            plural(p.polled_sensors),
+            if f.deadband.is_some() { "at most " } else { "" },
+            p.per_second,
+            p.bytes_per_second,
+            if c.mqtt.is_empty() {
+                ""
+            } else {
+                " (MQTT sensors add their own rate)"
+            }
+        );
+    }
     s
 }
 

@@ -570,11 +570,17 @@ fn forward_destinations_are_checked() {
     let base = QUICKSTART.to_string();
     assert_problem(
         &format!("{base}\n[[forward]]\nname = \"a\"\nto = \"http://h:8086\"\nformat = \"json\"\n"),
-        &["forward[0].format: an http:// destination takes format = \"influx\"", "forward[0].database: set database"],
+        &[
+            "forward[0].format: an http:// destination takes format = \"influx\"",
+            "forward[0].database: set database",
+        ],
     );
     assert_problem(
         &format!("{base}\n[[forward]]\nname = \"a\"\nto = \"mqtt://h\"\nformat = \"influx\"\ndatabase = \"x\"\n"),
-        &["forward[0].format: format = \"influx\" needs an http:// destination", "forward[0].database: is an InfluxDB option"],
+        &[
+            "forward[0].format: format = \"influx\" needs an http:// destination",
+            "forward[0].database: is an InfluxDB option",
+        ],
     );
     assert_problem(
         &format!("{base}\n[[forward]]\nname = \"a\"\nto = \"ftp://h\"\nformat = \"json\"\n[[forward]]\nname = \"a\"\nto = \"mqtt://h\"\nformat = \"json\"\nevery = \"10s\"\ndeadband = 1.0\nbatch = 0\n"),

@@ -84,8 +84,13 @@ impl Influx {
 
     /// Points of `sensor` stored.
     fn count(&self, sensor: &str, user: Option<(&str, &str)>) -> u64 {
-        let text = self.query(&format!("SELECT count(value) FROM forewarn WHERE sensor = '{sensor}'"), user);
-        let Some(json) = text.split("\r\n\r\n").nth(1) else { return 0 };
+        let text = self.query(
+            &format!("SELECT count(value) FROM forewarn WHERE sensor = '{sensor}'"),
+            user,
+        );
+        let Some(json) = text.split("\r\n\r\n").nth(1) else {
+            return 0;
+        };
         let json = json.lines().find(|l| l.starts_with('{')).unwrap_or("{}");
         let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
         v["results"][0]["series"][0]["values"][0][1].as_u64().unwrap_or(0)
@@ -117,7 +122,11 @@ fn b64(s: &str) -> String {
         let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
-            out.push(if i <= c.len() { ABC[(n >> (18 - 6 * i)) as usize & 63] as char } else { '=' });
+            out.push(if i <= c.len() {
+                ABC[(n >> (18 - 6 * i)) as usize & 63] as char
+            } else {
+                '='
+            });
         }
     }
     out
@@ -161,7 +170,8 @@ backfill_rate = 1000
 }
 
 async fn publish(port: u16, t0: i64, n: i64) {
-    let (client, mut events) = AsyncClient::new(MqttOptions::new(format!("pub-{}", free_port()), "127.0.0.1", port), 100);
+    let (client, mut events) =
+        AsyncClient::new(MqttOptions::new(format!("pub-{}", free_port()), "127.0.0.1", port), 100);
     let poll = tokio::spawn(async move { while events.poll().await.is_ok() {} });
     for i in 0..n {
         let body = format!(r#"{{"ts": {}, "temp": {}}}"#, t0 + i * 10, i);
@@ -197,7 +207,9 @@ async fn every_sample_arrives_through_an_outage_and_a_kill_9() {
     let cfg = dir.path().join("forewarn.toml");
     std::fs::write(&cfg, config(&dir.path().join("data"), input.port, influx.port, "")).unwrap();
     let mut agent = AgentProcess::start(&cfg, &dir.path().join("agent.log"));
-    agent.wait_for_log("forwarding to InfluxDB", Duration::from_secs(10)).await;
+    agent
+        .wait_for_log("forwarding to InfluxDB", Duration::from_secs(10))
+        .await;
     let t0 = forewarn::base::time::now_ms() - 60_000;
     publish(input.port, t0, 200).await;
     wait_count(&influx, 200, None, Duration::from_secs(20)).await;
@@ -205,7 +217,11 @@ async fn every_sample_arrives_through_an_outage_and_a_kill_9() {
     influx.kill();
     publish(input.port, t0 + 2_000, 300).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(agent.log_text().contains("destination unreachable"), "{}", agent.log_text());
+    assert!(
+        agent.log_text().contains("destination unreachable"),
+        "{}",
+        agent.log_text()
+    );
     influx.restart();
     wait_count(&influx, 500, None, Duration::from_secs(40)).await;
 
@@ -236,7 +252,9 @@ async fn a_missing_database_and_a_wrong_password_are_one_error_each() {
     let wrong = "username = \"admin\"\npassword = \"nope\"\n";
     std::fs::write(&cfg, config(&data, input.port, influx.port, wrong)).unwrap();
     let mut agent = AgentProcess::start(&cfg, &dir.path().join("a.log"));
-    agent.wait_for_log("forwarding to InfluxDB", Duration::from_secs(10)).await;
+    agent
+        .wait_for_log("forwarding to InfluxDB", Duration::from_secs(10))
+        .await;
     publish(input.port, forewarn::base::time::now_ms(), 50).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let log = agent.log_text();
@@ -246,17 +264,23 @@ async fn a_missing_database_and_a_wrong_password_are_one_error_each() {
 
     // Right password, database missing: 404, once; creating it lets the data through
     // without a restart, from the cursor that never moved.
-    let right = "username = \"admin\"\npassword_file = \"PW\"\n".replace("PW", &dir.path().join("pw").display().to_string());
+    let right =
+        "username = \"admin\"\npassword_file = \"PW\"\n".replace("PW", &dir.path().join("pw").display().to_string());
     std::fs::write(dir.path().join("pw"), "secret\n").unwrap();
     std::fs::write(&cfg, config(&data, input.port, influx.port, &right)).unwrap();
     let mut agent = AgentProcess::start(&cfg, &dir.path().join("b.log"));
-    agent.wait_for_log("forwarding to InfluxDB", Duration::from_secs(10)).await;
+    agent
+        .wait_for_log("forwarding to InfluxDB", Duration::from_secs(10))
+        .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let log = agent.log_text();
     assert_eq!(log.matches("destination refuses the data").count(), 1, "{log}");
     assert!(log.contains("database not found"), "{log}");
     influx.query("CREATE DATABASE plant", admin);
     wait_count(&influx, 50, admin, Duration::from_secs(40)).await;
-    assert!(!agent.log_text().contains("secret"), "the password never reaches the log");
+    assert!(
+        !agent.log_text().contains("secret"),
+        "the password never reaches the log"
+    );
     agent.terminate();
 }

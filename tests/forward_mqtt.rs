@@ -120,7 +120,11 @@ impl Received {
             if self.seen.len() >= distinct {
                 return;
             }
-            assert!(Instant::now() < deadline, "only {} of {distinct} samples arrived", self.seen.len());
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {distinct} samples arrived",
+                self.seen.len()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -128,7 +132,8 @@ impl Received {
 
 fn healthz(port: u16) -> serde_json::Value {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("http");
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
@@ -170,7 +175,11 @@ async fn every_sample_arrives_through_an_outage_and_a_kill_9() {
     let h = healthz(http);
     assert_eq!(h["forward"]["plant"]["up"], 0, "{h}");
     assert!(h["forward"]["plant"]["backlog_samples"].as_u64().unwrap() >= 500, "{h}");
-    assert!(agent.log_text().contains("destination unreachable"), "{}", agent.log_text());
+    assert!(
+        agent.log_text().contains("destination unreachable"),
+        "{}",
+        agent.log_text()
+    );
     gate.open();
     got.wait_for(&mut rx, 1_000, Duration::from_secs(30)).await;
 
@@ -187,7 +196,8 @@ async fn every_sample_arrives_through_an_outage_and_a_kill_9() {
         for i in (0..200).chain(200..500).chain(600..900) {
             let ts = t0 + i * 10;
             assert!(
-                got.seen.contains_key(&(asset.to_string(), format!("{machine}.temp"), ts)),
+                got.seen
+                    .contains_key(&(asset.to_string(), format!("{machine}.temp"), ts)),
                 "{machine} sample at +{} ms never arrived",
                 i * 10
             );
@@ -230,7 +240,11 @@ async fn a_refused_login_is_one_error_and_no_cursor_move() {
     let http = free_port();
     let cfg = dir.path().join("forewarn.toml");
     let creds = "username = \"fwd\"\npassword = \"wrong\"\n";
-    std::fs::write(&cfg, config(&dir.path().join("data"), input.port, dest.port, http, creds)).unwrap();
+    std::fs::write(
+        &cfg,
+        config(&dir.path().join("data"), input.port, dest.port, http, creds),
+    )
+    .unwrap();
     let mut agent = AgentProcess::start(&cfg, &dir.path().join("agent.log"));
     agent.wait_for_log("forwarding", Duration::from_secs(10)).await;
     publish(input.port, now_ms(), 50).await;

@@ -16,3 +16,6 @@ pub const MODEL_RULE: &str = "model";
 /// Free bytes below which no writer touches the store's database: sled turns a failed
 /// write into a permanent error, so it must never meet a full disk.
 pub const WRITE_RESERVE: u64 = 4 << 20;
+
+/// The asset of forwarded samples whose sensor is in no asset.
+pub const UNASSIGNED_ASSET: &str = "_unassigned";

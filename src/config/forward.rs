@@ -336,6 +336,57 @@ fn query_escape(v: &str) -> String {
     out
 }
 
+/// What a destination is projected to send, for `forewarn check`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    /// Sensors of Modbus registers it covers (rates known from their poll intervals).
+    pub polled_sensors: usize,
+    /// Samples (or rollup buckets) per second, at most (a deadband sends fewer).
+    pub per_second: f64,
+    /// Bytes per second of payload, roughly.
+    pub bytes_per_second: f64,
+}
+
+impl ForwardSection {
+    /// The rate of the polled sensors this destination covers, in its format. MQTT
+    /// sensors come on top at whatever rate they arrive.
+    pub fn projection(&self, c: &Config, agent: &str) -> Projection {
+        let asset_of = |sensor: &str| {
+            c.asset
+                .iter()
+                .find(|a| a.sensors.iter().any(|s| s == sensor))
+                .map_or(crate::base::names::UNASSIGNED_ASSET.len(), |a| a.id.len())
+        };
+        let (mut n, mut rate, mut bytes) = (0usize, 0f64, 0f64);
+        for d in &c.modbus {
+            let per_s = 1.0 / d.interval.0.as_secs_f64().max(1e-3);
+            for r in d
+                .register
+                .iter()
+                .filter(|r| self.sensors.iter().any(|g| crate::base::glob::glob_match(g, &r.sensor)))
+            {
+                let per_s = match self.every {
+                    Some(every) => per_s.min(1.0 / every.0.as_secs_f64().max(1e-3)),
+                    None => per_s,
+                };
+                // One sample as the wire carries it, from its parts' typical lengths.
+                let size = match self.format {
+                    ForwardFormat::Influx => 62 + agent.len() + asset_of(&r.sensor) + r.sensor.len(),
+                    _ => 70 + r.sensor.len(),
+                } + if self.every.is_some() { 40 } else { 0 };
+                n += 1;
+                rate += per_s;
+                bytes += per_s * size as f64;
+            }
+        }
+        Projection {
+            polled_sensors: n,
+            per_second: rate,
+            bytes_per_second: bytes,
+        }
+    }
+}
+
 /// Every problem of the `[[forward]]` sections.
 pub(super) fn check_forwards(c: &Config, out: &mut Vec<(KeyPath, String)>) {
     let mut names = std::collections::HashSet::new();

@@ -124,7 +124,9 @@ fn syntax_message(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-const SECTIONS: &[&str] = &["agent", "storage", "upstream", "modbus", "mqtt", "asset", "http", "forward"];
+const SECTIONS: &[&str] = &[
+    "agent", "storage", "upstream", "modbus", "mqtt", "asset", "http", "forward",
+];
 
 pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
     let problem = |line, key: String, message: String| ConfigProblem {
@@ -180,6 +182,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
     // would report follow-on errors of a section that is already reported as broken.
     if raw_problems.is_empty() {
         raw_problems = validate::validate(&config);
+        super::forward::check_forwards(&config, &mut raw_problems);
     }
     if raw_problems.is_empty() {
         raw_problems = resolution_problems(&config);

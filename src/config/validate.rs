@@ -29,7 +29,6 @@ pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
         check_model_name(a, &base, &rule_names, &mut out);
     }
     check_asset_tree(c, &mut out);
-    super::forward::check_forwards(c, &mut out);
     out
 }
 

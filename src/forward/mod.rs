@@ -42,7 +42,7 @@ use engine::Engine;
 pub use encode::SCHEMA;
 
 /// Samples of sensors outside every asset are sent under this asset.
-pub const UNASSIGNED: &str = "_unassigned";
+pub use crate::base::names::UNASSIGNED_ASSET as UNASSIGNED;
 
 /// Opens every destination (reading its password, token and TLS files now) and starts it.
 /// Cursors of destinations no longer configured are dropped, so they stop holding

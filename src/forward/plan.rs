@@ -180,9 +180,13 @@ impl Planner {
             // Never past the newest sample written: a sample that arrives later with a
             // time at or before that is journaled as late, so none falls behind a cursor
             // unseen.
-            let Some(newest) = store.newest(t.sensor)? else { continue };
+            let Some(newest) = store.newest(t.sensor)? else {
+                continue;
+            };
             for c in [&mut self.sent, &mut self.confirmed] {
-                c.entry(t.sensor).or_insert(SensorCursor::FRESH).open_gap(horizon.min(newest));
+                c.entry(t.sensor)
+                    .or_insert(SensorCursor::FRESH)
+                    .open_gap(horizon.min(newest));
             }
         }
         for t in &targets {

@@ -203,7 +203,9 @@ impl Cursors {
         let mut dests: Vec<String> = Vec::new();
         for item in self.tree.iter().keys() {
             let k = item?;
-            let Some(nul) = k.iter().position(|b| *b == 0) else { continue };
+            let Some(nul) = k.iter().position(|b| *b == 0) else {
+                continue;
+            };
             let dest = String::from_utf8_lossy(&k[..nul]).into_owned();
             if dests.last() != Some(&dest) {
                 dests.push(dest);

@@ -125,11 +125,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path(), StoreOptions::default()).unwrap();
         s.keep_late(true);
-        s.append(&[Sample::good(1, 100, 1.0), Sample::good(1, 200, 2.0), Sample::good(2, 50, 1.0)]);
+        s.append(&[
+            Sample::good(1, 100, 1.0),
+            Sample::good(1, 200, 2.0),
+            Sample::good(2, 50, 1.0),
+        ]);
         s.flush().unwrap();
         assert!(s.late_after(0, 10).unwrap().is_empty());
         // 150 and 200 are late for sensor 1; 300 is not; 60 is not late for sensor 2.
-        s.append(&[Sample::good(1, 150, 1.5), Sample::good(1, 300, 3.0), Sample::good(1, 200, 2.5), Sample::good(2, 60, 1.0)]);
+        s.append(&[
+            Sample::good(1, 150, 1.5),
+            Sample::good(1, 300, 3.0),
+            Sample::good(1, 200, 2.5),
+            Sample::good(2, 60, 1.0),
+        ]);
         s.flush().unwrap();
         let late = s.late_after(0, 10).unwrap();
         assert_eq!(late.len(), 1);

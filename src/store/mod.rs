@@ -321,9 +321,7 @@ impl Store {
             sealed_chunks: 0,
         };
         if !pending.is_empty() {
-            let journaled = self
-                .take_late(&mut st, &pending)
-                .and_then(|late| self.journal(&late));
+            let journaled = self.take_late(&mut st, &pending).and_then(|late| self.journal(&late));
             if let Err(e) = journaled {
                 st.pending = pending;
                 return Err(e);

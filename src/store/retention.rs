@@ -100,7 +100,10 @@ pub fn enforce(store: &Store, data_dir: &Path, policy: &Policy, now_ms: i64) -> 
     let taken = store.cursors()?.late_taken_by_all()?;
     let trimmed = store.late_trim(taken)?;
     if trimmed > 0 {
-        tracing::debug!(records = trimmed, "late journal: records every destination has taken removed");
+        tracing::debug!(
+            records = trimmed,
+            "late journal: records every destination has taken removed"
+        );
     }
     if !policy.rollups.is_empty() {
         let expired = rollup::expire(store, &policy.rollups, now_ms)?;
@@ -169,11 +172,10 @@ fn evictable(
         }
     }
     groups.retain(|g| {
-        let holder = g.refs.iter().find_map(|(r, h)| {
-            protected
-                .get(&r.sensor)
-                .filter(|(through, _)| h.last_ms > *through)
-        });
+        let holder = g
+            .refs
+            .iter()
+            .find_map(|(r, h)| protected.get(&r.sensor).filter(|(through, _)| h.last_ms > *through));
         if let Some((through, dest)) = holder {
             if held_by.as_ref().is_none_or(|(_, t)| through < t) {
                 *held_by = Some((dest.clone(), *through));

@@ -75,7 +75,9 @@ impl Store {
         let mut n = 0f64;
         for item in self.inner.chunks.range(chunk::range_until(sensor, until_ms)) {
             let (_, v) = item?;
-            let Ok(h) = Stored::of(&v).and_then(|s| s.header()) else { continue };
+            let Ok(h) = Stored::of(&v).and_then(|s| s.header()) else {
+                continue;
+            };
             if h.last_ms <= after_ms || h.first_ms > until_ms {
                 continue;
             }

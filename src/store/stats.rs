@@ -15,12 +15,26 @@ pub struct SensorStats {
     pub newest_ms: i64,
 }
 
+/// One telemetry destination's cursors, summed up.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ForwardStats {
+    pub destination: String,
+    pub sensors: usize,
+    /// Every sensor is confirmed at least through this time (`None`: nothing yet).
+    pub confirmed_through_ms: Option<i64>,
+    /// Sensors with a backlog still being backfilled.
+    pub backfilling: usize,
+    /// Position in the late journal.
+    pub late: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StoreStats {
     pub disk_bytes: u64,
     pub samples: u64,
     pub chunks: u64,
     pub sensors: BTreeMap<String, SensorStats>,
+    pub forward: Vec<ForwardStats>,
 }
 
 impl StoreStats {
@@ -65,6 +79,16 @@ impl StoreStats {
             None => {
                 let _ = writeln!(s, "no rate yet: coverage unknown");
             }
+        }
+        for f in &self.forward {
+            let through = f
+                .confirmed_through_ms
+                .map_or_else(|| "nothing yet".to_string(), format_rfc3339_ms);
+            let _ = writeln!(
+                s,
+                "forward {}: {} sensors, all confirmed through {through}, {} backfilling, late journal at {}",
+                f.destination, f.sensors, f.backfilling, f.late
+            );
         }
         for (name, st) in &self.sensors {
             let _ = writeln!(
@@ -132,7 +156,25 @@ pub fn collect(store: &Store, data_dir: &Path) -> Result<StoreStats, StoreError>
         samples,
         chunks,
         sensors,
+        forward: forward_stats(store)?,
     })
+}
+
+/// Each destination's cursors: how far all its sensors are confirmed, and the backlog.
+fn forward_stats(store: &Store) -> Result<Vec<ForwardStats>, StoreError> {
+    let cursors = store.cursors()?;
+    let mut out = Vec::new();
+    for (destination, list) in cursors.all()? {
+        let through = list.iter().map(|(_, c)| c.through()).min().filter(|t| *t > i64::MIN);
+        out.push(ForwardStats {
+            late: cursors.late(&destination)?,
+            sensors: list.len(),
+            confirmed_through_ms: through,
+            backfilling: list.iter().filter(|(_, c)| c.has_gap()).count(),
+            destination,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -63,4 +63,3 @@ pub fn validate(schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
         }
     }
 }
-
