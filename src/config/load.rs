@@ -124,7 +124,9 @@ fn syntax_message(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-const SECTIONS: &[&str] = &["agent", "storage", "upstream", "modbus", "mqtt", "asset", "http"];
+const SECTIONS: &[&str] = &[
+    "agent", "storage", "upstream", "modbus", "mqtt", "asset", "http", "forward",
+];
 
 pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
     let problem = |line, key: String, message: String| ConfigProblem {
@@ -164,6 +166,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
             "asset" => config.asset = elements(value, at, &mut raw_problems),
             "mqtt" => config.mqtt = elements(value, at, &mut raw_problems),
             "http" => section(value, at, &mut raw_problems, &mut config.http),
+            "forward" => config.forward = elements(value, at, &mut raw_problems),
             other => raw_problems.push((
                 at,
                 format!("unknown section `{other}`, expected one of {}", SECTIONS.join(", ")),
@@ -206,6 +209,9 @@ fn resolution_problems(config: &Config) -> Vec<(KeyPath, String)> {
     }
     if let Err(e) = config.input_settings() {
         out.push((vec![Seg::Key("mqtt".into())], e));
+    }
+    if let Err(e) = config.forward_settings() {
+        out.push((vec![Seg::Key("forward".into())], e));
     }
     out
 }
