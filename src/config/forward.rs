@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::broker::{BrokerEndpoint, ConnectionFields};
-use super::keys::{at, is_plain_name, k, readable, KeyPath, Seg};
+use super::keys::{at, check_topic_template, is_plain_name, k, readable, KeyPath, Seg};
 use super::{defaults, Config, Dur};
 use crate::base::secret::Secret;
 
@@ -447,7 +447,7 @@ fn check_kind(f: &ForwardSection, agent: &str, base: &KeyPath, out: &mut Vec<(Ke
     }
     check_sparkplug(f, agent, base, out);
     if f.format == ForwardFormat::Json {
-        super::validate::check_topic_template(&f.topic, &["agent", "asset", "site"], key("topic"), out);
+        check_topic_template(&f.topic, &["agent", "asset", "site"], key("topic"), out);
     }
     if f.max_inflight == 0 {
         out.push((key("max_inflight"), "must be at least 1".into()));
