@@ -564,3 +564,21 @@ fn mqtt_max_sensors_is_checked() {
     }
     assert!(check(&with_mqtt(&format!("max_sensors = 50\n{sub}"))).ok);
 }
+
+#[test]
+fn sparkplug_forwarding_is_accepted_and_its_ids_checked() {
+    let sparkplug = "\n[[forward]]\nname = \"scada\"\nto = \"mqtt://127.0.0.1:1883\"\nformat = \"sparkplug\"\ngroup = \"plant\"\nprimary_host = \"scada-1\"\n";
+    let out = check(&format!("{QUICKSTART}{sparkplug}"));
+    assert!(out.ok, "{}", out.stderr);
+    assert_problem(
+        &format!("{QUICKSTART}{}", sparkplug.replace("group = \"plant\"", "group = \"plant/1\"")),
+        &["forward[0].group: \"plant/1\" must be non-empty, without '/', '+' or '#'"],
+    );
+    assert_problem(
+        &format!("{QUICKSTART}{}", sparkplug.replace("\"sparkplug\"", "\"json\"")),
+        &[
+            "forward[0].group: is a Sparkplug option",
+            "forward[0].primary_host: is a Sparkplug option",
+        ],
+    );
+}
