@@ -571,7 +571,10 @@ fn sparkplug_forwarding_is_accepted_and_its_ids_checked() {
     let out = check(&format!("{QUICKSTART}{sparkplug}"));
     assert!(out.ok, "{}", out.stderr);
     assert_problem(
-        &format!("{QUICKSTART}{}", sparkplug.replace("group = \"plant\"", "group = \"plant/1\"")),
+        &format!(
+            "{QUICKSTART}{}",
+            sparkplug.replace("group = \"plant\"", "group = \"plant/1\"")
+        ),
         &["forward[0].group: \"plant/1\" must be non-empty, without '/', '+' or '#'"],
     );
     assert_problem(

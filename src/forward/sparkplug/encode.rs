@@ -11,7 +11,7 @@
 
 use prost::Message;
 
-use crate::base::sample::SensorId;
+use crate::base::sample::{Sample, SensorId};
 use crate::forward::plan::Item;
 use crate::source::mqtt::sparkplug::REBIRTH_METRIC;
 
@@ -206,15 +206,16 @@ fn value_metric(ts_ms: i64, value: Option<f64>, historical: bool) -> Metric {
     m
 }
 
+/// A sample's value, `None` when it is not good (a failed read carries NaN).
+pub fn sample_value(s: &Sample) -> Option<f64> {
+    (s.quality.is_good() && s.value.is_finite()).then_some(s.value)
+}
+
 /// The sensor, time and value (`None` when not good) of an item. A rollup goes as its
 /// mean at the bucket's start.
 pub fn item_value(item: &Item) -> (SensorId, i64, Option<f64>) {
     match item {
-        Item::Raw(s) => (
-            s.sensor,
-            s.ts_ms,
-            (s.quality.is_good() && s.value.is_finite()).then_some(s.value),
-        ),
+        Item::Raw(s) => (s.sensor, s.ts_ms, sample_value(s)),
         Item::Rollup { sensor, bucket } => (*sensor, bucket.start_ms, Some(bucket.mean)),
     }
 }
@@ -265,7 +266,7 @@ pub fn host_state(payload: &[u8]) -> Option<(bool, Option<i64>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::base::sample::{Quality, Sample};
+    use crate::base::sample::Quality;
 
     #[test]
     fn births_carry_names_aliases_datatypes_and_the_session() {

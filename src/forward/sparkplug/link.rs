@@ -220,10 +220,9 @@ impl SparkplugSink {
             .map(|t| BirthMetric {
                 name: t.name.to_string(),
                 alias: t.sensor,
-                last: engine.last_sample(t.sensor).map(|s| {
-                    let (_, ts, value) = encode::item_value(&crate::forward::plan::Item::Raw(s));
-                    (ts, value)
-                }),
+                last: engine
+                    .last_sample(t.sensor)
+                    .map(|s| (s.ts_ms, encode::sample_value(&s))),
             })
             .collect();
         let sensors: Vec<_> = targets.iter().map(|t| t.sensor).collect();
