@@ -13,9 +13,7 @@ use prost::Message;
 
 use crate::base::sample::{Sample, SensorId};
 use crate::forward::plan::Item;
-use crate::source::mqtt::sparkplug::REBIRTH_METRIC;
-
-pub const NAMESPACE: &str = "spBv1.0";
+use crate::source::mqtt::sparkplug::{NAMESPACE, REBIRTH_METRIC};
 
 /// The node metric that carries the session number, in NBIRTH and NDEATH.
 pub const BD_SEQ: &str = "bdSeq";
