@@ -24,7 +24,8 @@ mod topic;
 mod validate;
 
 pub use forward::{
-    BackfillOrder, Destination, ForwardFormat, ForwardSection, ForwardSettings, InfluxAuth, InfluxTarget, Shaping,
+    is_sparkplug_id, BackfillOrder, Destination, ForwardFormat, ForwardSection, ForwardSettings, InfluxAuth,
+    InfluxTarget, Shaping, SparkplugNode, SPARKPLUG_GROUP,
 };
 pub use modbus::*;
 pub use mqtt::{sensor_glob, sensor_template, MqttInput, PayloadFormat, Precision, Subscription};

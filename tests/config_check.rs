@@ -597,3 +597,24 @@ fn forward_destinations_are_checked() {
     let ok = check(&format!("{base}\n[[forward]]\nname = \"h\"\nto = \"http://h:8086\"\nformat = \"influx\"\ndatabase = \"plant\"\nusername = \"u\"\npassword = \"p\"\n"));
     assert!(ok.ok, "{}", ok.stderr);
 }
+
+#[test]
+fn sparkplug_forwarding_is_accepted_and_its_ids_checked() {
+    let sparkplug = "\n[[forward]]\nname = \"scada\"\nto = \"mqtt://127.0.0.1:1883\"\nformat = \"sparkplug\"\ngroup = \"plant\"\nprimary_host = \"scada-1\"\n";
+    let out = check(&format!("{QUICKSTART}{sparkplug}"));
+    assert!(out.ok, "{}", out.stderr);
+    assert_problem(
+        &format!(
+            "{QUICKSTART}{}",
+            sparkplug.replace("group = \"plant\"", "group = \"plant/1\"")
+        ),
+        &["forward[0].group: \"plant/1\" must be non-empty, without '/', '+' or '#'"],
+    );
+    assert_problem(
+        &format!("{QUICKSTART}{}", sparkplug.replace("\"sparkplug\"", "\"json\"")),
+        &[
+            "forward[0].group: is a Sparkplug option",
+            "forward[0].primary_host: is a Sparkplug option",
+        ],
+    );
+}

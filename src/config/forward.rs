@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::broker::{BrokerEndpoint, ConnectionFields};
-use super::keys::{at, is_plain_name, k, readable, KeyPath, Seg};
+use super::keys::{at, check_topic_template, is_plain_name, k, readable, KeyPath, Seg};
 use super::{defaults, Config, Dur};
 use crate::base::secret::Secret;
 
@@ -109,6 +109,16 @@ pub struct ForwardSection {
     /// InfluxDB: how long one write may take before it counts as failed.
     #[serde(default = "defaults::forward_timeout")]
     pub timeout: Dur,
+    /// sparkplug: the group id of the edge node (default `forewarn`).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// sparkplug: the edge node id; `{agent}` is filled (default `{agent}`).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// sparkplug: the host application id whose `STATE` decides when data may go;
+    /// unset, data goes whenever the broker is reachable.
+    #[serde(default)]
+    pub primary_host: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,8 +165,27 @@ pub enum Destination {
         /// The topic template, `{agent}` and `{site}` filled; `{asset}` per batch.
         topic: String,
         max_inflight: u16,
+        /// With `format = "sparkplug"`: the edge node's identity.
+        sparkplug: Option<SparkplugNode>,
     },
     Influx(InfluxTarget),
+}
+
+/// A Sparkplug B edge node's identity, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SparkplugNode {
+    pub group: String,
+    pub node: String,
+    pub primary_host: Option<String>,
+}
+
+/// The default Sparkplug group id.
+pub const SPARKPLUG_GROUP: &str = "forewarn";
+
+/// A Sparkplug id (group, edge node, device, host) may not hold these: they are MQTT
+/// topic separators and wildcards.
+pub fn is_sparkplug_id(id: &str) -> bool {
+    !id.is_empty() && !id.contains(['/', '+', '#'])
 }
 
 /// An InfluxDB `/write` (1.x) or `/api/v2/write` (2.x) endpoint.
@@ -227,6 +256,11 @@ impl Config {
                 endpoint: f.connection().resolve(client_id)?,
                 topic: f.topic.replace("{site}", site.unwrap_or("")).replace("{agent}", &agent),
                 max_inflight: f.max_inflight,
+                sparkplug: (f.format == ForwardFormat::Sparkplug).then(|| SparkplugNode {
+                    group: f.group.clone().unwrap_or_else(|| SPARKPLUG_GROUP.to_string()),
+                    node: f.node.as_deref().unwrap_or("{agent}").replace("{agent}", &agent),
+                    primary_host: f.primary_host.clone(),
+                }),
             }
         };
         let ms = |d: Dur| i64::try_from(d.0.as_millis()).unwrap_or(i64::MAX);
@@ -401,7 +435,7 @@ pub(super) fn check_forwards(c: &Config, out: &mut Vec<(KeyPath, String)>) {
         } else if !names.insert(f.name.as_str()) {
             out.push((key("name"), format!("{:?} names another destination too", f.name)));
         }
-        check_kind(f, &base, out);
+        check_kind(f, &c.agent.id, &base, out);
         check_shaping(f, &base, out);
         if f.batch == 0 || f.batch > 100_000 {
             out.push((key("batch"), "must be 1..=100000".into()));
@@ -419,7 +453,7 @@ pub(super) fn check_forwards(c: &Config, out: &mut Vec<(KeyPath, String)>) {
 }
 
 /// The URL, the format and the options that belong to each kind.
-fn check_kind(f: &ForwardSection, base: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
+fn check_kind(f: &ForwardSection, agent: &str, base: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
     let key = |name: &str| at(base, &[k(name)]);
     if f.is_http() {
         if f.format != ForwardFormat::Influx {
@@ -468,17 +502,42 @@ fn check_kind(f: &ForwardSection, base: &KeyPath, out: &mut Vec<(KeyPath, String
         }
         out.push((path, msg));
     }
-    if f.format == ForwardFormat::Sparkplug {
-        out.push((
-            key("format"),
-            "forwarding as Sparkplug B is not available in this version; use format = \"json\"".into(),
-        ));
-    }
+    check_sparkplug(f, agent, base, out);
     if f.format == ForwardFormat::Json {
-        super::validate::check_topic_template(&f.topic, &["agent", "asset", "site"], key("topic"), out);
+        check_topic_template(&f.topic, &["agent", "asset", "site"], key("topic"), out);
     }
     if f.max_inflight == 0 {
         out.push((key("max_inflight"), "must be at least 1".into()));
+    }
+}
+
+/// The Sparkplug options: only with `format = "sparkplug"`, and ids that fit a topic.
+fn check_sparkplug(f: &ForwardSection, agent: &str, base: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
+    let key = |name: &str| at(base, &[k(name)]);
+    let options = [
+        ("group", f.group.clone()),
+        ("node", f.node.as_ref().map(|n| n.replace("{agent}", agent))),
+        ("primary_host", f.primary_host.clone()),
+    ];
+    for (name, value) in options {
+        let Some(value) = value else { continue };
+        if f.format != ForwardFormat::Sparkplug {
+            out.push((
+                key(name),
+                "is a Sparkplug option; set format = \"sparkplug\" or leave it out".into(),
+            ));
+        } else if !is_sparkplug_id(&value) {
+            out.push((
+                key(name),
+                format!("{value:?} must be non-empty, without '/', '+' or '#'"),
+            ));
+        }
+    }
+    if f.format == ForwardFormat::Sparkplug && f.node.is_none() && !is_sparkplug_id(agent) {
+        out.push((
+            key("node"),
+            format!("the agent id {agent:?} cannot be a Sparkplug edge node id ('/', '+', '#'); set node"),
+        ));
     }
 }
 

@@ -10,6 +10,7 @@ use super::plan::{Batch, Item, PlanOptions, Planner, Target};
 use super::UNASSIGNED;
 use crate::base::backoff::Backoff;
 use crate::base::glob::glob_match;
+use crate::base::sample::Sample;
 use crate::base::sample::SensorId;
 use crate::base::time::now_ms;
 use crate::config::{Asset, ForwardSettings};
@@ -21,6 +22,8 @@ use crate::store::{Store, StoreError};
 const REFRESH: Duration = Duration::from_secs(10);
 /// How often lag and backlog are measured.
 const GAUGES: Duration = Duration::from_secs(5);
+/// How far back a sensor's last known sample is looked for (a birth's value).
+const LAST_LOOKBACK_MS: i64 = 3_600_000;
 
 /// The asset each sensor belongs to (the first asset that lists it).
 pub struct AssetMap {
@@ -52,6 +55,8 @@ pub struct Engine {
     pub name: String,
     pub agent: String,
     pub interval: Duration,
+    /// Samples younger than this are live; older ones are backlog.
+    pub live_window_ms: i64,
     globs: Vec<String>,
     batch: usize,
     store: Store,
@@ -90,6 +95,7 @@ impl Engine {
             name: s.name.clone(),
             agent: s.agent.clone(),
             interval: s.interval,
+            live_window_ms: s.live_window_ms,
             globs: s.sensors.clone(),
             batch: s.batch,
             planner: Planner::new(opts, Vec::new(), confirmed),
@@ -231,6 +237,31 @@ impl Engine {
             self.late_queue.push_back(last);
             self.late_sent = seq;
         }
+    }
+
+    /// The assets forwarded now, each with its sensors.
+    pub fn assets(&self) -> &[(Arc<str>, Vec<Target>)] {
+        self.planner.assets()
+    }
+
+    /// The newest stored sample of `sensor` within the last hour, if any.
+    pub fn last_sample(&self, sensor: SensorId) -> Option<Sample> {
+        let from = now_ms().saturating_sub(LAST_LOOKBACK_MS);
+        self.store.read(sensor, from, i64::MAX).ok()?.pop()
+    }
+
+    /// The session number after the one last stored, stored before it is used, so a
+    /// crash never makes a destination reuse one.
+    pub fn next_session(&self, next: impl FnOnce(Option<u64>) -> u64) -> u64 {
+        let previous = self.cursors.session(&self.name).unwrap_or_else(|e| {
+            tracing::warn!(destination = %self.name, error = %e, "cannot read the session number");
+            None
+        });
+        let n = next(previous);
+        if let Err(e) = self.cursors.save_session(&self.name, n) {
+            tracing::warn!(destination = %self.name, error = %e, "cannot write the session number");
+        }
+        n
     }
 
     /// A batch was handed to the destination.

@@ -3,7 +3,7 @@
 //! and confirms batches in send order. A clean session each time: the store and the
 //! cursor are the session state that matters, so after a failure the client, its event
 //! loop and everything in flight are dropped whole and sent again from the cursor.
-//! Batches go as JSON (`check` refuses other formats for a broker today).
+//! Batches go as JSON; Sparkplug B has its own sink (`super::sparkplug`).
 
 use std::time::Duration;
 

@@ -18,13 +18,15 @@
 //! reads; the store journals them (`store::late`) and each destination takes them from
 //! the journal behind a position of its own, so they are sent too.
 //!
-//! The broker sink is in [`link`], InfluxDB in [`influx`]; [`engine`] is what both share.
+//! The broker sink is in [`link`], the Sparkplug B edge node in [`sparkplug`], InfluxDB in
+//! [`influx`]; [`engine`] is what they share.
 
 mod encode;
 mod engine;
 mod influx;
 mod link;
 mod plan;
+mod sparkplug;
 mod window;
 
 use std::sync::Arc;
@@ -78,8 +80,24 @@ pub fn start(
         match &s.destination {
             Destination::Mqtt {
                 endpoint,
+                sparkplug: Some(node),
+                max_inflight,
+                ..
+            } => {
+                let connection = Connection::open(endpoint.clone(), &section)?;
+                tracing::info!(destination = %s.name, broker = %connection.broker(), group = %node.group, node = %node.node, "forwarding as a Sparkplug B edge node");
+                let sink = sparkplug::SparkplugSink {
+                    connection,
+                    node: node.clone(),
+                    max_inflight: *max_inflight,
+                };
+                tasks.push(tokio::spawn(sink.run(engine, stop)));
+            }
+            Destination::Mqtt {
+                endpoint,
                 topic,
                 max_inflight,
+                sparkplug: None,
             } => {
                 let connection = Connection::open(endpoint.clone(), &section)?;
                 tracing::info!(destination = %s.name, broker = %connection.broker(), format = ?s.format, "forwarding");

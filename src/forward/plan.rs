@@ -107,6 +107,11 @@ impl Planner {
         self.assets.iter().flat_map(|(_, t)| t.iter())
     }
 
+    /// The assets forwarded now, each with its sensors.
+    pub fn assets(&self) -> &[(Arc<str>, Vec<Target>)] {
+        &self.assets
+    }
+
     /// Adds sensors that appeared since (MQTT inputs create them as they come).
     pub fn add(&mut self, asset: Arc<str>, target: Target) {
         self.confirmed.entry(target.sensor).or_insert(SensorCursor::FRESH);

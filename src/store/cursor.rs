@@ -110,6 +110,9 @@ pub type DestinationCursors = (String, Vec<(SensorId, SensorCursor)>);
 #[derive(Clone)]
 pub struct Cursors {
     tree: sled::Tree,
+    /// Per destination, a session number a protocol must not repeat (Sparkplug's
+    /// `bdSeq`); its own tree so cursor keys stay sensor-shaped.
+    sessions: sled::Tree,
     reserve: Reserve,
 }
 
@@ -146,6 +149,7 @@ impl Store {
     pub fn cursors(&self) -> Result<Cursors, StoreError> {
         Ok(Cursors {
             tree: self.db().open_tree("forward")?,
+            sessions: self.db().open_tree("forward_session")?,
             reserve: self.reserve(),
         })
     }
@@ -229,8 +233,35 @@ impl Cursors {
         Ok(())
     }
 
+    /// The session number last written for `dest`.
+    pub fn session(&self, dest: &str) -> Result<Option<u64>, StoreError> {
+        let Some(v) = self.sessions.get(dest.as_bytes())? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = v
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt(format!("forward session of {dest}")))?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
+
+    /// Writes the session number of `dest` and flushes it at once: a session about to
+    /// start must not reuse the number after a crash.
+    pub fn save_session(&self, dest: &str, n: u64) -> Result<(), StoreError> {
+        self.reserve.check()?;
+        self.sessions.insert(dest.as_bytes(), &n.to_be_bytes()[..])?;
+        self.sessions.flush()?;
+        Ok(())
+    }
+
     /// Removes the cursors of destinations not in `keep`; returns their names.
     pub fn retain_destinations(&self, keep: &[&str]) -> Result<Vec<String>, StoreError> {
+        for item in self.sessions.iter() {
+            let (k, _) = item?;
+            if !keep.iter().any(|d| d.as_bytes() == &k[..]) {
+                self.sessions.remove(k)?;
+            }
+        }
         let mut gone: Vec<String> = Vec::new();
         let mut batch = sled::Batch::default();
         for item in self.tree.iter() {
@@ -361,5 +392,23 @@ mod tests {
         assert_eq!(cursors.late_taken_by_all().unwrap(), 0, "c has taken nothing");
         cursors.save_late("c", 9).unwrap();
         assert_eq!(cursors.late_taken_by_all().unwrap(), 7);
+    }
+
+    #[test]
+    fn session_numbers_survive_a_reopen_and_go_with_their_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+            let cursors = store.cursors().unwrap();
+            assert_eq!(cursors.session("sp").unwrap(), None);
+            cursors.save_session("sp", 7).unwrap();
+            cursors.save_session("other", 1).unwrap();
+        }
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let cursors = store.cursors().unwrap();
+        assert_eq!(cursors.session("sp").unwrap(), Some(7));
+        cursors.retain_destinations(&["sp"]).unwrap();
+        assert_eq!(cursors.session("other").unwrap(), None);
+        assert_eq!(cursors.session("sp").unwrap(), Some(7));
     }
 }

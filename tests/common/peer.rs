@@ -230,3 +230,90 @@ impl Drop for SparkplugPeer {
         let _ = self.child.wait();
     }
 }
+
+/// The Sparkplug B host application of `tests/peers/sparkplug_host.py` (pysparkplug) as
+/// a child process: every message it decoded is a JSON line; commands (STATE, NCMD rebirth)
+/// go to its stdin.
+pub struct SparkplugHost {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SparkplugHost {
+    /// Subscribes to `spBv1.0/#` on the broker on `port` as host `host`; returns once
+    /// subscribed.
+    pub fn start(port: u16, host: &str) -> SparkplugHost {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/sparkplug_host.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(["--port", &port.to_string(), "--host", host])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 with pysparkplug must be installed (.ci/run installs it)");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let host = SparkplugHost { child, stdin, lines };
+        host.wait_until("ready", Duration::from_secs(20), |h| {
+            h.lines.lock().unwrap().iter().any(|l| l == "ready")
+        });
+        host
+    }
+
+    /// Sends a command (see the script) and waits until it is published.
+    pub fn command(&mut self, cmd: &str) {
+        use std::io::Write;
+        let done = format!("done {}", cmd.split_whitespace().next().unwrap_or_default());
+        let count = |h: &SparkplugHost| h.lines.lock().unwrap().iter().filter(|l| **l == done).count();
+        let before = count(self);
+        writeln!(self.stdin, "{cmd}").expect("host stdin");
+        self.stdin.flush().expect("host stdin");
+        self.wait_until(&done.clone(), Duration::from_secs(10), |h| count(h) > before);
+    }
+
+    /// Every message decoded so far, oldest first.
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with('{'))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Messages of one type (`NBIRTH`, `DBIRTH`, `DDATA`, `NDEATH`, …).
+    pub fn of_type(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.messages().into_iter().filter(|m| m["type"] == kind).collect()
+    }
+
+    /// Waits until `ok` holds; panics with what was decoded after `within`.
+    pub fn wait_until(&self, what: &str, within: Duration, ok: impl Fn(&SparkplugHost) -> bool) {
+        let deadline = Instant::now() + within;
+        while !ok(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the host saw: {:#?}",
+                self.lines.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SparkplugHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -34,7 +34,8 @@ use super::{DecodeError, Reading};
 use crate::base::float::widen_f32;
 use births::{BirthChange, Names, Place, Restored};
 
-const NAMESPACE: &str = "spBv1.0";
+/// The topic namespace of Sparkplug B.
+pub const NAMESPACE: &str = "spBv1.0";
 
 /// The metric that asks an edge node to publish its births again.
 pub const REBIRTH_METRIC: &str = "Node Control/Rebirth";
