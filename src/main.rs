@@ -218,7 +218,8 @@ fn init_logging(filter: Option<&str>) {
     let filter = filter
         .map(EnvFilter::new)
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        // The demo's embedded broker logs every connection and subscription at info.
+        .unwrap_or_else(|| EnvFilter::new("info,rumqttd=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // journald adds its own timestamps; keep one event per line either way.
     tracing_subscriber::fmt()
