@@ -418,7 +418,7 @@ fn check_kind(f: &ForwardSection, base: &KeyPath, out: &mut Vec<(KeyPath, String
         ));
     }
     if f.format == ForwardFormat::Json {
-        super::validate::check_topic_template(&f.topic, &["agent", "asset", "site"], key("topic"), out);
+        super::keys::check_topic_template(&f.topic, &["agent", "asset", "site"], key("topic"), out);
     }
     if f.max_inflight == 0 {
         out.push((key("max_inflight"), "must be at least 1".into()));

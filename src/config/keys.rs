@@ -50,3 +50,36 @@ pub(super) fn readable(path: &std::path::Path, at: KeyPath, out: &mut Vec<(KeyPa
         out.push((at, format!("cannot read {}: {e}", path.display())));
     }
 }
+
+/// A topic template: publishable, with only the `allowed` placeholders. Here because
+/// `validate` and `forward` both check templates and must not import each other.
+pub(super) fn check_topic_template(t: &str, allowed: &[&str], path: KeyPath, out: &mut Vec<(KeyPath, String)>) {
+    if t.is_empty() || t.contains(['+', '#']) || t.starts_with('$') {
+        out.push((
+            path.clone(),
+            format!("{t:?} is not a publishable topic (empty, wildcard or $-topic)"),
+        ));
+    }
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            out.push((path.clone(), format!("unclosed '{{' in {t:?}")));
+            return;
+        };
+        let name = &rest[open + 1..open + close];
+        if !allowed.contains(&name) {
+            out.push((
+                path.clone(),
+                format!(
+                    "unknown placeholder {{{name}}}; allowed: {}",
+                    allowed
+                        .iter()
+                        .map(|a| format!("{{{a}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+}

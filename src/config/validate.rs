@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::keys::{at, is_plain_name, k, key, KeyPath, Seg};
+use super::keys::{at, check_topic_template, is_plain_name, k, key, KeyPath, Seg};
 use super::{Asset, Config, DataType, Register, Rule};
 
 pub(super) fn validate(c: &Config) -> Vec<(KeyPath, String)> {
@@ -499,36 +499,5 @@ fn check_rule_limits(r: &Rule, rb: &KeyPath, out: &mut Vec<(KeyPath, String)>) {
                 ));
             }
         }
-    }
-}
-
-pub(super) fn check_topic_template(t: &str, allowed: &[&str], path: KeyPath, out: &mut Vec<(KeyPath, String)>) {
-    if t.is_empty() || t.contains(['+', '#']) || t.starts_with('$') {
-        out.push((
-            path.clone(),
-            format!("{t:?} is not a publishable topic (empty, wildcard or $-topic)"),
-        ));
-    }
-    let mut rest = t;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            out.push((path.clone(), format!("unclosed '{{' in {t:?}")));
-            return;
-        };
-        let name = &rest[open + 1..open + close];
-        if !allowed.contains(&name) {
-            out.push((
-                path.clone(),
-                format!(
-                    "unknown placeholder {{{name}}}; allowed: {}",
-                    allowed
-                        .iter()
-                        .map(|a| format!("{{{a}}}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-        rest = &rest[open + close + 1..];
     }
 }

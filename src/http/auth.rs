@@ -123,7 +123,10 @@ impl Auth {
     /// 429 time left for `ip`, if it is blocked.
     fn blocked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&ip)?.blocked_until.and_then(|t| t.checked_duration_since(now))
+        map.get(&ip)?
+            .blocked_until
+            .and_then(|t| t.checked_duration_since(now))
+            .filter(|left| !left.is_zero())
     }
 
     /// Counts and logs one failure of `ip` trying `user`.
