@@ -266,6 +266,23 @@ mod tests {
         }
     }
 
+    /// The cost the API's cache saves: `cargo test --release --lib argon2_verify_cost --
+    /// --ignored --nocapture` prints the time of one verification with the parameters above.
+    #[test]
+    #[ignore]
+    fn argon2_verify_cost() {
+        let hash = Secret::new(hash_password(&Secret::new("a password")).unwrap());
+        let runs = 10;
+        let start = std::time::Instant::now();
+        for _ in 0..runs {
+            assert!(verify(&hash, b"a password"));
+        }
+        println!(
+            "argon2id m={ARGON2_MEMORY_KIB} KiB t={ARGON2_PASSES}: {:?} per verification",
+            start.elapsed() / runs
+        );
+    }
+
     #[test]
     fn problems_name_the_line() {
         let p = Path::new("users");
