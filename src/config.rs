@@ -21,6 +21,7 @@ mod mqtt_checks;
 pub(crate) mod params;
 mod resolved;
 mod topic;
+pub mod users;
 mod validate;
 
 pub use forward::{
@@ -78,6 +79,8 @@ pub struct Config {
 
 /// `[http]`: a small HTTP API for the local machine: `/healthz`, `/metrics`, `/query`,
 /// `/stats`. `forewarn query` and `forewarn store-stats` use it while the agent runs.
+/// Off loopback it needs `users_file` (HTTP Basic, roles, CSRF tokens for actions), and
+/// with `tls_cert` and `tls_key` it speaks HTTPS.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
@@ -87,6 +90,18 @@ pub struct HttpConfig {
     /// `host:port` to listen on; keep it on loopback unless a firewall guards it.
     #[serde(default = "defaults::http_listen")]
     pub listen: String,
+    /// Users of the API, one `name:role:$argon2id$…` line each, written by `forewarn
+    /// passwd FILE USER [--role viewer|operator]`. With it every request needs HTTP Basic
+    /// credentials; required when `listen` is not a loopback address. Default: none.
+    #[serde(default)]
+    pub users_file: Option<PathBuf>,
+    /// PEM certificate chain the API presents; with `tls_key`, the API speaks HTTPS only.
+    /// Default: none (plain HTTP).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`. Default: none.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -94,6 +109,9 @@ impl Default for HttpConfig {
         HttpConfig {
             enabled: true,
             listen: defaults::http_listen(),
+            users_file: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -6,7 +6,8 @@
 //! - `query`, `import`, `store-stats`: the local history, through the running agent or on
 //!   the stopped store;
 //! - `train`, `eval`: failure-prediction models and their evaluation on labelled files;
-//! - `demo`: a simulated plant, a broker and the agent in one process.
+//! - `demo`: a simulated plant, a broker and the agent in one process;
+//! - `passwd`: add or change a user of the HTTP API (`[http] users_file`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ use forewarn::config::{Config, RegisterKind, DEFAULT_CONFIG_PATH};
 
 mod check_cli;
 mod history;
+mod passwd_cli;
 mod predict_cli;
 
 #[derive(Parser)]
@@ -133,6 +135,20 @@ enum Command {
         #[arg(long)]
         duration: Option<u64>,
     },
+    /// Add USER to the HTTP API's users file FILE, or change their password and role; the
+    /// password is asked for (hidden on a terminal) or read from standard input.
+    Passwd {
+        /// The users file (`[http] users_file`); created with mode 0600 if missing.
+        file: PathBuf,
+        /// The user name (no ':', '#' or blanks).
+        user: String,
+        /// What the user may do: viewer reads, operator also runs actions.
+        #[arg(long, value_enum, default_value_t = passwd_cli::RoleArg::Viewer)]
+        role: passwd_cli::RoleArg,
+        /// Read the password from the first line of standard input without prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 /// The arguments of `train`.
@@ -202,7 +218,8 @@ fn init_logging(filter: Option<&str>) {
     let filter = filter
         .map(EnvFilter::new)
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        // The demo's embedded broker logs every connection and subscription at info.
+        .unwrap_or_else(|| EnvFilter::new("info,rumqttd=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // journald adds its own timestamps; keep one event per line either way.
     tracing_subscriber::fmt()
@@ -236,6 +253,12 @@ fn execute(command: Command) -> Result<ExitCode> {
             table,
         } => poll(&config, probe.as_deref(), table),
         Command::Demo { duration } => demo(duration.map(Duration::from_secs)),
+        Command::Passwd {
+            file,
+            user,
+            role,
+            password_stdin,
+        } => passwd_cli::passwd(&file, &user, role, password_stdin),
         Command::Query {
             config,
             sensor,

@@ -86,7 +86,10 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         &stats,
         &shutdown,
     )?);
-    if let Some(http) = start_http(&config, &store, &stats, &shutdown).await? {
+    // SIGHUP (and the API's reload action) reloads the models after `forewarn train`; the
+    // listener ends with the agent.
+    let reload = Arc::new(Notify::new());
+    if let Some(http) = start_http(&config, &store, &stats, &reload, &shutdown).await? {
         tasks.push(http);
     }
     let (alarm_tx, alarm_rx) = mpsc::channel::<(AlarmId, Observation)>(16);
@@ -96,8 +99,6 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
 
     let models = load_models(&config.asset, &config.agent.data_dir, &ids, &alarms.models);
     tracing::info!(agent = %config.agent.id, sensors = ids.len(), rules = alarms.rules.len(), models = models.len(), no_data_watches = alarms.silence.len(), data_dir = %config.agent.data_dir.display(), "agent started");
-    // SIGHUP reloads the models (after `forewarn train`); the listener ends with the agent.
-    let reload = Arc::new(Notify::new());
     tasks.push(tokio::spawn(forward_hangups(reload.clone(), shutdown.clone())));
     // The store is open and the sources run: the service manager may consider the agent up.
     let heartbeat = Heartbeat::default();
@@ -301,10 +302,22 @@ async fn start_http(
     config: &Config,
     store: &Store,
     stats: &Arc<Stats>,
+    reload: &Arc<Notify>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Option<JoinHandle<()>>> {
     let Some(listen) = config.http_listen().map_err(anyhow::Error::msg)? else {
         return Ok(None);
+    };
+    let h = &config.http;
+    let access = crate::http::Access {
+        auth: match &h.users_file {
+            Some(f) => Some(Arc::new(crate::http::auth::Auth::load(f, stats.clone())?)),
+            None => None,
+        },
+        tls: match (&h.tls_cert, &h.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::http::tls::acceptor(cert, key)?),
+            _ => None,
+        },
     };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -317,11 +330,12 @@ async fn start_http(
         max_disk: config.storage.max_disk.0,
         rollups: config.rollup_tiers(),
     };
-    tracing::info!(%listen, "http api");
+    tracing::info!(%listen, users = access.auth.is_some(), https = access.tls.is_some(), "http api");
+    let app = crate::http::router(Arc::new(api)).merge(crate::http::actions::router(reload.clone()));
     let stop = shutdown.clone();
     Ok(Some(tokio::spawn(async move {
         tokio::select! {
-            _ = crate::http::serve(listener, Arc::new(api)) => {}
+            _ = crate::http::serve_access(listener, app, crate::http::Limits::default(), access) => {}
             _ = wait_true(stop) => {}
         }
     })))

@@ -8,6 +8,6 @@ pub(crate) mod float;
 pub(crate) mod glob;
 pub(crate) mod names;
 pub mod sample;
-pub(crate) mod secret;
+pub mod secret;
 pub mod time;
 pub(crate) mod units;

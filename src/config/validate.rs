@@ -111,14 +111,60 @@ fn check_storage(c: &Config, out: &mut Vec<(KeyPath, String)>) {
     }
 }
 
-/// `[http]`: an address to listen on.
+/// `[http]`: an address to listen on; off loopback only with users; users and TLS files
+/// that can be read and parse.
 fn check_http(c: &Config, out: &mut Vec<(KeyPath, String)>) {
-    if c.http.enabled && c.http.listen.parse::<std::net::SocketAddr>().is_err() {
-        out.push((
-            key(&["http", "listen"]),
-            format!("{:?} is not ip:port (e.g. \"127.0.0.1:9321\")", c.http.listen),
-        ));
+    let h = &c.http;
+    if !h.enabled {
+        return;
     }
+    match h.listen.parse::<std::net::SocketAddr>() {
+        Err(_) => out.push((
+            key(&["http", "listen"]),
+            format!("{:?} is not ip:port (e.g. \"127.0.0.1:9321\")", h.listen),
+        )),
+        Ok(addr) if !addr.ip().is_loopback() && h.users_file.is_none() => out.push((
+            key(&["http", "listen"]),
+            format!(
+                "{} is not a loopback address: set http.users_file (users made by `forewarn passwd`) \
+                 so that the API asks for credentials, or listen on 127.0.0.1",
+                h.listen
+            ),
+        )),
+        Ok(_) => {}
+    }
+    if let Some(file) = &h.users_file {
+        if let Err(problems) = super::users::parse(file) {
+            for p in problems {
+                out.push((key(&["http", "users_file"]), p.to_string()));
+            }
+        }
+    }
+    match (&h.tls_cert, &h.tls_key) {
+        (Some(cert), Some(key_file)) => {
+            if let Err(p) = check_pem(cert, key_file) {
+                out.push((key(&["http", "tls_cert"]), p));
+            }
+        }
+        (Some(_), None) => out.push((key(&["http", "tls_key"]), "tls_cert needs tls_key".into())),
+        (None, Some(_)) => out.push((key(&["http", "tls_cert"]), "tls_key needs tls_cert".into())),
+        (None, None) => {}
+    }
+}
+
+/// A certificate chain and a private key as PEM; whether they belong together is
+/// rustls' question at start-up.
+fn check_pem(cert: &std::path::Path, key_file: &std::path::Path) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", cert.display()));
+    }
+    PrivateKeyDer::from_pem_file(key_file).map_err(|e| format!("{}: no PEM private key: {e}", key_file.display()))?;
+    Ok(())
 }
 
 /// `[upstream]`: the alert topic, the connection and the session.

@@ -1,6 +1,7 @@
-//! `forewarn demo`: a simulated plant, an embedded MQTT broker, the agent and a
+//! `forewarn demo`: a simulated plant, an embedded MQTT broker (rumqttd), the agent and a
 //! subscriber, all in one process on free loopback ports, with a temporary data dir.
-//! Alerts arrive on stdout as one JSON object per line; logs go to stderr.
+//! Alerts arrive on stdout as one JSON object per line; logs go to stderr, which also
+//! names the ports and the web page's address.
 
 pub(crate) mod broker;
 pub mod modbus_server;
@@ -18,7 +19,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 
 /// The demo's config: one pump PLC, one asset with an overheat rule and a model.
-pub fn demo_config(modbus_port: u16, broker_port: u16, data_dir: &Path) -> Result<Config> {
+pub fn demo_config(modbus_port: u16, broker_port: u16, http_port: u16, data_dir: &Path) -> Result<Config> {
     let text = format!(
         r#"
 [agent]
@@ -28,6 +29,9 @@ data_dir = "{data_dir}"
 [storage]
 raw_retention = "1d"
 max_disk = "64MiB"
+
+[http]
+listen = "127.0.0.1:{http_port}"
 
 [upstream]
 broker = "mqtt://127.0.0.1:{broker_port}"
@@ -91,22 +95,24 @@ pub async fn run(duration: Option<Duration>) -> Result<()> {
     tokio::spawn(plant::simulate(bank.clone(), Duration::from_millis(100)));
     tokio::spawn(modbus_server::serve(modbus, bank));
 
-    let mqtt = TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the demo broker")?;
-    let broker_port = mqtt.local_addr()?.port();
-    tokio::spawn(broker::serve(mqtt));
+    let broker_port = tokio::task::spawn_blocking(broker::start).await??.port();
+    // The agent binds the API itself; a port the kernel just handed out is free.
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .context("a free port for the web page")?
+        .port();
 
     let data = tempfile::Builder::new()
         .prefix("forewarn-demo-")
         .tempdir()
         .context("creating a temporary data dir")?;
-    let config = demo_config(modbus_port, broker_port, data.path())?;
+    let config = demo_config(modbus_port, broker_port, http_port, data.path())?;
     train_model(&config)?;
 
     let subscribed = subscribe_and_print(broker_port).await?;
     eprintln!(
         "forewarn demo: simulated pump PLC on 127.0.0.1:{modbus_port}, broker on 127.0.0.1:{broker_port}, data in {}.\n\
+         web page: http://127.0.0.1:{http_port}/\n\
          The bearing starts overheating after ~20 s: the model alerts within seconds, the 80 °C rule near 35 s;\n\
          it recovers near 70 s and the cycle repeats every 90 s.\n\
          Alerts appear below, one JSON object per line. Ctrl-C to stop.",
@@ -178,7 +184,7 @@ mod tests {
     #[test]
     fn the_model_alerts_long_before_the_rule_and_clears_after_the_cycle() {
         let dir = tempfile::tempdir().unwrap();
-        let config = demo_config(1502, 1883, dir.path()).unwrap();
+        let config = demo_config(1502, 1883, 9321, dir.path()).unwrap();
         train_model(&config).unwrap();
         let asset = &config.asset[0];
         let path = asset.model.as_ref().unwrap().path(dir.path(), &asset.id);

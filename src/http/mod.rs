@@ -10,11 +10,15 @@
 //! at most [`MAX_CONNECTIONS`] connections served at once, the others waiting in the
 //! listen backlog; one request per connection and at most [`CONNECTION_TIME`] per
 //! connection, response included. It listens where `[http] listen` says, loopback by
-//! default.
+//! default. With [`Access`] it asks for credentials ([`auth`]) and speaks HTTPS
+//! ([`tls`]); each request carries its client's address ([`auth::PeerAddr`]).
 
+pub mod actions;
+pub mod auth;
 pub mod client;
 pub mod routes;
 mod stream;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +29,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -87,8 +92,32 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
     serve_with(listener, router(state), Limits::default()).await
 }
 
+/// Who may connect and how: users (`[http] users_file`) and HTTPS (`tls_cert`,
+/// `tls_key`); the default is neither, for loopback.
+#[derive(Clone, Default)]
+pub struct Access {
+    pub auth: Option<Arc<auth::Auth>>,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Access {
+    /// `app` behind the users' check, when there are users.
+    pub fn protect(&self, app: Router) -> Router {
+        match &self.auth {
+            Some(a) => app.layer(axum::middleware::from_fn_with_state(a.clone(), auth::require)),
+            None => app,
+        }
+    }
+}
+
 /// Serves `app` on `listener` within `limits`, for as long as the future is polled.
 pub async fn serve_with(listener: TcpListener, app: Router, limits: Limits) {
+    serve_access(listener, app, limits, Access::default()).await
+}
+
+/// [`serve_with`], with `access`'s users and TLS.
+pub async fn serve_access(listener: TcpListener, app: Router, limits: Limits, access: Access) {
+    let app = access.protect(app);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
         // The slot is taken before the accept: over the cap, connections wait in the
@@ -97,27 +126,50 @@ pub async fn serve_with(listener: TcpListener, app: Router, limits: Limits) {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 tracing::debug!(error = %e, "http accept");
                 tokio::time::sleep(ACCEPT_PAUSE).await;
                 continue;
             }
         };
-        tokio::spawn(connection(stream, app.clone(), limits, slot));
+        let app = app.clone();
+        let Some(tls) = access.tls.clone() else {
+            tokio::spawn(connection(stream, peer, Instant::now(), app, limits, slot));
+            continue;
+        };
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let head_time = limits.header_read_time.min(limits.connection_time);
+            match tokio::time::timeout(head_time, tls.accept(stream)).await {
+                Ok(Ok(stream)) => connection(stream, peer, start, app, limits, slot).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "https handshake"),
+                Err(_) => tracing::debug!(%peer, "https handshake not complete in time; closing"),
+            }
+        });
     }
 }
 
-/// One connection, closed when its head is late or its time is up. The slot is held until
-/// the socket is closed.
-async fn connection(stream: TcpStream, app: Router, limits: Limits, _slot: OwnedSemaphorePermit) {
-    let deadline = Instant::now() + limits.connection_time;
+/// One connection accepted at `start`, closed when its head is late or its time is up.
+/// The slot is held until the socket is closed.
+async fn connection<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    start: Instant,
+    app: Router,
+    limits: Limits,
+    _slot: OwnedSemaphorePermit,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let deadline = start + limits.connection_time;
     // hyper calls the service once the head is parsed: that ends the head's deadline.
     let head_read = Arc::new(Notify::new());
     let signal = head_read.clone();
-    let service = service_fn(move |req: Request<Incoming>| {
+    let service = service_fn(move |mut req: Request<Incoming>| {
         signal.notify_one();
+        req.extensions_mut().insert(auth::PeerAddr(peer));
         let mut app = app.clone();
         async move { app.call(req).await }
     });
@@ -130,7 +182,7 @@ async fn connection(stream: TcpStream, app: Router, limits: Limits, _slot: Owned
     tokio::select! {
         done = conn.as_mut() => return finished(done),
         () = head_read.notified() => {}
-        () = tokio::time::sleep(head_time) => {
+        () = tokio::time::sleep_until(start + head_time) => {
             tracing::debug!("http request head not complete in time; closing");
             return;
         }

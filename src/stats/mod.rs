@@ -83,6 +83,8 @@ figures! {
         pub alerts_published: Counter => "alerts_published_total", "alerts_published";
         /// Alerts waiting for the broker.
         pub outbox_depth: Gauge => "outbox_depth", "outbox_depth";
+        /// HTTP requests refused for wrong credentials (unknown user or wrong password).
+        pub http_auth_failures: Counter => "http_auth_failures_total", "http_auth_failures";
     }
 }
 
