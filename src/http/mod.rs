@@ -13,6 +13,7 @@
 //! default.
 
 pub mod client;
+pub mod pages;
 pub mod routes;
 mod stream;
 
@@ -31,6 +32,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 pub use client::{get, percent_encode, ClientError, Remote};
+pub use pages::Site;
 pub use routes::{parse_query, router, ApiState};
 
 /// The largest request head (request line and headers) read. Why: the API takes a few

@@ -30,6 +30,8 @@ pub struct ApiState {
     pub data_dir: PathBuf,
     pub max_disk: u64,
     pub rollups: Vec<crate::config::Tier>,
+    /// What the web pages show of the configuration.
+    pub site: super::pages::Site,
 }
 
 /// Why a request gets no answer of its route; each is a plain-text reply.
@@ -66,6 +68,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/query", get(query))
         .route("/stats", get(stats))
+        .merge(super::pages::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
         .layer(middleware::from_fn(refuse_head))
@@ -123,7 +126,7 @@ async fn query(State(state): State<Arc<ApiState>>, uri: Uri) -> Result<Response,
 }
 
 /// `a=1&b=x%20y` as a map; the last of a repeated key wins, a key without `=` is empty.
-fn query_params(query_string: &str) -> HashMap<String, String> {
+pub(super) fn query_params(query_string: &str) -> HashMap<String, String> {
     query_string
         .split('&')
         .filter(|p| !p.is_empty())
