@@ -15,6 +15,7 @@
 pub mod client;
 pub mod pages;
 pub mod routes;
+mod site;
 mod stream;
 
 use std::sync::Arc;
@@ -32,8 +33,8 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 pub use client::{get, percent_encode, ClientError, Remote};
-pub use pages::Site;
 pub use routes::{parse_query, router, ApiState};
+pub use site::Site;
 
 /// The largest request head (request line and headers) read. Why: the API takes a few
 /// short parameters, so 16 KiB is ample for any glob or time, and a client cannot make
@@ -84,9 +85,15 @@ impl Default for Limits {
     }
 }
 
-/// Serves the API's routes with the default limits, for as long as the future is polled.
+/// Serves the API's routes and the web pages with the default limits, for as long as the
+/// future is polled.
 pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
-    serve_with(listener, router(state), Limits::default()).await
+    serve_with(listener, app(state), Limits::default()).await
+}
+
+/// The API's routes and the web pages ([`pages`]) over `state`.
+pub fn app(state: Arc<ApiState>) -> Router {
+    router(state.clone()).merge(pages::router(state))
 }
 
 /// Serves `app` on `listener` within `limits`, for as long as the future is polled.

@@ -31,7 +31,7 @@ pub struct ApiState {
     pub max_disk: u64,
     pub rollups: Vec<crate::config::Tier>,
     /// What the web pages show of the configuration.
-    pub site: super::pages::Site,
+    pub site: super::site::Site,
 }
 
 /// Why a request gets no answer of its route; each is a plain-text reply.
@@ -68,7 +68,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/query", get(query))
         .route("/stats", get(stats))
-        .merge(super::pages::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(not_allowed)
         .layer(middleware::from_fn(refuse_head))
@@ -93,7 +92,7 @@ async fn not_allowed() -> Response {
 
 /// axum answers HEAD with the GET handler and drops the body, which would run a whole
 /// store query for nothing; the API has never served HEAD.
-async fn refuse_head(req: Request, next: Next) -> Response {
+pub(super) async fn refuse_head(req: Request, next: Next) -> Response {
     if req.method() == Method::HEAD {
         return not_allowed().await;
     }

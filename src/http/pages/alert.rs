@@ -38,7 +38,10 @@ fn lifecycle_table(r: &StoredAlarm) -> String {
     let phase = format!("{:?}", r.phase).to_lowercase();
     let class = if r.is_open() { "bad" } else { "ok" };
     let mut rows = vec![
-        vec!["phase".into(), format!("<span class=\"{class}\" id=\"phase\">{}</span>", esc(&phase))],
+        vec![
+            "phase".into(),
+            format!("<span class=\"{class}\" id=\"phase\">{}</span>", esc(&phase)),
+        ],
         vec!["first seen".into(), time(r.first_seen_ms)],
         vec!["last seen in alarm".into(), time(r.last_seen_ms)],
         vec!["phase since".into(), time(r.since_ms)],
@@ -101,8 +104,16 @@ fn score_section(r: &StoredAlarm) -> String {
 /// The sensors involved over the incident's window, most contributing first.
 fn window_plots(state: &ApiState, r: &StoredAlarm) -> Result<String, PageError> {
     let now = now_ms();
-    let start = if r.first_seen_ms > 0 { r.first_seen_ms } else { r.since_ms };
-    let end = if r.is_open() || r.last_seen_ms <= 0 { now } else { (r.last_seen_ms + MARGIN_MS).min(now) };
+    let start = if r.first_seen_ms > 0 {
+        r.first_seen_ms
+    } else {
+        r.since_ms
+    };
+    let end = if r.is_open() || r.last_seen_ms <= 0 {
+        now
+    } else {
+        (r.last_seen_ms + MARGIN_MS).min(now)
+    };
     let (from, to) = (start - MARGIN_MS, end.max(start + 60_000));
     let mut names: Vec<String> = match &r.last {
         Some(o) if !o.sensors.is_empty() => o.sensors.iter().map(|v| v.name.clone()).collect(),

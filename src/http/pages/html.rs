@@ -46,11 +46,15 @@ pub fn page(title: &str, agent: &str, body: &str) -> String {
 
 /// A table with a header row; cells are HTML already (escape text with [`esc`]).
 pub fn table(head: &[&str], rows: &[Vec<String>]) -> String {
-    let mut s = String::from("<table><tr>");
-    for h in head {
-        let _ = write!(s, "<th>{}</th>", esc(h));
+    let mut s = String::from("<table>");
+    // Key-value tables pass empty headings: no header row then.
+    if head.iter().any(|h| !h.is_empty()) {
+        s.push_str("<tr>");
+        for h in head {
+            let _ = write!(s, "<th>{}</th>", esc(h));
+        }
+        s.push_str("</tr>");
     }
-    s.push_str("</tr>");
     for r in rows {
         s.push_str("<tr>");
         for c in r {
@@ -64,7 +68,11 @@ pub fn table(head: &[&str], rows: &[Vec<String>]) -> String {
 
 /// The escaped address of a sensor's page over `range`.
 pub fn sensor_href(name: &str, range: &str) -> String {
-    esc(&format!("/ui/sensor/{}?range={}", percent_encode(name), percent_encode(range)))
+    esc(&format!(
+        "/ui/sensor/{}?range={}",
+        percent_encode(name),
+        percent_encode(range)
+    ))
 }
 
 /// A link to a sensor's page.

@@ -18,67 +18,20 @@ mod sensor;
 mod series;
 mod storage;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{StatusCode, Uri};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use super::routes::{query_params, ApiState};
+use super::routes::{query_params, refuse_head, ApiState};
 use crate::store::StoreError;
 
-/// A threshold rule as the pages draw it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Limit {
-    pub rule: String,
-    pub sensor: String,
-    pub above: Option<f64>,
-    pub below: Option<f64>,
-}
-
-/// One asset as the pages show it.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct SiteAsset {
-    pub id: String,
-    pub sensors: Vec<String>,
-    pub limits: Vec<Limit>,
-    /// The model's alarm name and its file, when the asset has a model.
-    pub model: Option<(String, PathBuf)>,
-}
-
-/// A Modbus device and the sensors it reads.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct SiteDevice {
-    pub name: String,
-    pub sensors: Vec<String>,
-}
-
-/// What the pages know of the configuration, resolved by the agent at start-up (the
-/// http layer never sees the whole `Config`).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Site {
-    pub assets: Vec<SiteAsset>,
-    pub devices: Vec<SiteDevice>,
-    /// `storage.raw_retention`, ms.
-    pub raw_retention_ms: i64,
-    /// `[[forward]]` destination names.
-    pub forwards: Vec<String>,
-}
-
-impl Site {
-    /// Every limit drawn on `sensor`'s plots.
-    fn limits_of(&self, sensor: &str) -> Vec<&Limit> {
-        self.assets
-            .iter()
-            .flat_map(|a| &a.limits)
-            .filter(|l| l.sensor == sensor)
-            .collect()
-    }
-}
+pub use super::site::{Limit, Site, SiteAsset, SiteDevice};
 
 /// Why a page is not shown; each is a short HTML page with its status.
 #[derive(Debug, thiserror::Error)]
@@ -100,20 +53,26 @@ impl IntoResponse for PageError {
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let body = html::page("forewarn", "", &format!("<p class=\"bad\">{}</p>", html::esc(&self.to_string())));
+        let body = html::page(
+            "forewarn",
+            "",
+            &format!("<p class=\"bad\">{}</p>", html::esc(&self.to_string())),
+        );
         (status, [(CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
     }
 }
 
-/// The pages' routes, merged into the API's router (which adds its fallback and refuses
-/// HEAD for these too).
-pub fn routes() -> Router<Arc<ApiState>> {
+/// The pages' routes over `state`, to merge with the API's router (which has the
+/// fallback); HEAD is refused as the API refuses it, so no page renders for nothing.
+pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/", get(overview_page))
         .route("/ui/sensor/{*name}", get(sensor_page))
         .route("/ui/alert/{*key}", get(alert_page))
         .route("/ui/models", get(models_page))
         .route("/ui/storage", get(storage_page))
+        .layer(middleware::from_fn(refuse_head))
+        .with_state(state)
 }
 
 /// Runs a page builder on a blocking thread (store reads and file reads block).

@@ -30,10 +30,11 @@ pub fn page(state: &ApiState) -> Result<String, PageError> {
         rows.push(vec![
             html::sensor_link(name, "1h"),
             h.last.map_or("–".into(), |s| num(s.value)),
-            h.last.map_or("<span class=\"muted\">none in the last hour</span>".into(), |s| {
-                let class = if s.quality.is_good() { "ok" } else { "bad" };
-                format!("<span class=\"{class}\">{}</span>", esc(&s.quality.to_string()))
-            }),
+            h.last
+                .map_or("<span class=\"muted\">none in the last hour</span>".into(), |s| {
+                    let class = if s.quality.is_good() { "ok" } else { "bad" };
+                    format!("<span class=\"{class}\">{}</span>", esc(&s.quality.to_string()))
+                }),
             h.last.map_or("–".into(), |s| time(s.ts_ms)),
             plot::or_note(plot::sparkline_svg(&h, now - SPARK_MS, now)),
         ]);
@@ -43,9 +44,7 @@ pub fn page(state: &ApiState) -> Result<String, PageError> {
     body.push_str(&devices_section(state, &last));
     body.push_str(&format!("<h2>Sensors ({})</h2>", sensors.len()));
     if sensors.len() > listed {
-        body.push_str(&format!(
-            "<p class=\"muted\">the first {listed} by name are listed</p>"
-        ));
+        body.push_str(&format!("<p class=\"muted\">the first {listed} by name are listed</p>"));
     }
     body.push_str(&table(&["sensor", "last value", "quality", "at", "last hour"], &rows));
     Ok(html::page("Overview", &state.agent, &body))
@@ -57,9 +56,28 @@ fn agent_section(state: &ApiState) -> String {
     let class = if pressure == "ok" { "ok" } else { "bad" };
     let rows = vec![
         vec!["agent".into(), esc(&state.agent)],
-        vec!["storage".into(), format!("<span class=\"{class}\">{}</span>", esc(pressure))],
-        vec!["samples in / stored / refused".into(), format!("{} / {} / {}", a.samples_in.get(), a.samples_stored.get(), a.samples_rejected.get())],
-        vec!["alerts raised / published / waiting".into(), format!("{} / {} / {}", a.alerts_raised.get(), a.alerts_published.get(), a.outbox_depth.get())],
+        vec![
+            "storage".into(),
+            format!("<span class=\"{class}\">{}</span>", esc(pressure)),
+        ],
+        vec![
+            "samples in / stored / refused".into(),
+            format!(
+                "{} / {} / {}",
+                a.samples_in.get(),
+                a.samples_stored.get(),
+                a.samples_rejected.get()
+            ),
+        ],
+        vec![
+            "alerts raised / published / waiting".into(),
+            format!(
+                "{} / {} / {}",
+                a.alerts_raised.get(),
+                a.alerts_published.get(),
+                a.outbox_depth.get()
+            ),
+        ],
     ];
     format!("<h2>Agent</h2>{}", table(&["", ""], &rows))
 }
@@ -87,7 +105,10 @@ fn alerts_section(state: &ApiState) -> Result<String, PageError> {
     Ok(format!(
         "<h2>Open alerts ({})</h2><div id=\"open-alerts\">{}</div>",
         open.len(),
-        table(&["alert", "phase", "sensor", "value", "limit", "first seen", "last seen"], &rows)
+        table(
+            &["alert", "phase", "sensor", "value", "limit", "first seen", "last seen"],
+            &rows
+        )
     ))
 }
 
@@ -109,18 +130,39 @@ fn devices_section(state: &ApiState, last: &HashMap<String, Sample>) -> String {
             let class = if errors == 0 { "ok" } else { "bad" };
             vec![
                 esc(&d.name),
-                newest.map_or("<span class=\"muted\">none in the last hour</span>".into(), |s| time(s.ts_ms)),
+                newest.map_or("<span class=\"muted\">none in the last hour</span>".into(), |s| {
+                    time(s.ts_ms)
+                }),
                 n("polls").to_string(),
-                format!("<span class=\"{class}\">{errors}</span> ({} timeouts, {} transport, {} exceptions)", n("timeouts"), n("transport_errors"), n("exceptions")),
+                format!(
+                    "<span class=\"{class}\">{errors}</span> ({} timeouts, {} transport, {} exceptions)",
+                    n("timeouts"),
+                    n("transport_errors"),
+                    n("exceptions")
+                ),
                 n("connects").saturating_sub(1).to_string(),
                 n("connect_failures").to_string(),
                 n("missed_deadlines").to_string(),
-                f.get("lateness_p99_ms").and_then(Value::as_f64).map_or("–".into(), |v| format!("{v:.1} ms")),
+                f.get("lateness_p99_ms")
+                    .and_then(Value::as_f64)
+                    .map_or("–".into(), |v| format!("{v:.1} ms")),
             ]
         })
         .collect();
     format!(
         "<h2>Devices</h2>{}",
-        table(&["device", "last poll", "polls", "errors", "reconnects", "failed connects", "missed deadlines", "lateness p99"], &rows)
+        table(
+            &[
+                "device",
+                "last poll",
+                "polls",
+                "errors",
+                "reconnects",
+                "failed connects",
+                "missed deadlines",
+                "lateness p99"
+            ],
+            &rows
+        )
     )
 }

@@ -162,7 +162,7 @@ mod tests {
         };
         let svg = history_svg(&p).unwrap();
         assert!(svg.starts_with("<svg"), "{svg}");
-        assert_eq!(svg.matches("<polyline").count() >= 3, true, "{svg}");
+        assert!(svg.matches("<polyline").count() >= 3, "{svg}");
         assert!(svg.contains("#C81E1E"), "limit colour in {svg}");
         assert!(svg.contains("hot above 2.8"));
         assert!(sparkline_svg(&h, 0, 60).unwrap().contains("<polyline"));

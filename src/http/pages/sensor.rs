@@ -71,7 +71,12 @@ fn summary(h: &History, limits: &[(String, f64)]) -> String {
     if let Some(s) = h.last {
         rows.push(vec![
             "last sample".into(),
-            format!("{} ({}) at {}", num(s.value), esc(&s.quality.to_string()), time(s.ts_ms)),
+            format!(
+                "{} ({}) at {}",
+                num(s.value),
+                esc(&s.quality.to_string()),
+                time(s.ts_ms)
+            ),
         ]);
     }
     for (label, _) in limits {

@@ -5,7 +5,7 @@
 //! Guarantee: a bad-quality sample, or an interval without a good one, ends a segment,
 //! so a gap is drawn as a gap and never bridged by a made-up line.
 
-use crate::base::sample::{SensorId, Sample};
+use crate::base::sample::{Sample, SensorId};
 use crate::config::Tier;
 use crate::store::bucket::{aggregate, Bucket};
 use crate::store::{rollup, Store, StoreError};
@@ -61,7 +61,10 @@ pub fn read(store: &Store, tiers: &[Tier], sensor: SensorId, from_ms: i64, to_ms
     let samples = store.read(sensor, from_ms, to_ms)?;
     let last = samples.last().copied();
     // Raw when it fits, unless rollups may hold the part of the window raw data lost.
-    let covered = tiers.is_empty() || samples.first().is_some_and(|s| s.ts_ms <= from_ms + (to_ms - from_ms) / 10);
+    let covered = tiers.is_empty()
+        || samples
+            .first()
+            .is_some_and(|s| s.ts_ms <= from_ms + (to_ms - from_ms) / 10);
     if samples.len() <= MAX_POINTS && covered {
         return Ok(History {
             bad: samples.iter().filter(|s| !s.quality.is_good()).count(),

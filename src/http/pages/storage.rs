@@ -26,7 +26,10 @@ pub fn page(state: &ApiState) -> Result<String, PageError> {
     };
     let oldest = stats.sensors.values().map(|s| s.oldest_ms).filter(|t| *t > 0).min();
     let rows = vec![
-        vec!["raw retention (promise)".into(), esc(&html::duration(state.site.raw_retention_ms))],
+        vec![
+            "raw retention (promise)".into(),
+            esc(&html::duration(state.site.raw_retention_ms)),
+        ],
         vec![
             "disk used / max_disk".into(),
             format!(
@@ -37,8 +40,18 @@ pub fn page(state: &ApiState) -> Result<String, PageError> {
                 (used * 200.0).clamp(0.0, 200.0)
             ),
         ],
-        vec!["samples / chunks".into(), format!("{} / {}", stats.samples, stats.chunks)],
-        vec!["rate".into(), format!("{:.0} samples/day at {:.2} bytes/sample", stats.samples_per_day(), stats.bytes_per_sample())],
+        vec![
+            "samples / chunks".into(),
+            format!("{} / {}", stats.samples, stats.chunks),
+        ],
+        vec![
+            "rate".into(),
+            format!(
+                "{:.0} samples/day at {:.2} bytes/sample",
+                stats.samples_per_day(),
+                stats.bytes_per_sample()
+            ),
+        ],
         vec!["projected coverage of max_disk".into(), coverage],
         vec!["oldest sample".into(), oldest.map_or("–".into(), time)],
     ];
@@ -67,7 +80,11 @@ fn forward_section(state: &ApiState) -> Result<String, PageError> {
         .map(|name| {
             let f = figures.get(name).cloned().unwrap_or(Value::Null);
             let n = |k: &str| f.get(k).and_then(Value::as_u64).map_or("–".into(), |v| v.to_string());
-            let mine = cursors.iter().find(|(d, _)| d == name).map(|(_, c)| c.as_slice()).unwrap_or(&[]);
+            let mine = cursors
+                .iter()
+                .find(|(d, _)| d == name)
+                .map(|(_, c)| c.as_slice())
+                .unwrap_or(&[]);
             let through = mine.iter().map(|(_, c)| c.through()).min();
             let up = match f.get("up").and_then(Value::as_u64) {
                 Some(1) => "<span class=\"ok\">up</span>",
@@ -89,7 +106,16 @@ fn forward_section(state: &ApiState) -> Result<String, PageError> {
     Ok(format!(
         "<h2>Forwarding</h2>{}",
         table(
-            &["destination", "state", "sensors", "confirmed through", "cursor lag", "lag (s)", "backlog", "sent / confirmed / failed"],
+            &[
+                "destination",
+                "state",
+                "sensors",
+                "confirmed through",
+                "cursor lag",
+                "lag (s)",
+                "backlog",
+                "sent / confirmed / failed"
+            ],
             &rows
         )
     ))
@@ -102,7 +128,11 @@ pub fn models_page(state: &ApiState) -> Result<String, PageError> {
     for a in &state.site.assets {
         let Some((alarm, path)) = &a.model else { continue };
         any = true;
-        body.push_str(&format!("<h2>{}</h2><p>file <code>{}</code></p>", esc(&a.id), esc(&path.display().to_string())));
+        body.push_str(&format!(
+            "<h2>{}</h2><p>file <code>{}</code></p>",
+            esc(&a.id),
+            esc(&path.display().to_string())
+        ));
         let model = match Model::load(path) {
             Ok(m) => m,
             Err(e) => {
@@ -131,8 +161,18 @@ fn model_table(m: &Model, score: Option<(f64, f64, i64)>) -> String {
     };
     let rows = vec![
         vec!["file format".into(), m.format.to_string()],
-        vec!["detector".into(), esc(&format!("{:?}", m.detector.kind()).to_lowercase())],
-        vec!["sensors".into(), m.sensors.iter().map(|s| html::sensor_link(s, "1d")).collect::<Vec<_>>().join(", ")],
+        vec![
+            "detector".into(),
+            esc(&format!("{:?}", m.detector.kind()).to_lowercase()),
+        ],
+        vec![
+            "sensors".into(),
+            m.sensors
+                .iter()
+                .map(|s| html::sensor_link(s, "1d"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ],
         vec!["period".into(), esc(&html::duration(m.period_ms))],
         vec!["thresholds".into(), esc(&thresholds.join(", "))],
         vec![
@@ -145,7 +185,10 @@ fn model_table(m: &Model, score: Option<(f64, f64, i64)>) -> String {
                 esc(&m.training.source)
             ),
         ],
-        vec!["classifier".into(), if m.classifier.is_some() { "yes" } else { "no" }.into()],
+        vec![
+            "classifier".into(),
+            if m.classifier.is_some() { "yes" } else { "no" }.into(),
+        ],
         vec!["latest score".into(), score],
     ];
     table(&["", ""], &rows)

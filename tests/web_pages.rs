@@ -1,0 +1,197 @@
+//! The web pages in a real browser: the agent polls a Modbus server, a rule fires, and
+//! headless Chromium loads every page; the rendered DOM must hold the plots with data,
+//! the open alert on the overview and the rule's limit line on the sensor page.
+//!
+//! Chromium is required (`chromium` in `.ci/run`'s packages): without it the test fails
+//! and says so. With `FOREWARN_SCREENSHOTS=<dir>` it also writes PNGs of the overview and
+//! a sensor page there (the README's pictures).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use forewarn::demo::modbus_server::RegisterBank;
+
+/// How long one page load may take, start of the browser included.
+const BROWSER_TIME: Duration = Duration::from_secs(90);
+
+fn chromium() -> PathBuf {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        if let Ok(out) = Command::new("which").arg(name).output() {
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() && !path.is_empty() {
+                return PathBuf::from(path);
+            }
+        }
+    }
+    panic!("headless Chromium is required for this test: apt-get install -y --no-install-recommends chromium");
+}
+
+/// Runs Chromium headless with `args` then `url`; returns its stdout.
+fn browse(profile: &Path, args: &[&str], url: &str) -> String {
+    let mut child = Command::new(chromium())
+        .args([
+            "--headless=new",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let deadline = Instant::now() + BROWSER_TIME;
+    let mut stdout = child.stdout.take().expect("chromium stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            _ if Instant::now() > deadline => {
+                let _ = child.kill();
+                panic!("chromium did not finish {url} within {BROWSER_TIME:?}");
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    reader.join().unwrap_or_default()
+}
+
+fn dump_dom(profile: &Path, url: &str) -> String {
+    let dom = browse(profile, &["--dump-dom"], url);
+    assert!(dom.contains("</html>"), "no DOM from {url}: {dom}");
+    dom
+}
+
+/// The `points` of every `<polyline>` with at least `min` points; `stroke` filters.
+fn polylines(dom: &str, stroke: Option<&str>, min: usize) -> Vec<String> {
+    dom.split("<polyline")
+        .skip(1)
+        .filter_map(|p| p.split_once('>').map(|(attrs, _)| attrs))
+        .filter(|a| stroke.is_none_or(|s| a.contains(&format!("stroke=\"{s}\""))))
+        .filter_map(|a| a.split("points=\"").nth(1)?.split('"').next().map(str::to_string))
+        .filter(|pts| pts.split_whitespace().count() >= min)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_in_a_browser_with_plots_alerts_and_limits() {
+    chromium();
+    let bank = RegisterBank::default();
+    set_pump_temp(&bank, 1, 60.0);
+    bank.set(forewarn::config::RegisterKind::Input, 10, &[250]);
+    let modbus_port = modbus_server(bank.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let config = dir.path().join("forewarn.toml");
+    let text = pump_config(&dir.path().join("data"), modbus_port, free_port(), 100, 100).replace(
+        "[http]\nenabled = false",
+        &format!("[http]\nlisten = \"127.0.0.1:{http}\""),
+    );
+    std::fs::write(&config, text).unwrap();
+    let agent = AgentProcess::start(&config, &dir.path().join("agent.log"));
+    wait_for_port(http, Duration::from_secs(10));
+    // A rising temperature that crosses the rule's limit (80) and stays above it.
+    for t in [62.0, 66.0, 71.0, 77.0, 84.0, 90.0] {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        set_pump_temp(&bank, 1, t);
+    }
+    agent.wait_for_log("alert raised", Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let base = format!("http://127.0.0.1:{http}");
+    let profile = dir.path().join("chromium-profile");
+    let shots = std::env::var_os("FOREWARN_SCREENSHOTS").map(PathBuf::from);
+    let checked = tokio::task::spawn_blocking(move || check_pages(&profile, &base, shots.as_deref())).await;
+    drop(agent);
+    if let Err(e) = checked {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// Loads every page and checks what it rendered.
+fn check_pages(profile: &Path, base: &str, shots: Option<&Path>) {
+    let overview = dump_dom(profile, &format!("{base}/"));
+    assert!(
+        overview.contains("id=\"open-alerts\""),
+        "no open alert on the overview:\n{overview}"
+    );
+    assert!(overview.contains("line1/pump1 / bearing-overheat"), "{overview}");
+    assert!(overview.contains("pump1-plc"), "device missing:\n{overview}");
+    assert!(overview.contains("<svg"), "no sparkline:\n{overview}");
+    assert!(
+        !polylines(&overview, None, 5).is_empty(),
+        "sparklines without data:\n{overview}"
+    );
+
+    let sensor_url = format!("{base}/ui/sensor/pump1.bearing_temp?range=15m");
+    let sensor = dump_dom(profile, &sensor_url);
+    assert!(sensor.contains("id=\"history\"") && sensor.contains("<svg"), "{sensor}");
+    assert!(
+        !polylines(&sensor, Some("#1F77B4"), 10).is_empty(),
+        "history without data:\n{sensor}"
+    );
+    let limit = polylines(&sensor, Some("#C81E1E"), 2);
+    assert!(!limit.is_empty(), "no limit line:\n{sensor}");
+    let ys: Vec<&str> = limit[0]
+        .split_whitespace()
+        .filter_map(|p| p.split(',').nth(1))
+        .collect();
+    assert!(
+        ys.windows(2).all(|w| w[0] == w[1]),
+        "the limit line is not level: {:?}",
+        limit[0]
+    );
+    assert!(
+        sensor.contains("bearing-overheat above 80"),
+        "limit unlabelled:\n{sensor}"
+    );
+    for range in ["1h", "7d", "30d"] {
+        let page = dump_dom(profile, &format!("{base}/ui/sensor/pump1.bearing_temp?range={range}"));
+        assert!(
+            !polylines(&page, Some("#1F77B4"), 2).is_empty(),
+            "range {range} without data:\n{page}"
+        );
+    }
+
+    let alert = dump_dom(profile, &format!("{base}/ui/alert/line1/pump1/bearing-overheat"));
+    assert!(alert.contains("id=\"phase\">firing<"), "{alert}");
+    assert!(
+        !polylines(&alert, Some("#1F77B4"), 5).is_empty(),
+        "alert window without data:\n{alert}"
+    );
+    assert!(alert.contains("incident start"), "{alert}");
+    assert!(alert.contains("Messages waiting for the broker"), "{alert}");
+
+    let models = dump_dom(profile, &format!("{base}/ui/models"));
+    assert!(models.contains("<h1>Models</h1>"), "{models}");
+    let storage = dump_dom(profile, &format!("{base}/ui/storage"));
+    assert!(
+        storage.contains("id=\"disk-used\"") && storage.contains("raw retention"),
+        "{storage}"
+    );
+
+    if let Some(dir) = shots {
+        std::fs::create_dir_all(dir).expect("screenshot dir");
+        for (name, url) in [("overview.png", format!("{base}/")), ("sensor.png", sensor_url)] {
+            let out = dir.join(name);
+            let arg = format!("--screenshot={}", out.display());
+            browse(profile, &[&arg, "--window-size=1100,900", "--hide-scrollbars"], &url);
+            assert!(
+                out.metadata().map(|m| m.len() > 1000).unwrap_or(false),
+                "no screenshot {}",
+                out.display()
+            );
+        }
+    }
+}
