@@ -84,6 +84,35 @@ fn polylines(dom: &str, stroke: Option<&str>, min: usize) -> Vec<String> {
         .collect()
 }
 
+/// History from before the agent ran: 20 days every 10 minutes, then the last hour every
+/// 2 s with 6 minutes missing (the plots must show that as a gap).
+fn import_history(config: &Path, csv: &Path) {
+    let now = forewarn::base::time::now_ms();
+    let mut text = String::from("time;pump1.bearing_temp;pump1.vibration\n");
+    let day = 86_400_000.0;
+    let mut t = now - 20 * 86_400_000;
+    while t < now {
+        let recent = t >= now - 3_600_000;
+        let hole = (now - 30 * 60_000..now - 24 * 60_000).contains(&t);
+        if !hole {
+            let x = t as f64;
+            let temp = 58.0 + 8.0 * (x / day * std::f64::consts::TAU).sin() + 2.0 * (x / 300_000.0).sin();
+            let vib = 2.0 + 0.4 * (x / 7_200_000.0).sin();
+            text.push_str(&format!("{t};{temp:.2};{vib:.3}\n"));
+        }
+        t += if recent { 2_000 } else { 600_000 };
+    }
+    std::fs::write(csv, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_forewarn"))
+        .args(["import", "--csv"])
+        .arg(csv)
+        .args(["--sep", ";", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_render_in_a_browser_with_plots_alerts_and_limits() {
     chromium();
@@ -99,6 +128,7 @@ async fn pages_render_in_a_browser_with_plots_alerts_and_limits() {
         &format!("[http]\nlisten = \"127.0.0.1:{http}\""),
     );
     std::fs::write(&config, text).unwrap();
+    import_history(&config, &dir.path().join("history.csv"));
     let agent = AgentProcess::start(&config, &dir.path().join("agent.log"));
     wait_for_port(http, Duration::from_secs(10));
     // A rising temperature that crosses the rule's limit (80) and stays above it.
@@ -183,7 +213,10 @@ fn check_pages(profile: &Path, base: &str, shots: Option<&Path>) {
 
     if let Some(dir) = shots {
         std::fs::create_dir_all(dir).expect("screenshot dir");
-        for (name, url) in [("overview.png", format!("{base}/")), ("sensor.png", sensor_url)] {
+        for (name, url) in [
+            ("overview.png", format!("{base}/")),
+            ("sensor.png", format!("{base}/ui/sensor/pump1.bearing_temp?range=1h")),
+        ] {
             let out = dir.join(name);
             let arg = format!("--screenshot={}", out.display());
             browse(profile, &[&arg, "--window-size=1100,900", "--hide-scrollbars"], &url);

@@ -68,7 +68,7 @@ pub fn read(store: &Store, tiers: &[Tier], sensor: SensorId, from_ms: i64, to_ms
     if samples.len() <= MAX_POINTS && covered {
         return Ok(History {
             bad: samples.iter().filter(|s| !s.quality.is_good()).count(),
-            segments: raw_segments(&samples),
+            segments: raw_segments(&samples, (to_ms - from_ms) / 100),
             every_ms: None,
             last,
         });
@@ -113,11 +113,39 @@ fn older_buckets(
         .collect())
 }
 
-/// Raw samples as segments: a bad or non-finite sample ends the current one.
-pub fn raw_segments(samples: &[Sample]) -> Vec<Vec<(i64, f64)>> {
+/// A step this many times its neighbours is a gap: the agent was down or the input silent.
+const GAP_FACTOR: i64 = 5;
+
+/// Whether a gap comes before each time: its step is over `min_gap_ms` and over
+/// [`GAP_FACTOR`] times the shorter of the steps beside it. Judged against the local rate,
+/// so a sensor read every 10 minutes is a line, and a rate change is not mistaken for
+/// silence beyond its first step.
+fn gaps(ts: &[i64], min_gap_ms: i64) -> Vec<bool> {
+    let step = |i: usize| (i >= 1 && i < ts.len()).then(|| ts[i] - ts[i - 1]);
+    (0..ts.len())
+        .map(|i| {
+            let Some(dt) = step(i) else { return false };
+            let local = match (step(i - 1), step(i + 1)) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => return dt > min_gap_ms,
+            };
+            dt > min_gap_ms && dt > local.saturating_mul(GAP_FACTOR)
+        })
+        .collect()
+}
+
+/// Raw samples as segments: a bad or non-finite sample ends the current one, and so does
+/// a silence (see [`gaps`]; below `min_gap_ms`, a missed poll is not worth a break).
+pub fn raw_segments(samples: &[Sample], min_gap_ms: i64) -> Vec<Vec<(i64, f64)>> {
+    let ts: Vec<i64> = samples.iter().map(|s| s.ts_ms).collect();
+    let gap = gaps(&ts, min_gap_ms);
     let mut out: Vec<Vec<(i64, f64)>> = Vec::new();
     let mut open = false;
-    for s in samples {
+    for (s, gap) in samples.iter().zip(gap) {
+        if gap {
+            open = false;
+        }
         if s.quality.is_good() && s.value.is_finite() {
             if !open {
                 out.push(Vec::new());
@@ -133,17 +161,18 @@ pub fn raw_segments(samples: &[Sample]) -> Vec<Vec<(i64, f64)>> {
     out
 }
 
-/// Bucket means as segments: a missing bucket (no good sample in it) ends the current one.
+/// Bucket means as segments: buckets without a good sample are missing, and a missing
+/// stretch is a gap (see [`gaps`]; adjacent buckets never are).
 pub fn bucket_segments(buckets: &[Bucket], every_ms: i64) -> Vec<Vec<(i64, f64)>> {
+    let kept: Vec<&Bucket> = buckets.iter().filter(|b| b.mean.is_finite()).collect();
+    let ts: Vec<i64> = kept.iter().map(|b| b.start_ms).collect();
     let mut out: Vec<Vec<(i64, f64)>> = Vec::new();
-    let mut prev: Option<i64> = None;
-    for b in buckets.iter().filter(|b| b.mean.is_finite()) {
-        let mid = b.start_ms + every_ms / 2;
-        match (prev, out.last_mut()) {
-            (Some(p), Some(seg)) if b.start_ms - p <= every_ms => seg.push((mid, b.mean)),
-            _ => out.push(vec![(mid, b.mean)]),
+    for (b, gap) in kept.iter().zip(gaps(&ts, every_ms)) {
+        let point = (b.start_ms + every_ms / 2, b.mean);
+        match out.last_mut() {
+            Some(seg) if !gap => seg.push(point),
+            _ => out.push(vec![point]),
         }
-        prev = Some(b.start_ms);
     }
     out
 }
@@ -161,7 +190,14 @@ mod tests {
             Sample::bad(1, 2, Quality::Timeout),
             Sample::good(1, 3, 3.0),
         ];
-        assert_eq!(raw_segments(&s), vec![vec![(0, 1.0), (1, 2.0)], vec![(3, 3.0)]]);
+        assert_eq!(raw_segments(&s, 0), vec![vec![(0, 1.0), (1, 2.0)], vec![(3, 3.0)]]);
+        // A silence of many steps is a gap too, unless it is shorter than the minimum.
+        let steady: Vec<Sample> = [0, 10, 20, 30, 200, 210, 220]
+            .iter()
+            .map(|t| Sample::good(1, *t, 1.0))
+            .collect();
+        assert_eq!(raw_segments(&steady, 0).len(), 2);
+        assert_eq!(raw_segments(&steady, 1000).len(), 1);
         let b = |start_ms| Bucket {
             start_ms,
             min: 1.0,
@@ -169,9 +205,11 @@ mod tests {
             mean: 1.0,
             count: 1,
         };
-        let segs = bucket_segments(&[b(0), b(10), b(30)], 10);
+        let segs = bucket_segments(&[b(0), b(10), b(20), b(80), b(90)], 10);
         assert_eq!(segs.len(), 2);
-        assert_eq!(segs[0].len(), 2);
+        assert_eq!(segs[0].len(), 3);
+        // Sparse but regular: one line.
+        assert_eq!(bucket_segments(&[b(0), b(50), b(100), b(150)], 10).len(), 1);
     }
 
     #[test]
