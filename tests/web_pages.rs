@@ -113,6 +113,21 @@ fn import_history(config: &Path, csv: &Path) {
     assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// `forewarn train` on the imported 10-minute history (the agent is not running yet).
+fn train(config: &Path) {
+    let now = forewarn::base::time::now_ms();
+    let out = Command::new(env!("CARGO_BIN_EXE_forewarn"))
+        .args(["train", "--asset", "line1/pump1", "--from"])
+        .arg((now - 20 * 86_400_000).to_string())
+        .arg("--to")
+        .arg((now - 2 * 3_600_000).to_string())
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "train: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_render_in_a_browser_with_plots_alerts_and_limits() {
     chromium();
@@ -127,8 +142,12 @@ async fn pages_render_in_a_browser_with_plots_alerts_and_limits() {
         "[http]\nenabled = false",
         &format!("[http]\nlisten = \"127.0.0.1:{http}\""),
     );
+    // A model on the 10-minute history, so the models page has a file to show.
+    let text =
+        format!("{text}\n  [asset.model]\n  name = \"anomaly\"\n  period = \"10m\"\n  max_hold = 2\n  window = 3\n");
     std::fs::write(&config, text).unwrap();
     import_history(&config, &dir.path().join("history.csv"));
+    train(&config);
     let agent = AgentProcess::start(&config, &dir.path().join("agent.log"));
     wait_for_port(http, Duration::from_secs(10));
     // A rising temperature that crosses the rule's limit (80) and stays above it.
@@ -204,7 +223,14 @@ fn check_pages(profile: &Path, base: &str, shots: Option<&Path>) {
     assert!(alert.contains("Messages waiting for the broker"), "{alert}");
 
     let models = dump_dom(profile, &format!("{base}/ui/models"));
-    assert!(models.contains("<h1>Models</h1>"), "{models}");
+    assert!(
+        models.contains("<h1>Models</h1>") && models.contains("line1/pump1"),
+        "{models}"
+    );
+    assert!(
+        models.contains("pca") && models.contains("vectors from store"),
+        "model file not shown:\n{models}"
+    );
     let storage = dump_dom(profile, &format!("{base}/ui/storage"));
     assert!(
         storage.contains("id=\"disk-used\"") && storage.contains("raw retention"),
@@ -213,10 +239,14 @@ fn check_pages(profile: &Path, base: &str, shots: Option<&Path>) {
 
     if let Some(dir) = shots {
         std::fs::create_dir_all(dir).expect("screenshot dir");
-        for (name, url) in [
+        let pages = [
             ("overview.png", format!("{base}/")),
             ("sensor.png", format!("{base}/ui/sensor/pump1.bearing_temp?range=1h")),
-        ] {
+            ("alert.png", format!("{base}/ui/alert/line1/pump1/bearing-overheat")),
+            ("storage.png", format!("{base}/ui/storage")),
+            ("models.png", format!("{base}/ui/models")),
+        ];
+        for (name, url) in pages {
             let out = dir.join(name);
             let arg = format!("--screenshot={}", out.display());
             browse(profile, &[&arg, "--window-size=1100,900", "--hide-scrollbars"], &url);

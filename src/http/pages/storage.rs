@@ -21,6 +21,7 @@ pub fn page(state: &ApiState) -> Result<String, PageError> {
         Some(days) if days < retention_days => format!(
             "<span class=\"bad\">about {days:.1} days: less than the retention promise; retention will evict young data only past 90 % of max_disk, else raise a storage alert</span>"
         ),
+        Some(days) if days > 730.0 => format!("<span class=\"ok\">about {:.0} years</span>", days / 365.25),
         Some(days) => format!("<span class=\"ok\">about {days:.1} days</span>"),
         None => "<span class=\"muted\">no rate yet</span>".into(),
     };
