@@ -258,3 +258,102 @@ fn check_pages(profile: &Path, base: &str, shots: Option<&Path>) {
         }
     }
 }
+
+/// GET (or another method) of `target` from an in-process server; status and body.
+fn fetch(addr: std::net::SocketAddr, method: &str, target: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "{method} {target} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    let _ = stream.read_to_string(&mut raw);
+    let status = raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Names from a config or a broker are text on every page, never markup; the pages
+/// answer GET only and say why a sensor or a range is refused.
+#[test]
+fn pages_escape_names_and_refuse_what_they_do_not_serve() {
+    use forewarn::base::sample::Sample;
+    use forewarn::http::pages::{Limit, SiteAsset};
+    use forewarn::http::{ApiState, Site};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = forewarn::store::Store::open(&dir.path().join("data"), Default::default()).unwrap();
+    let evil = "<script>alert(1)</script>&\"x'";
+    let id = store.sensor_id(evil).unwrap();
+    let now = forewarn::base::time::now_ms();
+    let batch: Vec<Sample> = (0..50)
+        .map(|i| Sample::good(id, now - 50_000 + i * 1000, i as f64))
+        .collect();
+    store.append(&batch);
+    store.flush().unwrap();
+    let site = Site {
+        assets: vec![SiteAsset {
+            id: "<i>asset</i>".into(),
+            sensors: vec![evil.into()],
+            limits: vec![Limit {
+                rule: "<b>hot</b>".into(),
+                sensor: evil.into(),
+                above: Some(40.0),
+                below: None,
+            }],
+            model: None,
+        }],
+        raw_retention_ms: 86_400_000,
+        ..Site::default()
+    };
+    let state = ApiState {
+        agent: "<agent>".into(),
+        store,
+        stats: Arc::new(forewarn::stats::Stats::default()),
+        data_dir: dir.path().join("data"),
+        max_disk: 1 << 30,
+        rollups: Vec::new(),
+        site,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    runtime.spawn(forewarn::http::serve(listener, Arc::new(state)));
+
+    let (status, overview) = fetch(addr, "GET", "/");
+    assert_eq!(status, 200, "{overview}");
+    assert!(
+        !overview.contains("<script>") && !overview.contains("<agent>"),
+        "{overview}"
+    );
+    assert!(
+        overview.contains("&lt;script&gt;alert(1)&lt;/script&gt;&amp;&quot;x&#39;"),
+        "{overview}"
+    );
+    let target = format!("/ui/sensor/{}?range=15m", forewarn::http::percent_encode(evil));
+    let (status, sensor) = fetch(addr, "GET", &target);
+    assert_eq!(status, 200, "{sensor}");
+    assert!(
+        !sensor.contains("<b>hot</b>") && sensor.contains("&lt;b&gt;hot&lt;/b&gt; above 40"),
+        "{sensor}"
+    );
+    assert!(sensor.contains("<polyline"), "{sensor}");
+
+    assert_eq!(fetch(addr, "GET", "/ui/sensor/nope").0, 404);
+    assert_eq!(fetch(addr, "GET", &target.replace("15m", "soon")).0, 400);
+    assert_eq!(fetch(addr, "GET", "/ui/alert/line1/pump1/hot").0, 404);
+    assert_eq!(fetch(addr, "HEAD", "/").0, 405);
+    assert_eq!(fetch(addr, "POST", "/ui/storage").0, 405);
+    for page in ["/ui/models", "/ui/storage"] {
+        let (status, body) = fetch(addr, "GET", page);
+        assert_eq!(status, 200, "{page}: {body}");
+        assert!(body.contains("&lt;agent&gt;"), "{page}: {body}");
+    }
+}
