@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use forewarn::demo::modbus_server::RegisterBank;
+use forewarn::demo::modbus_server::{Behaviour, RegisterBank};
 
 /// How long one page load may take, start of the browser included.
 const BROWSER_TIME: Duration = Duration::from_secs(90);
@@ -150,6 +150,11 @@ async fn pages_render_in_a_browser_with_plots_alerts_and_limits() {
     train(&config);
     let agent = AgentProcess::start(&config, &dir.path().join("agent.log"));
     wait_for_port(http, Duration::from_secs(10));
+    // The device fails for a while (Modbus exception 04): bad-quality samples, a gap.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    bank.set_behaviour(Behaviour::Exception(4));
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    bank.set_behaviour(Behaviour::Normal);
     // A rising temperature that crosses the rule's limit (80) and stays above it.
     for t in [62.0, 66.0, 71.0, 77.0, 84.0, 90.0] {
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -189,6 +194,15 @@ fn check_pages(profile: &Path, base: &str, shots: Option<&Path>) {
     assert!(
         !polylines(&sensor, Some("#1F77B4"), 10).is_empty(),
         "history without data:\n{sensor}"
+    );
+    // The device's failure: bad-quality samples, and the line broken there.
+    assert!(
+        !sensor.contains("bad-quality samples</td><td>0<"),
+        "no bad samples:\n{sensor}"
+    );
+    assert!(
+        polylines(&sensor, Some("#1F77B4"), 2).len() >= 2,
+        "no gap at the failure:\n{sensor}"
     );
     let limit = polylines(&sensor, Some("#C81E1E"), 2);
     assert!(!limit.is_empty(), "no limit line:\n{sensor}");

@@ -116,10 +116,10 @@ fn older_buckets(
 /// A step this many times its neighbours is a gap: the agent was down or the input silent.
 const GAP_FACTOR: i64 = 5;
 
-/// Whether a gap comes before each time: its step is over `min_gap_ms` and over
-/// [`GAP_FACTOR`] times the shorter of the steps beside it. Judged against the local rate,
-/// so a sensor read every 10 minutes is a line, and a rate change is not mistaken for
-/// silence beyond its first step.
+/// Whether a gap comes before each time: its step is over `min_gap_ms` and, where the
+/// steps beside it are longer than that (sparse data), over [`GAP_FACTOR`] times the
+/// shorter of them. Judged against the local rate, so a sensor read every 10 minutes is a
+/// line, while one missing bucket among adjacent ones is a gap.
 fn gaps(ts: &[i64], min_gap_ms: i64) -> Vec<bool> {
     let step = |i: usize| (i >= 1 && i < ts.len()).then(|| ts[i] - ts[i - 1]);
     (0..ts.len())
@@ -130,7 +130,12 @@ fn gaps(ts: &[i64], min_gap_ms: i64) -> Vec<bool> {
                 (Some(a), None) | (None, Some(a)) => a,
                 (None, None) => return dt > min_gap_ms,
             };
-            dt > min_gap_ms && dt > local.saturating_mul(GAP_FACTOR)
+            let limit = if local <= min_gap_ms {
+                min_gap_ms
+            } else {
+                local.saturating_mul(GAP_FACTOR)
+            };
+            dt > limit
         })
         .collect()
 }
@@ -206,6 +211,7 @@ mod tests {
             count: 1,
         };
         let segs = bucket_segments(&[b(0), b(10), b(20), b(80), b(90)], 10);
+        assert_eq!(bucket_segments(&[b(0), b(10), b(30), b(40)], 10).len(), 2);
         assert_eq!(segs.len(), 2);
         assert_eq!(segs[0].len(), 3);
         // Sparse but regular: one line.
