@@ -40,6 +40,7 @@ fn start(limits: Limits, samples: usize) -> Server {
         data_dir: dir.path().join("data"),
         max_disk: 1 << 30,
         rollups: Vec::new(),
+        site: http::Site::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

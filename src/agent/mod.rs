@@ -297,6 +297,48 @@ fn start_publisher(
     Ok(tokio::spawn(publisher.run(shutdown.clone())))
 }
 
+/// What the web pages show of the configuration: assets with their limits and model
+/// files, devices with their sensors, the retention promise, the forward destinations.
+fn pages_site(config: &Config) -> crate::http::Site {
+    use crate::http::pages::{Limit, SiteAsset, SiteDevice};
+    let assets = config
+        .asset
+        .iter()
+        .map(|a| SiteAsset {
+            id: a.id.clone(),
+            sensors: a.sensors.clone(),
+            limits: a
+                .rule
+                .iter()
+                .map(|r| Limit {
+                    rule: r.name.clone(),
+                    sensor: r.sensor.clone(),
+                    above: r.above,
+                    below: r.below,
+                })
+                .collect(),
+            model: a
+                .model
+                .as_ref()
+                .map(|m| (m.name.clone(), m.path(&config.agent.data_dir, &a.id))),
+        })
+        .collect();
+    let devices = config
+        .modbus
+        .iter()
+        .map(|d| SiteDevice {
+            name: d.device.clone(),
+            sensors: d.register.iter().map(|r| r.sensor.clone()).collect(),
+        })
+        .collect();
+    crate::http::Site {
+        assets,
+        devices,
+        raw_retention_ms: config.storage.raw_retention.as_duration().as_millis() as i64,
+        forwards: config.forward.iter().map(|f| f.name.clone()).collect(),
+    }
+}
+
 /// The local HTTP API, when enabled; it stops with the agent.
 async fn start_http(
     config: &Config,
@@ -329,9 +371,10 @@ async fn start_http(
         data_dir: config.agent.data_dir.clone(),
         max_disk: config.storage.max_disk.0,
         rollups: config.rollup_tiers(),
+        site: pages_site(config),
     };
     tracing::info!(%listen, users = access.auth.is_some(), https = access.tls.is_some(), "http api");
-    let app = crate::http::router(Arc::new(api)).merge(crate::http::actions::router(reload.clone()));
+    let app = crate::http::app(Arc::new(api)).merge(crate::http::actions::router(reload.clone()));
     let stop = shutdown.clone();
     Ok(Some(tokio::spawn(async move {
         tokio::select! {

@@ -87,6 +87,58 @@ pub fn state_key(asset: &str, rule: &str) -> String {
     format!("{asset}\u{1f}{rule}")
 }
 
+/// One stored alarm record as a reader sees it (the web pages): read-only, decoded from
+/// what [`Lifecycle::take_dirty`] wrote, so the pages need no access to the lifecycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAlarm {
+    pub asset: String,
+    pub rule: String,
+    pub phase: Phase,
+    /// Pending: when the condition began. Resolving: when the value came back.
+    pub since_ms: i64,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub last_notify_ms: i64,
+    /// `asset/rule` of the incident this alarm is folded into.
+    pub folded_into: Option<String>,
+    /// `asset/rule` of the alarms folded into this incident, and whether each cleared.
+    pub children: Vec<(String, bool)>,
+    pub last: Option<Observation>,
+}
+
+impl StoredAlarm {
+    /// Raised (or folded into another incident) and not cleared yet.
+    pub fn is_open(&self) -> bool {
+        self.phase.is_open()
+    }
+}
+
+/// Decodes stored records (`Outbox::load_states`); a record that does not decode is left
+/// out, as [`Lifecycle::restore`] would start that alarm from normal.
+pub fn stored_alarms(stored: Vec<crate::alert::outbox::StateRecord>) -> Vec<StoredAlarm> {
+    let shown = |k: &str| k.replace('\u{1f}', "/");
+    stored
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let key = String::from_utf8_lossy(&k).into_owned();
+            let (asset, rule) = key.split_once('\u{1f}')?;
+            let r = serde_json::from_slice::<Record>(&v).ok()?;
+            Some(StoredAlarm {
+                asset: asset.to_string(),
+                rule: rule.to_string(),
+                phase: r.phase,
+                since_ms: r.since_ms,
+                first_seen_ms: r.first_seen_ms,
+                last_seen_ms: r.last_seen_ms,
+                last_notify_ms: r.last_notify_ms,
+                folded_into: r.folded_into.as_deref().map(shown),
+                children: r.children.iter().map(|c| (shown(&c.key), c.cleared)).collect(),
+                last: r.last,
+            })
+        })
+        .collect()
+}
+
 /// Records read back at start-up, and what was made of them.
 #[derive(Debug, Default, PartialEq)]
 pub struct Restored {

@@ -16,7 +16,9 @@
 pub mod actions;
 pub mod auth;
 pub mod client;
+pub mod pages;
 pub mod routes;
+mod site;
 mod stream;
 pub mod tls;
 
@@ -37,6 +39,7 @@ use tower_service::Service;
 
 pub use client::{get, percent_encode, ClientError, Remote};
 pub use routes::{parse_query, router, ApiState};
+pub use site::Site;
 
 /// The largest request head (request line and headers) read. Why: the API takes a few
 /// short parameters, so 16 KiB is ample for any glob or time, and a client cannot make
@@ -87,9 +90,15 @@ impl Default for Limits {
     }
 }
 
-/// Serves the API's routes with the default limits, for as long as the future is polled.
+/// Serves the API's routes and the web pages with the default limits, for as long as the
+/// future is polled.
 pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
-    serve_with(listener, router(state), Limits::default()).await
+    serve_with(listener, app(state), Limits::default()).await
+}
+
+/// The API's routes and the web pages ([`pages`]) over `state`.
+pub fn app(state: Arc<ApiState>) -> Router {
+    router(state.clone()).merge(pages::router(state))
 }
 
 /// Who may connect and how: users (`[http] users_file`) and HTTPS (`tls_cert`,

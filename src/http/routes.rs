@@ -30,6 +30,8 @@ pub struct ApiState {
     pub data_dir: PathBuf,
     pub max_disk: u64,
     pub rollups: Vec<crate::config::Tier>,
+    /// What the web pages show of the configuration.
+    pub site: super::site::Site,
 }
 
 /// Why a request gets no answer of its route; each is a plain-text reply.
@@ -90,7 +92,7 @@ async fn not_allowed() -> Response {
 
 /// axum answers HEAD with the GET handler and drops the body, which would run a whole
 /// store query for nothing; the API has never served HEAD.
-async fn refuse_head(req: Request, next: Next) -> Response {
+pub(super) async fn refuse_head(req: Request, next: Next) -> Response {
     if req.method() == Method::HEAD {
         return not_allowed().await;
     }
@@ -123,7 +125,7 @@ async fn query(State(state): State<Arc<ApiState>>, uri: Uri) -> Result<Response,
 }
 
 /// `a=1&b=x%20y` as a map; the last of a repeated key wins, a key without `=` is empty.
-fn query_params(query_string: &str) -> HashMap<String, String> {
+pub(super) fn query_params(query_string: &str) -> HashMap<String, String> {
     query_string
         .split('&')
         .filter(|p| !p.is_empty())
