@@ -355,6 +355,46 @@ mod tests {
         assert_eq!(files, 20 - report.evicted_chunks);
     }
 
+    /// Data a telemetry destination has not confirmed is kept like young data, and the
+    /// report names the destination furthest behind; once it confirms, eviction goes on.
+    #[test]
+    fn unforwarded_data_is_kept_and_its_destination_named() {
+        use crate::store::cursor::SensorCursor;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        fill(&store, "a", 0..20);
+        let id = store.sensor_id("a").unwrap();
+        let at = |t: i64| SensorCursor {
+            low: t,
+            gap_to: t,
+            high: t,
+        };
+        let cursors = store.cursors().unwrap();
+        cursors.save("fast", &[(id, at(19 * DAY))]).unwrap();
+        cursors.save("historian", &[(id, at(2 * DAY))]).unwrap();
+        let policy = Policy {
+            raw_retention: Duration::from_millis(DAY as u64),
+            max_disk: dir_size(dir.path()) / 2,
+            min_free: 0,
+            archive_dir: None,
+            rollups: vec![],
+        };
+        let report = enforce(&store, dir.path(), &policy, 20 * DAY).unwrap();
+        // Only the two days the historian confirmed may go.
+        assert_eq!(report.evicted_until_ms.map(|t| t / DAY), Some(1));
+        assert_eq!(report.held_by, Some(("historian".to_string(), 2 * DAY)));
+        assert_eq!(report.pressure, Pressure::OverBudget);
+        assert_eq!(
+            store.read(id, 2 * DAY, 3 * DAY).unwrap().len(),
+            3600,
+            "unconfirmed day kept"
+        );
+        cursors.save("historian", &[(id, at(19 * DAY))]).unwrap();
+        let report = enforce(&store, dir.path(), &policy, 20 * DAY).unwrap();
+        assert_eq!(report.held_by, None);
+        assert_eq!(report.pressure, Pressure::Ok);
+    }
+
     /// A segment file that also holds a chunk younger than the promise is kept whole.
     #[test]
     fn a_segment_with_one_young_chunk_is_kept() {
