@@ -385,7 +385,7 @@ mod tests {
         assert_eq!(report.held_by, Some(("historian".to_string(), 2 * DAY)));
         assert_eq!(report.pressure, Pressure::OverBudget);
         assert_eq!(
-            store.read(id, 2 * DAY, 3 * DAY).unwrap().len(),
+            store.read(id, 2 * DAY, 3 * DAY - 1).unwrap().len(),
             3600,
             "unconfirmed day kept"
         );
