@@ -434,23 +434,27 @@ impl Store {
                 Err(e) => tracing::error!(sensor, first_ms = header.first_ms, error = %e, "skipping corrupt chunk"),
             }
         }
+        self.unsealed_points(sensor, &|p| p.ts_ms >= from_ms && p.ts_ms <= to_ms, &mut points);
+        // Stable sort keeps write order among equal timestamps, so the last one wins.
+        points.sort_by_key(|p| p.ts_ms);
+        dedup_last_wins(&mut points);
+        Ok(points.iter().map(|p| sample(sensor, p)).collect())
+    }
+
+    /// Adds the unsealed and the buffered points of `sensor` that `keep` accepts, in
+    /// write order (so that after a stable sort the last written wins).
+    pub(super) fn unsealed_points(&self, sensor: SensorId, keep: &dyn Fn(&Point) -> bool, points: &mut Vec<Point>) {
         let st = self.state();
-        let in_range = |p: &Point| p.ts_ms >= from_ms && p.ts_ms <= to_ms;
         if let Some(u) = st.unsealed.get(&sensor) {
-            points.extend(u.points.iter().filter(|p| in_range(p)));
+            points.extend(u.points.iter().filter(|p| keep(p)));
         }
         points.extend(
             st.pending
                 .iter()
                 .filter(|s| s.sensor == sensor)
                 .map(point)
-                .filter(in_range),
+                .filter(|p| keep(p)),
         );
-        drop(st);
-        // Stable sort keeps write order among equal timestamps, so the last one wins.
-        points.sort_by_key(|p| p.ts_ms);
-        dedup_last_wins(&mut points);
-        Ok(points.iter().map(|p| sample(sensor, p)).collect())
     }
 
     /// The chunk bytes an index value stands for: read from its segment file, or (a value

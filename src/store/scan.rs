@@ -4,7 +4,7 @@
 
 use super::codec::Point;
 use super::segment::Stored;
-use super::{chunk, dedup_last_wins, point, sample, Store, StoreError};
+use super::{chunk, dedup_last_wins, sample, Store, StoreError};
 use crate::base::sample::{Sample, SensorId};
 
 impl Store {
@@ -46,19 +46,7 @@ impl Store {
                 Err(e) => tracing::error!(sensor, first_ms = header.first_ms, error = %e, "skipping corrupt chunk"),
             }
         }
-        {
-            let st = self.state();
-            if let Some(u) = st.unsealed.get(&sensor) {
-                points.extend(u.points.iter().filter(|p| in_range(p)));
-            }
-            points.extend(
-                st.pending
-                    .iter()
-                    .filter(|s| s.sensor == sensor)
-                    .map(point)
-                    .filter(in_range),
-            );
-        }
+        self.unsealed_points(sensor, &in_range, &mut points);
         points.sort_by_key(|p| p.ts_ms);
         if points.len() > limit {
             let last = points[limit - 1].ts_ms;
