@@ -7,14 +7,14 @@
 # takes, the ceiling forewarn's writes can approach.
 #
 #   benches/forward_drain.sh            # 200 sensors x 1 h = 720,000 samples
-#   SENSORS=500 SECONDS=3600 benches/forward_drain.sh
+#   SENSORS=500 DURATION=3600 benches/forward_drain.sh
 #
 # Needs mosquitto, influxd (Debian's influxdb), curl, python3 with numpy.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SENSORS=${SENSORS:-200}
-SECONDS_=${SECONDS:-3600}
+SECONDS_=${DURATION:-3600}
 SAMPLES=$((SENSORS * SECONDS_))
 BIN=${FOREWARN_BIN:-$ROOT/target/release/forewarn}
 WORK=$(mktemp -d)
@@ -92,7 +92,8 @@ except Exception: print(0)")
         if ! kill -0 "$pid" 2>/dev/null; then cat "$WORK/$1.log" >&2; exit 1; fi
     done
     t1=$(now_ms)
-    kill -TERM "$pid"; wait "$pid" || true
+    # SIGTERM to the agent, not to /usr/bin/time (which would die without its report).
+    pkill -TERM -P "$pid"; wait "$pid" || true
     read -r u s m <"$WORK/$1.time"
     awk -v ms=$((t1 - t0)) -v u="$u" -v s="$s" -v m="$m" 'BEGIN {printf "%.2f %.2f %d\n", ms / 1000, u + s, m}'
 }
