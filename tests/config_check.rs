@@ -596,6 +596,13 @@ fn forward_destinations_are_checked() {
     );
     let ok = check(&format!("{base}\n[[forward]]\nname = \"h\"\nto = \"http://h:8086\"\nformat = \"influx\"\ndatabase = \"plant\"\nusername = \"u\"\npassword = \"p\"\n"));
     assert!(ok.ok, "{}", ok.stderr);
+    // `check` projects what the destination sends (no polled sensor matches here).
+    assert!(
+        ok.stdout.contains("forward h to http://h:8086 (influx): "),
+        "{}",
+        ok.stdout
+    );
+    assert!(ok.stdout.contains(" B/s"), "{}", ok.stdout);
 }
 
 #[test]

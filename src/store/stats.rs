@@ -219,3 +219,45 @@ mod tests {
         assert_eq!(st.samples, 180);
     }
 }
+
+#[cfg(test)]
+mod forward_tests {
+    use super::*;
+    use crate::store::cursor::SensorCursor;
+    use crate::store::StoreOptions;
+
+    #[test]
+    fn each_destination_s_cursors_are_summed_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let cursors = store.cursors().unwrap();
+        let gap = SensorCursor {
+            low: 1_000,
+            gap_to: 5_000,
+            high: 9_000,
+        };
+        let done = SensorCursor {
+            low: 9_000,
+            gap_to: 9_000,
+            high: 9_000,
+        };
+        cursors.save("historian", &[(1, gap), (2, done)]).unwrap();
+        cursors.save_late("historian", 4).unwrap();
+        let stats = collect(&store, dir.path()).unwrap();
+        assert_eq!(
+            stats.forward,
+            vec![ForwardStats {
+                destination: "historian".into(),
+                sensors: 2,
+                confirmed_through_ms: Some(1_000),
+                backfilling: 1,
+                late: 4,
+            }]
+        );
+        let text = stats.render(1 << 30);
+        assert!(
+            text.contains("forward historian: 2 sensors, all confirmed through 1970-01-01T00:00:01.000Z, 1 backfilling, late journal at 4"),
+            "{text}"
+        );
+    }
+}
