@@ -223,16 +223,7 @@ impl ConnectionFields<'_> {
             (true, None) => return Err("an mqtts:// broker needs ca_file".into()),
             (false, _) => None,
         };
-        let password = match (self.password, self.password_file, self.password_env) {
-            (Some(p), _, _) => PasswordSource::Inline(p.clone()),
-            (None, Some(f), _) => PasswordSource::File(f.to_path_buf()),
-            (None, None, Some(v)) => PasswordSource::Env(v.to_string()),
-            (None, None, None) => PasswordSource::None,
-        };
-        let credentials = self.username.filter(|u| !u.is_empty()).map(|u| Credentials {
-            username: u.to_string(),
-            password,
-        });
+        let credentials = self.credentials();
         Ok(BrokerEndpoint {
             url: self.broker.to_string(),
             host: addr.host,
@@ -241,6 +232,23 @@ impl ConnectionFields<'_> {
             credentials,
             client_id,
             keep_alive: self.keep_alive.as_duration(),
+        })
+    }
+}
+
+impl ConnectionFields<'_> {
+    /// The user name and where its password comes from, without a broker: an InfluxDB
+    /// 1.x destination authenticates with the same fields.
+    pub(super) fn credentials(&self) -> Option<Credentials> {
+        let password = match (self.password, self.password_file, self.password_env) {
+            (Some(p), _, _) => PasswordSource::Inline(p.clone()),
+            (None, Some(f), _) => PasswordSource::File(f.to_path_buf()),
+            (None, None, Some(v)) => PasswordSource::Env(v.to_string()),
+            (None, None, None) => PasswordSource::None,
+        };
+        self.username.filter(|u| !u.is_empty()).map(|u| Credentials {
+            username: u.to_string(),
+            password,
         })
     }
 }

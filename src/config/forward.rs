@@ -296,16 +296,10 @@ fn influx_target(f: &ForwardSection) -> Result<InfluxTarget, String> {
             if let Some(rp) = &f.retention_policy {
                 path.push_str(&format!("&rp={}", query_escape(rp)));
             }
-            let password = match (&f.password, &f.password_file, &f.password_env) {
-                (Some(p), _, _) => super::PasswordSource::Inline(p.clone()),
-                (None, Some(path), _) => super::PasswordSource::File(path.clone()),
-                (None, None, Some(var)) => super::PasswordSource::Env(var.clone()),
-                (None, None, None) => super::PasswordSource::None,
-            };
-            let auth = match f.username.as_deref().filter(|u| !u.is_empty()) {
-                Some(username) => InfluxAuth::Basic {
-                    username: username.to_string(),
-                    password,
+            let auth = match f.connection().credentials() {
+                Some(c) => InfluxAuth::Basic {
+                    username: c.username,
+                    password: c.password,
                 },
                 None => InfluxAuth::None,
             };

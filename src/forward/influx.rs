@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -58,7 +60,7 @@ impl InfluxClient {
             InfluxAuth::Basic { username, password } => {
                 let pw = read_password(password, section)?;
                 let pair = format!("{username}:{}", pw.as_ref().map_or("", Secret::expose));
-                Some(Secret::new(format!("Basic {}", base64(pair.as_bytes()))))
+                Some(Secret::new(format!("Basic {}", STANDARD.encode(pair.as_bytes()))))
             }
             InfluxAuth::TokenFile(path) => {
                 let token = read_password_file(path).map_err(|error| SetupError::PasswordFile {
@@ -149,31 +151,25 @@ impl InfluxClient {
     }
 }
 
-/// Standard base64 with padding (RFC 4648), for the Basic credentials.
-fn base64(input: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::config::PasswordSource;
+
     #[test]
-    fn base64_pads_as_rfc_4648_says() {
-        assert_eq!(super::base64(b"Aladdin:open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
-        assert_eq!(super::base64(b"ab"), "YWI=");
-        assert_eq!(super::base64(b"abc"), "YWJj");
-        assert_eq!(super::base64(b""), "");
+    fn basic_credentials_are_base64_as_rfc_7617_says() {
+        let target = InfluxTarget {
+            host: "h".into(),
+            port: 8086,
+            path: "/write?db=x&precision=ms".into(),
+            auth: InfluxAuth::Basic {
+                username: "Aladdin".into(),
+                password: PasswordSource::Inline(Secret::new("open sesame")),
+            },
+            timeout: Duration::from_secs(1),
+        };
+        let client = InfluxClient::open(target, "forward[h]").unwrap();
+        let header = client.authorization.as_ref().map(Secret::expose);
+        assert_eq!(header, Some("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="));
     }
 }
