@@ -59,6 +59,11 @@ pub struct TrainingRange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
     pub format: u32,
+    /// The model's version for its asset: 1 for the first trained, one more for each
+    /// model written after it (0 in files written before versions existed). Alerts carry
+    /// it, so an alarm can be traced to the model that raised it.
+    #[serde(default)]
+    pub version: u64,
     pub asset: String,
     /// Sensor names, in the order of every vector.
     pub sensors: Vec<String>,

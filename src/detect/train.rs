@@ -52,6 +52,7 @@ pub fn train(
         .collect();
     Ok(Model {
         format: FORMAT,
+        version: 0,
         asset: asset.to_string(),
         sensors: sensors.to_vec(),
         period_ms: opts.period_ms,

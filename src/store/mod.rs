@@ -7,6 +7,7 @@
 //!   which segment file holds its bytes, where, and its count and time span.
 //! - `meta`: the sensor registry and the schema version.
 //! - `rollups`: per-interval aggregates of evicted raw data (see [`rollup`]).
+//! - `labels`: operators' labels of assets' history (see [`labels`]), never evicted.
 //!
 //! The chunks' bytes (compressed, checksummed, see [`chunk`]) live in
 //! `segments/<period-start-ms>.seg`, one file per UTC hour of their first sample, so that
@@ -41,6 +42,7 @@ mod bulk;
 pub(crate) mod chunk;
 pub(crate) mod codec;
 pub mod cursor;
+mod labels;
 mod late;
 mod migrate;
 pub mod query;
@@ -110,6 +112,8 @@ pub enum StoreError {
     Segment { path: String, error: String },
     #[error("store schema {found} is newer than this build understands ({supported})")]
     Schema { found: u64, supported: u64 },
+    #[error("label refused: {0}")]
+    Label(#[from] crate::base::label::LabelError),
 }
 
 impl From<sled::Error> for StoreError {

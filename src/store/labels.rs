@@ -1,0 +1,109 @@
+//! The operator labels of every asset (see [`crate::base::label`]), in the `labels` tree:
+//! key the label's id (big-endian, so the tree reads in creation order), value its JSON.
+//!
+//! A label is durable when [`Store::add_label`] returns: the tree is flushed then, as
+//! labels are rare and an operator who was told "saved" must not lose it to a power cut.
+//! Retention never touches this tree: a label outlives the samples it describes.
+
+use crate::base::label::{Label, NewLabel};
+
+use super::{Store, StoreError};
+
+const TREE: &str = "labels";
+
+impl Store {
+    fn labels_tree(&self) -> Result<sled::Tree, StoreError> {
+        Ok(self.inner.db.open_tree(TREE)?)
+    }
+
+    /// Stores `label`, made at `now_ms`, and returns it with its id. The caller has
+    /// validated it ([`NewLabel::validate`]); an invalid one is refused here too.
+    pub fn add_label(&self, label: NewLabel, now_ms: i64) -> Result<Label, StoreError> {
+        label.validate()?;
+        self.inner.reserve.check()?;
+        let tree = self.labels_tree()?;
+        let id = self.inner.db.generate_id()? + 1;
+        let stored = Label {
+            id,
+            span: label,
+            created_ms: now_ms,
+        };
+        let json = serde_json::to_vec(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        tree.insert(id.to_be_bytes(), json)?;
+        tree.flush()?;
+        Ok(stored)
+    }
+
+    /// Every label, of `asset` only when given, in creation order. An entry that does not
+    /// parse is an error naming its id, never skipped silently.
+    pub fn labels(&self, asset: Option<&str>) -> Result<Vec<Label>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.labels_tree()?.iter() {
+            let (key, value) = entry?;
+            let label: Label = serde_json::from_slice(&value)
+                .map_err(|e| StoreError::Corrupt(format!("label {:?}: {e}", key.as_ref())))?;
+            if asset.is_none_or(|a| a == label.span.asset) {
+                out.push(label);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the label `id` (a label made by mistake); returns it if it existed.
+    pub fn remove_label(&self, id: u64) -> Result<Option<Label>, StoreError> {
+        let tree = self.labels_tree()?;
+        let Some(old) = tree.remove(id.to_be_bytes())? else {
+            return Ok(None);
+        };
+        tree.flush()?;
+        let label = serde_json::from_slice(&old).map_err(|e| StoreError::Corrupt(format!("label {id}: {e}")))?;
+        Ok(Some(label))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::base::label::{LabelKind, NewLabel};
+    use crate::store::{Store, StoreOptions};
+
+    fn new(asset: &str, from: i64, kind: LabelKind) -> NewLabel {
+        NewLabel {
+            asset: asset.into(),
+            from_ms: from,
+            to_ms: from + 1000,
+            kind,
+            note: Some("seal replaced".into()),
+            author: "anna".into(),
+        }
+    }
+
+    #[test]
+    fn labels_survive_a_reopen_in_creation_order_and_filter_by_asset() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = {
+            let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+            let a = store.add_label(new("pump", 5000, LabelKind::FalseAlarm), 7).unwrap();
+            let b = store.add_label(new("fan", 0, LabelKind::Maintenance), 8).unwrap();
+            assert!(b.id > a.id);
+            (a, b)
+        };
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(store.labels(None).unwrap(), vec![a.clone(), b.clone()]);
+        assert_eq!(store.labels(Some("pump")).unwrap(), vec![a.clone()]);
+        assert_eq!(store.remove_label(a.id).unwrap(), Some(a.clone()));
+        assert_eq!(store.remove_label(a.id).unwrap(), None);
+        assert_eq!(store.labels(None).unwrap(), vec![b]);
+        let c = store.add_label(new("pump", 0, LabelKind::Failure), 9).unwrap();
+        assert!(c.id > a.id, "ids are never reused");
+    }
+
+    #[test]
+    fn an_invalid_label_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let mut bad = new("pump", 0, LabelKind::Failure);
+        bad.to_ms = bad.from_ms;
+        assert!(store.add_label(bad, 0).is_err());
+        assert!(store.labels(None).unwrap().is_empty());
+    }
+}
