@@ -6,6 +6,7 @@
 //! - `query`, `import`, `store-stats`: the local history, through the running agent or on
 //!   the stopped store;
 //! - `train`, `eval`: failure-prediction models and their evaluation on labelled files;
+//!   `model list | rollback`: the versions of a model file;
 //! - `demo`: a simulated plant, a broker and the agent in one process;
 //! - `passwd`: add or change a user of the HTTP API (`[http] users_file`).
 
@@ -22,6 +23,7 @@ use forewarn::config::{Config, RegisterKind, DEFAULT_CONFIG_PATH};
 
 mod check_cli;
 mod history;
+mod model_cli;
 mod passwd_cli;
 mod predict_cli;
 
@@ -109,6 +111,9 @@ enum Command {
     /// Evaluate failure prediction on labelled history: per file, train on its first 400
     /// rows, replay the rest through the live scorer, print F1, FAR, MAR and NAB scores.
     Eval(EvalArgs),
+    /// The versions of an asset's model file: list them, or roll back to the previous one.
+    #[command(subcommand)]
+    Model(model_cli::ModelCommand),
     /// Commissioning: read every configured register once and print one JSON line per
     /// sensor (sensor, device, value, quality, raw registers in hex); or, with --probe,
     /// show every type and byte order of a few registers. Exits 3 if a value is not good.
@@ -191,8 +196,27 @@ struct EvalArgs {
     #[arg(long, value_enum, default_value_t = predict_cli::EvalFormat::Skab)]
     format: predict_cli::EvalFormat,
     /// Directory of labelled files (or one CSV file with --format csv).
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "store")]
+    data: Option<PathBuf>,
+    /// Score an asset's model on the labelled history in the store instead (the agent
+    /// must be stopped): anomaly = failure label, maintenance spans not scored.
+    #[arg(long, requires = "asset", conflicts_with = "data")]
+    store: bool,
+    /// --store: config file.
+    #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// --store: the asset whose model to score.
+    #[arg(long, requires = "store")]
+    asset: Option<String>,
+    /// --store: start of the history, RFC 3339 or epoch ms (default: the beginning).
+    #[arg(long, requires = "store")]
+    from: Option<String>,
+    /// --store: end of the history (inclusive; default: the end).
+    #[arg(long, requires = "store")]
+    to: Option<String>,
+    /// --store: the model file to score (default: the asset's current model).
+    #[arg(long, requires = "store")]
+    model: Option<PathBuf>,
     /// Write `file,datetime,pred_anomaly` for every scored row to this CSV.
     #[arg(long)]
     predictions: Option<PathBuf>,
@@ -291,6 +315,7 @@ fn execute(command: Command) -> Result<ExitCode> {
         Command::StoreStats { config } => history::store_stats(&config),
         Command::Train(args) => train(args),
         Command::Eval(args) => eval(args),
+        Command::Model(command) => model_cli::run(command),
     }
 }
 
@@ -321,6 +346,15 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
 
 /// `forewarn eval`: labelled files replayed through the live scorer.
 fn eval(args: EvalArgs) -> Result<ExitCode> {
+    if args.store {
+        return predict_cli::eval_store_cmd(predict_cli::StoreEval {
+            config: args.config,
+            asset: args.asset.context("--store needs --asset")?,
+            from: args.from,
+            to: args.to,
+            model: args.model,
+        });
+    }
     let EvalArgs {
         format,
         data,
@@ -330,7 +364,9 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
         label_column,
         classifier,
         tuning,
+        ..
     } = args;
+    let data = data.context("--data is required without --store")?;
     predict_cli::eval_cmd(predict_cli::EvalArgs {
         format,
         data,

@@ -14,10 +14,12 @@ use forewarn::config::{Asset, Config};
 use forewarn::detect::detector::DetectorKind;
 use forewarn::detect::eval::{self, CsvLayout, FileResult};
 use forewarn::detect::forest;
+use forewarn::detect::history::History;
 use forewarn::detect::model::Model;
 use forewarn::detect::resample::Resampler;
 use forewarn::detect::skab::{self, FilePredictions, Score};
 use forewarn::detect::train::{self, train, TrainOptions};
+use forewarn::detect::versions;
 use forewarn::store::{Store, StoreOptions};
 
 /// Where `train` reads healthy history.
@@ -52,8 +54,16 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
     let opts = mc.train_options();
     let path = out.map_or_else(|| mc.path(&config.agent.data_dir, &asset.id), Path::to_path_buf);
     let started = Instant::now();
-    let (rows, labels, label) = match source {
-        TrainSource::Store { from, to } => (from_store(&config, asset, from, to)?, None, "store".to_string()),
+    let (mut model, complete, total) = match source {
+        TrainSource::Store { from, to } => {
+            let (from, to) = range(from, to)?;
+            let store = open_stopped_store(&config)?;
+            let history = History::read(&store, &asset.id, &asset.sensors, from, to)?;
+            let clocked = history.clock(opts.period_ms, opts.max_hold);
+            let (model, set) = clocked.train(&asset.id, &asset.sensors, &opts, "store", &|_| false)?;
+            println!("{}", set.describe());
+            (model, set.healthy, set.ticks)
+        }
         TrainSource::Csv {
             path,
             sep,
@@ -67,17 +77,26 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
                 label_column.as_deref(),
                 &asset.sensors,
             )?;
-            (rows, labels, path.display().to_string())
+            let (vectors, tick_labels, total) = vectors(&rows, labels, asset.sensors.len(), &opts);
+            let label = path.display().to_string();
+            let model = match &tick_labels {
+                None => train(&asset.id, &asset.sensors, &vectors, &opts, &label),
+                Some(l) => train::train_labelled(&asset.id, &asset.sensors, &vectors, l, &opts, &label),
+            }
+            .with_context(|| format!("training the model of {}", asset.id))?;
+            (model, vectors.len(), total)
         }
     };
-    let (vectors, tick_labels, total) = vectors(&rows, labels, asset.sensors.len(), &opts);
-    let model = match &tick_labels {
-        None => train(&asset.id, &asset.sensors, &vectors, &opts, &label),
-        Some(l) => train::train_labelled(&asset.id, &asset.sensors, &vectors, l, &opts, &label),
+    let saved = versions::save_version(&mut model, &path)?;
+    print_model(&model, &asset.id, complete, total, &path, started);
+    match &saved.kept {
+        Some(kept) => println!(
+            "version {}; the model it replaces is kept as {} (`forewarn model rollback` restores it)",
+            saved.version,
+            kept.display()
+        ),
+        None => println!("version {}", saved.version),
     }
-    .with_context(|| format!("training the model of {}", asset.id))?;
-    model.save(&path)?;
-    print_model(&model, &asset.id, vectors.len(), total, &path, started);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -155,37 +174,43 @@ fn print_model(model: &Model, asset: &str, complete: usize, total: usize, path: 
 
 type Row = (i64, usize, Option<f64>);
 
-fn from_store(config: &Config, asset: &Asset, from: Option<String>, to: Option<String>) -> Result<Vec<Row>> {
+/// `--from`/`--to` as ms; the whole history where absent.
+fn range(from: Option<String>, to: Option<String>) -> Result<(i64, i64)> {
     let time = |t: Option<String>, default: i64| -> Result<i64> {
         match t {
             None => Ok(default),
             Some(t) => parse_time(&t).with_context(|| format!("{t:?} is not a time (RFC 3339 or epoch ms)")),
         }
     };
-    let (from, to) = (time(from, i64::MIN)?, time(to, i64::MAX)?);
+    Ok((time(from, i64::MIN)?, time(to, i64::MAX)?))
+}
+
+/// The store of a stopped agent: sled allows one process, so a running agent holds it.
+/// A store just released (an agent that is stopping) can stay locked for a moment, so
+/// opening is tried for up to [`LOCK_WAIT`] before giving up.
+fn open_stopped_store(config: &Config) -> Result<Store> {
     let dir = &config.agent.data_dir;
-    let store = Store::open(dir, StoreOptions::default()).with_context(|| {
-        format!(
-            "opening the store in {} (stop the agent while training from it)",
-            dir.display()
-        )
-    })?;
-    let mut rows = Vec::new();
-    for (j, name) in asset.sensors.iter().enumerate() {
-        let Some(id) = store.lookup_sensor(name)? else {
-            bail!("the store has no samples of sensor {name:?}");
-        };
-        for s in store.read(id, from, to)? {
-            rows.push((
-                s.ts_ms,
-                j,
-                (s.quality.is_good() && s.value.is_finite()).then_some(s.value),
-            ));
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match Store::open(dir, StoreOptions::default()) {
+            Ok(store) => return Ok(store),
+            Err(e) if Instant::now() < deadline && e.to_string().contains("lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "opening the store in {} (is the agent running? stop it first: the store allows one process)",
+                        dir.display()
+                    )
+                })
+            }
         }
     }
-    rows.sort_by_key(|r| (r.0, r.1));
-    Ok(rows)
 }
+
+/// How long [`open_stopped_store`] waits for a store another process is releasing.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Labels `(ts_ms, 0/1)` of a CSV file, in time order, when it has a label column.
 type Labels = Option<Vec<(i64, u8)>>;
@@ -427,4 +452,81 @@ fn write_predictions(path: &Path, results: &[FileResult]) -> std::io::Result<()>
         }
     }
     w.flush()
+}
+
+/// What `eval --store` scores: an asset's model on the gateway's own labelled history.
+pub struct StoreEval {
+    pub config: PathBuf,
+    pub asset: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// The model file; the asset's current model when `None`.
+    pub model: Option<PathBuf>,
+}
+
+/// `eval --store`: replays the asset's stored history through the model's live scorer
+/// and scores its alarms against the labels (anomaly = failure label, maintenance not
+/// scored), with the SKAB metrics `eval` prints for labelled files, then how much of each
+/// label's span alarmed.
+pub fn eval_store_cmd(args: StoreEval) -> Result<ExitCode> {
+    let started = Instant::now();
+    let config = Config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let asset = asset(&config, &args.asset)?;
+    let path = match (&args.model, &asset.model) {
+        (Some(p), _) => p.clone(),
+        (None, Some(mc)) => mc.path(&config.agent.data_dir, &asset.id),
+        (None, None) => bail!(
+            "asset {:?} has no [asset.model] section and no --model was given",
+            asset.id
+        ),
+    };
+    let shown = path.display().to_string();
+    let model = Model::load(&path).and_then(|m| m.check_asset(&shown, &asset.id, &asset.sensors).map(|()| m))?;
+    let (from, to) = range(args.from, args.to)?;
+    let store = open_stopped_store(&config)?;
+    let history = History::read(&store, &asset.id, &asset.sensors, from, to)?;
+    let clocked = history.clock(model.period_ms, model.max_hold);
+    let eval = clocked.evaluate(&asset.id, &asset.sensors, &model);
+    let ts =
+        |i: Option<&(i64, Option<Vec<f64>>)>| i.map_or_else(|| "-".into(), |t| forewarn::base::sample::rfc3339_ms(t.0));
+    println!(
+        "model {shown} version {} ({} detector); history {} .. {}: {} ticks, {} scored (complete, not in maintenance)",
+        model.version,
+        model.detector.kind().as_str(),
+        ts(clocked.ticks.first()),
+        ts(clocked.ticks.last()),
+        clocked.ticks.len(),
+        eval.rows.len()
+    );
+    println!(
+        "{:<24} {:>5} {:>6} {:>6} {:>6} {:>8} {:>7} {:>7}",
+        "asset", "rows", "F1", "FAR%", "MAR%", "Standard", "LowFP", "LowFN"
+    );
+    print_row(&asset.id, &eval.score);
+    let (first, last) = (
+        clocked.ticks.first().map_or(0, |t| t.0),
+        clocked.ticks.last().map_or(0, |t| t.0),
+    );
+    for label in history
+        .labels
+        .iter()
+        .filter(|l| l.overlaps(first, last + clocked.period_ms))
+    {
+        let (rows, alarmed) = eval.in_span(&clocked, label);
+        println!(
+            "label {} {} {} .. {}: {rows} scored rows, {alarmed} alarmed",
+            label.id,
+            label.span.kind,
+            forewarn::base::sample::rfc3339_ms(label.span.from_ms),
+            forewarn::base::sample::rfc3339_ms(label.span.to_ms),
+        );
+    }
+    println!(
+        "changepoints {}, missed {}, false changepoint detections {}; {:.1} s",
+        eval.score.changepoints,
+        eval.score.missed_changepoints,
+        eval.score.false_cp_detections,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }

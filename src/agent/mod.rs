@@ -13,7 +13,8 @@
 //! The pipeline is in [`pipeline`], the retention task in [`retention`], signals and the
 //! shutdown broadcast in [`signals`], the service manager's notifications (`READY=1`,
 //! `STATUS=`, a watchdog fed by the pipeline's progress, `STOPPING=1`) in [`notify`].
-//! SIGHUP reloads the failure-prediction models (after `forewarn train`); their alarms
+//! SIGHUP reloads the failure-prediction models (after `forewarn train`, or when scheduled
+//! retraining in [`retrain`] promotes a candidate); their alarms
 //! stay registered with the lifecycle, so open model alerts carry over a reload.
 //!
 //! Shutdown order: sources stop; the pipeline drains the channel, evaluates and flushes
@@ -23,6 +24,7 @@
 mod notify;
 mod pipeline;
 mod retention;
+mod retrain;
 mod signals;
 
 use std::collections::HashMap;
@@ -97,6 +99,14 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         retention_task(&config, &store, &stats, alarm_tx, alarms.storage).run(shutdown.clone()),
     ));
 
+    // Scheduled retraining promotes through the same reload.
+    tasks.extend(retrain::spawn(
+        &config.asset,
+        &store,
+        &config.agent.data_dir,
+        &reload,
+        &shutdown,
+    ));
     let models = load_models(&config.asset, &config.agent.data_dir, &ids, &alarms.models);
     tracing::info!(agent = %config.agent.id, sensors = ids.len(), rules = alarms.rules.len(), models = models.len(), no_data_watches = alarms.silence.len(), data_dir = %config.agent.data_dir.display(), "agent started");
     tasks.push(tokio::spawn(forward_hangups(reload.clone(), shutdown.clone())));

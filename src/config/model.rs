@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 use super::params::{AlarmParams, DetectorKind, FeatureParams, TrainOptions};
 use super::{Dur, Severity};
 
+/// Fewest periods a retraining history may hold: the detect layer's fewest training
+/// vectors (`detect::MIN_VECTORS`), which this layer may not import.
+const MIN_HISTORY_PERIODS: u32 = 30;
+
 /// `[asset.model]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,6 +83,14 @@ pub struct ModelConfig {
     /// Sensors named in each model alert, largest contribution first.
     #[serde(default = "defaults::contributors")]
     pub contributors: usize,
+    /// Retrain the model in the agent this often (default: never): a candidate trained on
+    /// the last `retrain_history` replaces the current model only if it is not worse on
+    /// the labelled history; otherwise it is kept as a shadow file.
+    #[serde(default)]
+    pub retrain: Option<Dur>,
+    /// How much recent history a scheduled retraining trains and scores on.
+    #[serde(default = "defaults::retrain_history")]
+    pub retrain_history: Dur,
 }
 
 mod defaults {
@@ -131,6 +143,9 @@ mod defaults {
     pub fn contributors() -> usize {
         3
     }
+    pub fn retrain_history() -> Dur {
+        Dur::from_secs(7 * 86_400)
+    }
 }
 
 impl Default for ModelConfig {
@@ -156,11 +171,34 @@ impl Default for ModelConfig {
             severity: Severity::default(),
             renotify: None,
             contributors: defaults::contributors(),
+            retrain: None,
+            retrain_history: defaults::retrain_history(),
         }
     }
 }
 
 impl ModelConfig {
+    /// Problems of the retraining options, as (key, message): a schedule shorter than 1s
+    /// would retrain without pause, and a history shorter than the fewest vectors a model
+    /// is trained on could never give a candidate.
+    pub fn retrain_problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(every) = self.retrain.filter(|d| d.0 < std::time::Duration::from_secs(1)) {
+            out.push(("retrain", format!("{every} is shorter than 1s")));
+        }
+        let least = self.period.0 * MIN_HISTORY_PERIODS;
+        if self.retrain_history.0 < least {
+            out.push((
+                "retrain_history",
+                format!(
+                    "{} holds fewer than {} periods of {}; a model needs at least that many",
+                    self.retrain_history, MIN_HISTORY_PERIODS, self.period
+                ),
+            ));
+        }
+        out
+    }
+
     /// Where the model of `asset` lives.
     pub fn path(&self, data_dir: &Path, asset: &str) -> PathBuf {
         match &self.file {

@@ -433,6 +433,9 @@ fn check_model(m: &super::ModelConfig, sensors: usize, base: &KeyPath, out: &mut
     if m.file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
         bad("file", "must not be empty".into());
     }
+    for (name, msg) in m.retrain_problems() {
+        bad(name, msg);
+    }
 }
 
 /// Lifecycle durations of an asset's rules.

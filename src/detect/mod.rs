@@ -20,6 +20,7 @@ pub mod eval;
 pub(crate) mod ewma;
 pub(crate) mod features;
 pub mod forest;
+pub mod history;
 mod linalg;
 pub(crate) mod live;
 pub(crate) mod mahalanobis;
@@ -27,11 +28,13 @@ pub mod model;
 pub(crate) mod mset;
 pub(crate) mod pca;
 pub mod resample;
+pub mod retrain;
 pub mod rule;
 pub mod scorer;
 pub(crate) mod silence;
 pub mod skab;
 pub mod train;
+pub mod versions;
 
 use serde::{Deserialize, Serialize};
 
