@@ -106,7 +106,9 @@ enum Command {
         config: PathBuf,
     },
     /// Train a machine's failure-prediction model on healthy history: the store (agent
-    /// stopped) or a CSV file with one column per sensor.
+    /// stopped; operator labels applied: false-alarm spans healthy, failure spans for the
+    /// classifier, maintenance skipped) or a CSV file with one column per sensor. The model
+    /// it replaces is kept as the previous version.
     Train(TrainArgs),
     /// Evaluate failure prediction on labelled history: per file, train on its first 400
     /// rows, replay the rest through the live scorer, print F1, FAR, MAR and NAB scores.

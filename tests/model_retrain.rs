@@ -385,3 +385,25 @@ fn eval_store_on_a_store_in_use_is_a_clear_error() {
     let out = forewarn(&["eval", "-c", cfg, "--asset", ASSET]);
     assert!(!out.status.success(), "--asset without --store is refused");
 }
+
+#[test]
+fn retraining_options_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |extra: &str| match Config::load(&config(dir.path(), extra)) {
+        Ok(c) => Ok(c.asset[0].model.clone().unwrap()),
+        Err(e) => Err(e.to_string()),
+    };
+    let m = load("").unwrap();
+    assert_eq!((m.retrain, m.retrain_history.to_string()), (None, "7d".to_string()));
+    let m = load("  retrain = \"1d\"\n  retrain_history = \"3d\"\n").unwrap();
+    assert_eq!(m.retrain.map(|d| d.as_duration().as_secs()), Some(86_400));
+    let e = load("  retrain = \"500ms\"\n  retrain_history = \"10s\"\n").unwrap_err();
+    assert!(
+        e.contains("asset[0].model.retrain") && e.contains("shorter than 1s"),
+        "{e}"
+    );
+    assert!(
+        e.contains("asset[0].model.retrain_history") && e.contains("fewer than 30 periods"),
+        "{e}"
+    );
+}

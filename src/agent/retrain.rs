@@ -90,18 +90,17 @@ impl Retrainer {
                 return;
             }
         };
-        let (cur_far, cur_mar) = outcome
-            .current
-            .as_ref()
-            .map_or((None, None), |c| (Some(c.far), Some(c.mar)));
-        let (far, mar) = (outcome.candidate.far, outcome.candidate.mar);
+        let rates = |s: &crate::detect::skab::Score| format!("FAR {:.2}% MAR {:.2}%", s.far, s.mar);
+        let candidate = rates(&outcome.candidate);
+        let current = outcome.current.as_ref().map_or_else(|| "none".to_string(), rates);
+        let file = outcome.written.display();
         match &outcome.decision {
             Decision::Promote => {
-                tracing::info!(asset = %id, version = outcome.version, far, mar, current_far = ?cur_far, current_mar = ?cur_mar, file = %outcome.written.display(), training = %outcome.training.describe(), "retrained model promoted");
+                tracing::info!(asset = %id, version = outcome.version, %candidate, %current, %file, training = %outcome.training.describe(), "retrained model promoted");
                 self.reload.notify_one();
             }
             Decision::Shadow { reason } => {
-                tracing::warn!(asset = %id, far, mar, current_far = ?cur_far, current_mar = ?cur_mar, %reason, file = %outcome.written.display(), "retrained model kept as shadow");
+                tracing::warn!(asset = %id, %candidate, %current, %reason, %file, "retrained model kept as shadow");
             }
         }
     }

@@ -279,3 +279,39 @@ impl Evaluation {
             .fold((0, 0), |(n, a), (_, p)| (n + 1, a + usize::from(*p == 1)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scored_rows_skip_maintenance_and_gaps_and_failure_edges_are_changepoints() {
+        use LabelKind::*;
+        let kinds = [
+            None,
+            Some(Failure),
+            Some(Failure),
+            Some(Maintenance),
+            None,
+            Some(FalseAlarm),
+            None,
+        ];
+        let clocked = Clocked {
+            period_ms: 1000,
+            ticks: (0..kinds.len() as i64)
+                .map(|i| (i * 1000, (i != 4).then(|| vec![i as f64])))
+                .collect(),
+            kinds: kinds.to_vec(),
+        };
+        let (f, rows) = clocked.labelled_file("m", &["x".into()]);
+        assert_eq!(
+            rows,
+            vec![0, 1, 2, 5, 6],
+            "maintenance (3) and the incomplete tick (4) are not scored"
+        );
+        assert_eq!(f.test_rows(), rows.len());
+        assert_eq!(&f.anomaly[TRAIN_ROWS..], &[0, 1, 1, 0, 0]);
+        assert_eq!(&f.changepoint[TRAIN_ROWS..], &[0, 1, 0, 1, 0]);
+        assert_eq!(f.values[TRAIN_ROWS + 3], vec![5.0]);
+    }
+}

@@ -108,7 +108,8 @@ pub struct Saved {
 }
 
 /// Writes `model` as the current file at `path` with the next version number, keeping
-/// the file it replaces and removing kept versions beyond [`KEEP_VERSIONS`].
+/// the file it replaces and removing kept versions beyond [`KEEP_VERSIONS`]. A file from
+/// before versions existed is kept as version 0; one that is not JSON at all is replaced.
 pub fn save_version(model: &mut Model, path: &Path) -> Result<Saved, VersionError> {
     model.version = next_version(path)?;
     let kept = match file_version(path) {
@@ -221,4 +222,62 @@ pub fn list(path: &Path) -> Result<Vec<Entry>, VersionError> {
             path: p,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::train::{train, TrainOptions};
+
+    fn model() -> Model {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let v: Vec<(i64, Vec<f64>)> = (0..100).map(|i| (i * 1000, vec![rng.f64(), rng.f64()])).collect();
+        train("m", &["a".into(), "b".into()], &v, &TrainOptions::default(), "test").unwrap()
+    }
+
+    #[test]
+    fn a_file_from_before_versions_is_kept_as_version_0_and_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        model().save(&path).unwrap();
+        assert!(matches!(
+            rollback(&path),
+            Err(VersionError::NoPrevious { current: 0, .. })
+        ));
+        let saved = save_version(&mut model(), &path).unwrap();
+        assert_eq!(
+            saved,
+            Saved {
+                version: 1,
+                kept: Some(dir.path().join("m.v0.json"))
+            }
+        );
+        let r = rollback(&path).unwrap();
+        assert_eq!((r.from, r.to), (1, 0));
+        assert_eq!(Model::load(&path).unwrap().version, 0);
+        assert_eq!(
+            next_version(&path).unwrap(),
+            2,
+            "version 1 is kept, so it is not reused"
+        );
+    }
+
+    #[test]
+    fn a_kept_file_that_does_not_load_is_refused_and_the_current_one_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        save_version(&mut model(), &path).unwrap();
+        save_version(&mut model(), &path).unwrap();
+        std::fs::write(version_path(&path, 1), "{\"format\": 1}").unwrap();
+        assert!(matches!(rollback(&path), Err(VersionError::Model(_))));
+        assert_eq!(Model::load(&path).unwrap().version, 2);
+        assert!(matches!(
+            rollback(&dir.path().join("none.json")),
+            Err(VersionError::NoCurrent(_))
+        ));
+        let shadow = save_shadow(&mut model(), &path).unwrap();
+        assert_eq!(Model::load(&shadow).unwrap().version, 3);
+        let roles: Vec<Role> = list(&path).unwrap().iter().map(|e| e.role).collect();
+        assert_eq!(roles, vec![Role::Kept, Role::Current, Role::Shadow]);
+    }
 }
