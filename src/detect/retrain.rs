@@ -103,12 +103,15 @@ pub fn retrain(
         })
         .ok()
         .map(|m| {
-            let own = history.clock(m.period_ms, m.max_hold);
-            let eval = own.evaluate(&asset.id, &asset.sensors, &m);
+            // Its own clock only if the config's changed since it was trained (memory).
+            let own = (m.period_ms != opts.period_ms || m.max_hold != opts.max_hold)
+                .then(|| history.clock(m.period_ms, m.max_hold));
+            let eval = own.as_ref().unwrap_or(&clocked).evaluate(&asset.id, &asset.sensors, &m);
             (own, eval)
         });
     let exclude = |i: usize| {
         current.as_ref().is_some_and(|(own, eval)| {
+            let own = own.as_ref().unwrap_or(&clocked);
             clocked.kinds[i] != Some(LabelKind::FalseAlarm) && alarmed_at(own, eval, clocked.ticks[i].0)
         })
     };
