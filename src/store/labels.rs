@@ -10,6 +10,8 @@ use crate::base::label::{Label, NewLabel};
 use super::{Store, StoreError};
 
 const TREE: &str = "labels";
+/// Key in `meta` of the last label id given.
+const LABEL_SEQ: &[u8] = b"label_seq";
 
 impl Store {
     fn labels_tree(&self) -> Result<sled::Tree, StoreError> {
@@ -22,7 +24,7 @@ impl Store {
         label.validate()?;
         self.inner.reserve.check()?;
         let tree = self.labels_tree()?;
-        let id = self.inner.db.generate_id()? + 1;
+        let id = self.next_label_id()?;
         let stored = Label {
             id,
             span: label,
@@ -30,8 +32,23 @@ impl Store {
         };
         let json = serde_json::to_vec(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         tree.insert(id.to_be_bytes(), json)?;
-        tree.flush()?;
+        self.inner.db.flush()?;
         Ok(stored)
+    }
+
+    /// 1, 2, 3, …: short enough to type in `forewarn label --remove`, never reused (the
+    /// counter lives in `meta` and only grows).
+    fn next_label_id(&self) -> Result<u64, StoreError> {
+        let bump = |old: Option<&[u8]>| {
+            let n = old
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_be_bytes);
+            Some((n + 1).to_be_bytes().to_vec())
+        };
+        let new = self.inner.meta.update_and_fetch(LABEL_SEQ, bump)?;
+        new.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| StoreError::Corrupt("label counter".into()))
     }
 
     /// Every label, of `asset` only when given, in creation order. An entry that does not
@@ -84,7 +101,7 @@ mod tests {
             let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
             let a = store.add_label(new("pump", 5000, LabelKind::FalseAlarm), 7).unwrap();
             let b = store.add_label(new("fan", 0, LabelKind::Maintenance), 8).unwrap();
-            assert!(b.id > a.id);
+            assert_eq!((a.id, b.id), (1, 2));
             (a, b)
         };
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();

@@ -5,7 +5,7 @@
 //! - `wal`: write-ahead records, one per flush (see [`wal`]); the samples not yet sealed.
 //! - `chunks`: the index of sealed chunks, one small entry per chunk (see [`segment`]):
 //!   which segment file holds its bytes, where, and its count and time span.
-//! - `meta`: the sensor registry and the schema version.
+//! - `meta`: the sensor registry, the schema version and the last label id.
 //! - `rollups`: per-interval aggregates of evicted raw data (see [`rollup`]).
 //! - `labels`: operators' labels of assets' history (see [`labels`]), never evicted.
 //!
