@@ -144,6 +144,15 @@ impl ModelEngine {
         self.models.len()
     }
 
+    /// The version of the model loaded for `asset`, if one is.
+    pub fn version_of(&self, asset: &str) -> Option<u64> {
+        self.models
+            .iter()
+            .map(|m| m.scorer.model())
+            .find(|m| m.asset == asset)
+            .map(|m| m.version)
+    }
+
     /// Feeds one sample; pushes an observation per vector it completes and scores.
     pub fn observe(&mut self, s: &Sample, out: &mut Vec<(AlarmId, Observation)>) {
         let Some(targets) = self.by_sensor.get(&s.sensor) else {
@@ -199,6 +208,7 @@ impl LiveModel {
             clear_threshold: 1.0,
             score: Some(score),
             sensors,
+            model_version: Some(self.scorer.model().version),
         })
     }
 }
