@@ -338,16 +338,8 @@ mod tests {
     use super::*;
 
     fn config() -> Config {
-        let text = r#"
-[agent]
-id = "gw"
-data_dir = "/nonexistent"
-[http]
-enabled = false
-[[asset]]
-id = "line1/pump1"
-sensors = ["t"]
-"#;
+        // The quick-start config: one asset, `line1/pump1`.
+        let text = include_str!("../config/quickstart.toml");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.toml");
         std::fs::write(&path, text).unwrap();
