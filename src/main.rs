@@ -8,7 +8,8 @@
 //! - `train`, `eval`: failure-prediction models and their evaluation on labelled files;
 //!   `model list | rollback`: the versions of a model file;
 //! - `demo`: a simulated plant, a broker and the agent in one process;
-//! - `passwd`: add or change a user of the HTTP API (`[http] users_file`).
+//! - `passwd`: add or change a user of the HTTP API (`[http] users_file`);
+//! - `label`, `labels`: the operator's labels (false alarm, failure, maintenance).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ use forewarn::config::{Config, RegisterKind, DEFAULT_CONFIG_PATH};
 
 mod check_cli;
 mod history;
+mod label_cli;
 mod model_cli;
 mod passwd_cli;
 mod predict_cli;
@@ -156,6 +158,55 @@ enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Label a span of an asset's history: a false alarm, a real failure, or maintenance
+    /// (its alerts are suppressed; may lie ahead, for a planned stop). Through the running
+    /// agent's HTTP API, or on the stopped store. `--remove ID` takes a label back.
+    Label(LabelArgs),
+    /// List the labels (of one asset with --asset), through the agent or on the store.
+    Labels {
+        /// Config file.
+        #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+        /// Only the labels of this asset.
+        #[arg(long)]
+        asset: Option<String>,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        credentials: label_cli::Credentials,
+    },
+}
+
+/// The arguments of `label`.
+#[derive(clap::Args)]
+struct LabelArgs {
+    /// Config file.
+    #[arg(long, short, default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// The asset (an `[[asset]]` id).
+    #[arg(long, required_unless_present = "remove")]
+    asset: Option<String>,
+    /// Start of the span, RFC 3339 (`2026-12-01T14:00:00Z`) or epoch ms.
+    #[arg(long, required_unless_present = "remove")]
+    from: Option<String>,
+    /// End of the span (exclusive); may lie in the future.
+    #[arg(long, required_unless_present = "remove")]
+    to: Option<String>,
+    /// What the span was.
+    #[arg(long = "as", value_enum, required_unless_present = "remove")]
+    kind: Option<label_cli::KindArg>,
+    /// A note for whoever reads it later.
+    #[arg(long)]
+    note: Option<String>,
+    /// Who says so (default: $USER); with users on the API, the user is the author.
+    #[arg(long)]
+    author: Option<String>,
+    /// Remove the label with this id instead (a label made by mistake).
+    #[arg(long, conflicts_with_all = ["asset", "from", "to", "kind", "note", "author"])]
+    remove: Option<u64>,
+    #[command(flatten)]
+    credentials: label_cli::Credentials,
 }
 
 /// The arguments of `train`.
@@ -316,9 +367,35 @@ fn execute(command: Command) -> Result<ExitCode> {
         }
         Command::StoreStats { config } => history::store_stats(&config),
         Command::Train(args) => train(args),
+        Command::Label(args) => label(args),
+        Command::Labels {
+            config,
+            asset,
+            json,
+            credentials,
+        } => label_cli::labels(&config, asset.as_deref(), json, &credentials),
         Command::Eval(args) => eval(args),
         Command::Model(command) => model_cli::run(command),
     }
+}
+
+/// `forewarn label`: make a label, or remove one.
+fn label(args: LabelArgs) -> Result<ExitCode> {
+    if let Some(id) = args.remove {
+        return label_cli::remove(&args.config, id, &args.credentials);
+    }
+    let (Some(asset), Some(from), Some(to), Some(kind)) = (args.asset, args.from, args.to, args.kind) else {
+        anyhow::bail!("--asset, --from, --to and --as are needed (or --remove ID)");
+    };
+    let spec = label_cli::LabelSpec {
+        asset,
+        from,
+        to,
+        kind,
+        note: args.note,
+        author: args.author,
+    };
+    label_cli::label(&args.config, &spec, &args.credentials)
 }
 
 /// `forewarn train`: from the store, or from a CSV file.

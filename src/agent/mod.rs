@@ -62,6 +62,8 @@ use signals::{forward_hangups, wait_true};
 
 /// Batches in flight between sources and the pipeline (a "bus" is a Modbus transport).
 const BATCH_QUEUE: usize = 256;
+/// Label changes in flight from the API to the pipeline (an operator makes a few a day).
+const LABEL_QUEUE: usize = 64;
 
 /// Runs the agent until `shutdown` turns true.
 pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> Result<()> {
@@ -91,7 +93,9 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
     // SIGHUP (and the API's reload action) reloads the models after `forewarn train`; the
     // listener ends with the agent.
     let reload = Arc::new(Notify::new());
-    if let Some(http) = start_http(&config, &store, &stats, &reload, &shutdown).await? {
+    // The API tells the pipeline of label changes (maintenance windows, announcements).
+    let (label_tx, label_rx) = mpsc::channel(LABEL_QUEUE);
+    if let Some(http) = start_http(&config, &store, &stats, (&reload, label_tx), &shutdown).await? {
         tasks.push(http);
     }
     let (alarm_tx, alarm_rx) = mpsc::channel::<(AlarmId, Observation)>(16);
@@ -137,8 +141,10 @@ pub async fn run_with_stats(config: Config, mut shutdown: watch::Receiver<bool>,
         refused: Vec::new(),
         heartbeat,
         stall_at,
+        maintenance: Default::default(),
+        labels_due: false,
     };
-    let result = pipeline.run(batches_rx, alarm_rx, &mut shutdown).await;
+    let result = pipeline.run(batches_rx, alarm_rx, label_rx, &mut shutdown).await;
 
     for t in tasks {
         let _ = t.await;
@@ -354,7 +360,7 @@ async fn start_http(
     config: &Config,
     store: &Store,
     stats: &Arc<Stats>,
-    reload: &Arc<Notify>,
+    (reload, label_changes): (&Arc<Notify>, mpsc::Sender<crate::alert::labelled::LabelChange>),
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Option<JoinHandle<()>>> {
     let Some(listen) = config.http_listen().map_err(anyhow::Error::msg)? else {
@@ -384,7 +390,15 @@ async fn start_http(
         site: pages_site(config),
     };
     tracing::info!(%listen, users = access.auth.is_some(), https = access.tls.is_some(), "http api");
-    let app = crate::http::app(Arc::new(api)).merge(crate::http::actions::router(reload.clone()));
+    let labels = crate::http::labels::LabelsState {
+        store: store.clone(),
+        assets: config.asset.iter().map(|a| a.id.clone()).collect(),
+        changes: label_changes,
+        write: Default::default(),
+    };
+    let app = crate::http::app(Arc::new(api))
+        .merge(crate::http::actions::router(reload.clone()))
+        .merge(crate::http::labels::router(Arc::new(labels)));
     let stop = shutdown.clone();
     Ok(Some(tokio::spawn(async move {
         tokio::select! {

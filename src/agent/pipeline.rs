@@ -20,6 +20,13 @@
 //! broker holds anyway; an ack costs a packet id. Batches without an ack (Modbus, QoS 0)
 //! cannot come back: they are counted as rejected.
 //!
+//! **Labels.** The operator's labels are read from the store at start and again after
+//! each change the HTTP API reports ([`LabelChange`]). Their maintenance windows are
+//! checked against the clock every second: while one covers now, the alarms of its asset
+//! and of the asset's descendants are suppressed ([`Maintenance`]; each start and end is
+//! logged once). Labels not yet announced upstream go out as `labelled` events; if that
+//! write fails it is retried on the clock.
+//!
 //! **Progress is visible.** Every turn of the loop bumps a [`Heartbeat`] (the loop turns at
 //! least once a second, on its clock tick); the service manager's watchdog is fed only
 //! while it moves (`notify.rs`). The test hook `FOREWARN_TEST_STALL_AFTER` (a duration,
@@ -36,7 +43,10 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::notify::Heartbeat;
 use super::retention::PRESSURE_DISK_FULL;
-use crate::alert::sink::AlertSink;
+use crate::alert::labelled::{unannounced, LabelChange, LabelEvent, LabelNotice};
+use crate::alert::maintenance::Maintenance;
+use crate::alert::sink::{AlertSink, SinkError};
+use crate::base::label::Label;
 use crate::base::sample::SensorId;
 use crate::config::Asset;
 use crate::detect::live::{LoadOutcome, ModelAlarms, ModelEngine};
@@ -88,6 +98,10 @@ pub(super) struct Pipeline {
     pub heartbeat: Heartbeat,
     /// The test hook's stall: when the loop stops turning (`FOREWARN_TEST_STALL_AFTER`).
     pub stall_at: Option<tokio::time::Instant>,
+    /// The maintenance windows of the labels.
+    pub maintenance: Maintenance,
+    /// Labels could not be read or announced: try again on the clock.
+    pub labels_due: bool,
 }
 
 /// The test hook's environment variable (see the module documentation).
@@ -109,8 +123,11 @@ impl Pipeline {
         mut self,
         mut batches: mpsc::Receiver<Batch>,
         mut alarms: mpsc::Receiver<(AlarmId, Observation)>,
+        mut labels: mpsc::Receiver<LabelChange>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<()> {
+        self.refresh_labels().await;
+        tracing::info!(maintenance_windows = self.maintenance.len(), "labels loaded");
         let mut flush_tick = tokio::time::interval(self.flush_interval);
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut report_tick = tokio::time::interval(Duration::from_secs(60));
@@ -130,6 +147,7 @@ impl Pipeline {
                 Some(alarm) = alarms.recv() => {
                     self.alerts.observe([alarm]).await.context("raising a storage alert")?;
                 }
+                Some(change) = labels.recv() => self.label_changed(change).await,
                 _ = flush_tick.tick() => self.flush().await?,
                 // Acknowledgements are waiting: flush soon rather than at the next tick, so
                 // the broker's in-flight window keeps moving (group commit).
@@ -234,6 +252,10 @@ impl Pipeline {
     async fn on_clock(&mut self, observations: &mut Vec<(AlarmId, Observation)>) -> Result<()> {
         self.release_refused();
         let now = crate::base::time::now_ms();
+        self.apply_maintenance(now);
+        if self.labels_due {
+            self.refresh_labels().await;
+        }
         self.silence.check(now, observations);
         self.alerts
             .observe(observations.drain(..))
@@ -241,6 +263,83 @@ impl Pipeline {
             .context("writing alerts to the outbox")?;
         self.alerts.tick(now).await.context("writing alerts to the outbox")?;
         Ok(())
+    }
+
+    /// A change the HTTP API made: a removal is announced, then the labels are read again
+    /// (which announces an addition).
+    async fn label_changed(&mut self, change: LabelChange) {
+        if let LabelChange::Removed(label) = change {
+            let notice = self.notice(label, LabelEvent::Unlabelled);
+            if let Err(e) = self.alerts.announce(vec![notice], None).await {
+                tracing::warn!(error = %e, "the removal of a label could not be announced upstream");
+            }
+        }
+        self.refresh_labels().await;
+    }
+
+    /// Reads the labels from the store, takes their maintenance windows and announces
+    /// those not announced yet. A failure is logged (once) and retried on the clock.
+    async fn refresh_labels(&mut self) {
+        let store = self.store.clone();
+        let read = tokio::task::spawn_blocking(move || store.labels(None)).await;
+        let result = match read {
+            Ok(Ok(labels)) => {
+                self.maintenance.set_labels(&labels);
+                self.apply_maintenance(crate::base::time::now_ms());
+                self.announce_new(&labels).await.map_err(|e| e.to_string())
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(_) => self.labels_due = false,
+            Err(e) => {
+                if !self.labels_due {
+                    tracing::warn!(error = %e, "labels could not be read or announced; retrying every second");
+                }
+                self.labels_due = true;
+            }
+        }
+    }
+
+    /// Announces the labels above the outbox's mark as `labelled` events.
+    async fn announce_new(&mut self, labels: &[Label]) -> Result<usize, SinkError> {
+        let mark = self.alerts.label_mark().await?;
+        let new = unannounced(labels, mark);
+        let Some(top) = new.last().map(|l| l.id) else {
+            return Ok(0);
+        };
+        let notices = new
+            .into_iter()
+            .map(|l| self.notice(l.clone(), LabelEvent::Labelled))
+            .collect();
+        self.alerts.announce(notices, Some(top)).await
+    }
+
+    fn notice(&self, label: Label, event: LabelEvent) -> LabelNotice {
+        LabelNotice {
+            asset_path: self.alerts.lifecycle().asset_path(&label.span.asset),
+            model_version: self.models.version_of(&label.span.asset),
+            label,
+            event,
+            ts_ms: crate::base::time::now_ms(),
+        }
+    }
+
+    /// Follows the maintenance windows to `now_ms`: logs each start and end once and
+    /// suppresses (or frees) the alarms concerned.
+    fn apply_maintenance(&mut self, now_ms: i64) {
+        let changes = self.maintenance.update(now_ms);
+        if changes.is_empty() {
+            return;
+        }
+        for asset in &changes.began {
+            tracing::info!(%asset, "maintenance began: alerts of this asset and its descendants are suppressed");
+        }
+        for asset in &changes.ended {
+            tracing::info!(%asset, "maintenance ended: alarms of this asset raise again");
+        }
+        self.alerts.set_maintenance(self.maintenance.active());
     }
 
     /// The disk-full refusal follows free space at every flush, against the same

@@ -107,6 +107,7 @@ impl Retention {
                     clear_threshold: budget,
                     score: None,
                     sensors,
+                    model_version: None,
                 };
                 if self.alarms.send((id, obs)).await.is_err() {
                     return;

@@ -82,4 +82,6 @@ pub struct AlertEvent {
     pub sensors: Vec<SensorValue>,
     /// Alarms of descendant assets folded into this incident.
     pub children: Vec<FoldedChild>,
+    /// The version of the model that raised it; `None` for rules and watches.
+    pub model_version: Option<u64>,
 }

@@ -159,6 +159,10 @@ pub struct Lifecycle {
     parents: HashMap<String, String>,
     dirty: BTreeSet<AlarmId>,
     deleted: Vec<String>,
+    /// Per alarm: its asset or an ancestor is under maintenance.
+    suppressed: Vec<bool>,
+    /// Observations in alarm ignored under maintenance, since the last take.
+    suppressed_alarms: u64,
 }
 
 /// Bound on walks up the asset tree (validation rejects cycles; this guards the rest).
@@ -195,7 +199,29 @@ impl Lifecycle {
         self.keys.push(key);
         self.defs.push(def);
         self.records.push(Record::default());
+        self.suppressed.push(false);
         id
+    }
+
+    /// Suppresses the alarms of the assets in `under` and of their descendants (and
+    /// lifts it from the others). A suppressed alarm ignores its observations and sends
+    /// no re-notification: an incident open when maintenance began stays open, silently,
+    /// and goes on (or clears) by what is observed after it; a pending one starts over.
+    pub fn set_maintenance(&mut self, under: &BTreeSet<String>) {
+        for id in 0..self.defs.len() {
+            let now = self.asset_path(&self.defs[id].asset).iter().any(|a| under.contains(a));
+            if now && !self.suppressed[id] && self.records[id].phase == Phase::Pending {
+                self.records[id].phase = Phase::Normal;
+                self.records[id].last = None;
+                self.dirty.insert(id);
+            }
+            self.suppressed[id] = now;
+        }
+    }
+
+    /// Observations in alarm ignored under maintenance since the last call.
+    pub fn take_suppressed(&mut self) -> u64 {
+        std::mem::take(&mut self.suppressed_alarms)
     }
 
     pub fn len(&self) -> usize {
@@ -249,6 +275,10 @@ impl Lifecycle {
     /// Feeds one observation of alarm `id`; pushes the notifications it causes to `out`.
     pub fn observe(&mut self, id: AlarmId, obs: Observation, out: &mut Vec<AlertEvent>) {
         let Some(def) = self.defs.get(id) else { return };
+        if self.suppressed[id] {
+            self.suppressed_alarms += u64::from(obs.level == Level::Alarm);
+            return;
+        }
         let policy = def.policy;
         let rec = &mut self.records[id];
         let ts = obs.ts_ms;
@@ -426,7 +456,7 @@ impl Lifecycle {
 
     fn maybe_renotify(&mut self, id: AlarmId, ts: i64, out: &mut Vec<AlertEvent>) {
         let rec = &self.records[id];
-        let Some(every) = self.defs[id].policy.renotify_ms else {
+        let Some(every) = self.defs[id].policy.renotify_ms.filter(|_| !self.suppressed[id]) else {
             return;
         };
         if rec.phase == Phase::Firing && rec.folded_into.is_none() && ts - rec.last_notify_ms >= every {
@@ -478,6 +508,7 @@ impl Lifecycle {
             clear_threshold: f64::NAN,
             score: None,
             sensors: Vec::new(),
+            model_version: None,
         });
         let children = rec
             .children
@@ -525,6 +556,7 @@ impl Lifecycle {
             score: last.score,
             sensors: last.sensors,
             children,
+            model_version: last.model_version,
         }
     }
 }

@@ -32,6 +32,7 @@ fn obs(ts_ms: i64, value: f64) -> Observation {
         clear_threshold: 75.0,
         score: None,
         sensors: Vec::new(),
+        model_version: None,
     }
 }
 
@@ -284,4 +285,75 @@ fn unreadable_records_start_from_normal() {
     let report = l.restore(vec![(state_key("a", "r").into_bytes(), b"not json".to_vec())]);
     assert_eq!(report.open, 0);
     assert_eq!(feed(&mut l, id, &[(0, 90.0)]), vec![(AlertState::Raised, 0)]);
+}
+
+fn under(assets: &[&str]) -> BTreeSet<String> {
+    assets.iter().map(|a| a.to_string()).collect()
+}
+
+#[test]
+fn maintenance_suppresses_an_asset_and_its_children_and_lifts_cleanly() {
+    let mut l = tree(&[("line1/pump1", "line1")]);
+    let pump = l.register(def("line1/pump1", "r", Policy::default()));
+    let other = l.register(def("line2", "r", Policy::default()));
+    l.set_maintenance(&under(&["line1"]));
+    use AlertState::*;
+    assert_eq!(
+        feed(&mut l, pump, &[(1, 90.0), (2, 91.0)]),
+        vec![],
+        "child of an asset under maintenance"
+    );
+    assert_eq!(l.take_suppressed(), 2);
+    assert_eq!(
+        feed(&mut l, other, &[(1, 90.0)]),
+        vec![(Raised, 1)],
+        "another asset raises"
+    );
+    l.set_maintenance(&under(&[]));
+    assert_eq!(
+        feed(&mut l, pump, &[(3, 92.0)]),
+        vec![(Raised, 3)],
+        "an alarm still present raises after"
+    );
+    assert_eq!(l.take_suppressed(), 0);
+}
+
+#[test]
+fn an_incident_open_when_maintenance_begins_is_neither_renotified_nor_raised_again() {
+    let mut l = Lifecycle::default();
+    let policy = Policy {
+        renotify_ms: Some(10),
+        ..Policy::default()
+    };
+    let id = l.register(def("a", "r", policy));
+    use AlertState::*;
+    assert_eq!(feed(&mut l, id, &[(0, 90.0)]), vec![(Raised, 0)]);
+    l.set_maintenance(&under(&["a"]));
+    let mut out = Vec::new();
+    l.tick(100, &mut out);
+    assert!(out.is_empty(), "no renotify under maintenance: {out:?}");
+    assert_eq!(feed(&mut l, id, &[(50, 95.0), (60, 70.0)]), vec![]);
+    l.set_maintenance(&under(&[]));
+    assert_eq!(
+        feed(&mut l, id, &[(200, 95.0)]),
+        vec![(Renotify, 200)],
+        "the same incident, not a new raise"
+    );
+    assert_eq!(feed(&mut l, id, &[(201, 70.0)]), vec![(Cleared, 201)]);
+}
+
+#[test]
+fn a_pending_alarm_starts_over_after_maintenance() {
+    let mut l = Lifecycle::default();
+    let policy = Policy {
+        min_duration_ms: 100,
+        ..Policy::default()
+    };
+    let id = l.register(def("a", "r", policy));
+    assert_eq!(feed(&mut l, id, &[(0, 90.0)]), vec![]);
+    l.set_maintenance(&under(&["a"]));
+    l.set_maintenance(&under(&[]));
+    use AlertState::*;
+    assert_eq!(feed(&mut l, id, &[(150, 90.0)]), vec![], "its timer restarted");
+    assert_eq!(feed(&mut l, id, &[(250, 90.0)]), vec![(Raised, 250)]);
 }

@@ -49,6 +49,9 @@ pub struct AlertMessage {
     /// Alarms of descendant assets folded into this incident.
     #[serde(default)]
     pub children: Vec<ChildMessage>,
+    /// The version of the model that raised it (`Model::version`); absent for rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<u64>,
 }
 
 /// A folded child alarm, as listed in its parent's messages.
@@ -112,6 +115,7 @@ impl AlertMessage {
                     last_seen: rfc3339_ms(c.last_seen_ms.max(c.first_seen_ms)),
                 })
                 .collect(),
+            model_version: e.model_version,
         }
     }
 }
@@ -157,6 +161,22 @@ mod tests {
         assert_eq!(v["first_seen"], "1970-01-01T00:00:01.000Z");
         assert_eq!(v["children"][0]["state"], "firing");
         assert_eq!(v["children"][0]["last_seen"], "1970-01-01T00:00:01.500Z");
+        assert!(v.get("model_version").is_none(), "a rule's alert names no model");
+    }
+
+    #[test]
+    fn a_model_event_carries_its_model_version() {
+        let e = AlertEvent {
+            asset: "pump".into(),
+            rule: "model".into(),
+            score: Some(3.5),
+            model_version: Some(4),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(AlertMessage::new("gw", 1, &e)).unwrap();
+        assert_eq!(v["model_version"], 4);
+        let back: AlertMessage = serde_json::from_value(v).unwrap();
+        assert_eq!(back.model_version, Some(4));
     }
 
     #[test]

@@ -7,10 +7,14 @@
 //! MQTT QoS 1 over TCP or TLS (`crate::mqtt`), deleting an entry only when the broker's PUBACK
 //! for it arrives, and keeps the gateway's status topic current ([`status`]). Broker down,
 //! agent killed, power lost: every alert arrives, in order, possibly twice (consumers
-//! de-duplicate by `id`), never lost.
+//! de-duplicate by `id`), never lost. Operator labels travel the same way as `labelled`
+//! events ([`labelled`]), and maintenance windows ([`maintenance`]) suppress the alarms of
+//! the assets they cover.
 
 pub(crate) mod event;
+pub mod labelled;
 pub mod lifecycle;
+pub mod maintenance;
 pub(crate) mod message;
 pub(crate) mod outbox;
 pub mod publisher;

@@ -17,10 +17,13 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::event::AlertEvent;
+use super::labelled::{LabelMessage, LabelNotice};
 use super::AlertMessage;
 use crate::store::{Reserve, Store, StoreError};
 
 const SEQ_KEY: &[u8] = b"alert_seq";
+/// The highest label id announced ([`super::labelled`]).
+const LABEL_MARK_KEY: &[u8] = b"label_mark";
 
 /// A message ready to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,24 +103,63 @@ impl Outbox {
         alerts: &[(String, AlertEvent)],
         states: &[StateWrite],
     ) -> Result<Vec<AlertMessage>, StoreError> {
+        self.commit_with(alerts, |seq, e| AlertMessage::new(agent, seq, e), states, None)
+    }
+
+    /// Stores label events (in order) and raises the label mark to `mark` in one
+    /// transaction, then fsyncs ([`super::labelled`]: every label announced once).
+    pub fn commit_labels(
+        &self,
+        agent: &str,
+        notices: &[(String, LabelNotice)],
+        mark: Option<u64>,
+    ) -> Result<Vec<LabelMessage>, StoreError> {
+        self.commit_with(notices, |seq, n| LabelMessage::new(agent, seq, n), &[], mark)
+    }
+
+    /// The highest label id announced so far (0 before any).
+    pub fn label_mark(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(LABEL_MARK_KEY)?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// One transaction: each item becomes the message `make` builds with the next
+    /// sequence number; the states are written and the label mark raised to `mark`.
+    fn commit_with<T, M: serde::Serialize>(
+        &self,
+        items: &[(String, T)],
+        make: impl Fn(u64, &T) -> M,
+        states: &[StateWrite],
+        mark: Option<u64>,
+    ) -> Result<Vec<M>, StoreError> {
         self.reserve.check()?;
-        let result: Result<Vec<AlertMessage>, TransactionError<String>> = (&self.tree, &self.meta, &self.states)
-            .transaction(|(tree, meta, state_tree)| {
-                let mut seq = meta
-                    .get(SEQ_KEY)?
-                    .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
-                    .unwrap_or(0);
-                let mut msgs = Vec::with_capacity(alerts.len());
-                for (topic, event) in alerts {
+        let result: Result<Vec<M>, TransactionError<String>> =
+            (&self.tree, &self.meta, &self.states).transaction(|(tree, meta, state_tree)| {
+                let read = |key: &[u8]| -> Result<u64, sled::transaction::UnabortableTransactionError> {
+                    Ok(meta
+                        .get(key)?
+                        .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+                        .unwrap_or(0))
+                };
+                let mut seq = read(SEQ_KEY)?;
+                let mut msgs = Vec::with_capacity(items.len());
+                for (topic, item) in items {
                     seq += 1;
-                    let msg = AlertMessage::new(agent, seq, event);
+                    let msg = make(seq, item);
                     let payload =
                         serde_json::to_vec(&msg).map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
                     tree.insert(&seq.to_be_bytes()[..], encode(topic, &payload))?;
                     msgs.push(msg);
                 }
-                if !alerts.is_empty() {
+                if !items.is_empty() {
                     meta.insert(SEQ_KEY, &seq.to_be_bytes()[..])?;
+                }
+                if let Some(mark) = mark.filter(|&m| m > 0) {
+                    let old = read(LABEL_MARK_KEY)?;
+                    meta.insert(LABEL_MARK_KEY, &mark.max(old).to_be_bytes()[..])?;
                 }
                 for (k, v) in states {
                     match v {
@@ -129,7 +171,7 @@ impl Outbox {
             });
         let msgs = result.map_err(|e| StoreError::Db(format!("outbox: {e:?}")))?;
         self.depth.fetch_add(msgs.len() as u64, Ordering::Relaxed);
-        if !msgs.is_empty() {
+        if !msgs.is_empty() || mark.is_some() {
             self.db.flush()?;
         }
         Ok(msgs)
@@ -248,6 +290,45 @@ mod tests {
         let ob = Outbox::open_in(&db, Reserve::of(dir.path())).unwrap();
         assert_eq!(ob.len(), 1);
         assert_eq!(ob.load_states().unwrap(), vec![(b"a".to_vec(), b"1".to_vec())]);
+    }
+
+    #[test]
+    fn label_events_share_the_sequence_and_the_mark_only_rises() {
+        use crate::alert::labelled::{LabelEvent, LabelNotice};
+        use crate::base::label::{Label, LabelKind, NewLabel};
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        let ob = Outbox::open_in(&db, Reserve::of(dir.path())).unwrap();
+        assert_eq!(ob.label_mark().unwrap(), 0);
+        ob.push("gw", "t/a", &event()).unwrap();
+        let notice = |id| LabelNotice {
+            label: Label {
+                id,
+                span: NewLabel {
+                    asset: "a".into(),
+                    from_ms: 0,
+                    to_ms: 1,
+                    kind: LabelKind::Maintenance,
+                    note: None,
+                    author: "op".into(),
+                },
+                created_ms: 0,
+            },
+            event: LabelEvent::Labelled,
+            asset_path: Vec::new(),
+            model_version: None,
+            ts_ms: 0,
+        };
+        let msgs = ob.commit_labels("gw", &[("t/a".into(), notice(4))], Some(4)).unwrap();
+        assert_eq!((msgs[0].seq, ob.label_mark().unwrap(), ob.len()), (2, 4, 2));
+        ob.commit_labels("gw", &[], Some(3)).unwrap();
+        assert_eq!(ob.label_mark().unwrap(), 4, "a lower mark never lowers it");
+        let entry = ob.next_after(Some(1)).unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&entry.payload).unwrap();
+        assert_eq!(
+            (v["event"].as_str(), v["label_id"].as_u64()),
+            (Some("labelled"), Some(4))
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::event::{AlertEvent, AlertState};
+use super::labelled::LabelNotice;
 use super::lifecycle::{Lifecycle, Restored};
 use super::outbox::StateWrite;
 use super::{render_topic_at, AlertMessage, Outbox};
@@ -75,6 +76,43 @@ impl AlertSink {
         &self.lifecycle
     }
 
+    /// Suppresses the alarms of `under` and their descendants ([`Lifecycle::set_maintenance`]).
+    pub fn set_maintenance(&mut self, under: &std::collections::BTreeSet<String>) {
+        self.lifecycle.set_maintenance(under);
+    }
+
+    /// Makes label events durable in the outbox, raising the label mark to `mark`, and
+    /// wakes the publisher. A refusal of the write reserve is an error here: the caller
+    /// keeps the labels unannounced and tries again (the mark has not moved).
+    pub async fn announce(&mut self, notices: Vec<LabelNotice>, mark: Option<u64>) -> Result<usize, SinkError> {
+        if notices.is_empty() && mark.is_none() {
+            return Ok(0);
+        }
+        let items: Vec<(String, LabelNotice)> = notices
+            .into_iter()
+            .map(|n| {
+                let topic = render_topic_at(&self.topic, self.site.as_deref(), &self.agent, &n.label.span.asset);
+                (topic, n)
+            })
+            .collect();
+        let (outbox, agent) = (self.outbox.clone(), self.agent.clone());
+        let msgs = tokio::task::spawn_blocking(move || outbox.commit_labels(&agent, &items, mark)).await??;
+        self.stats.outbox_depth.set(self.outbox.len() as u64);
+        if !msgs.is_empty() {
+            self.wake.notify_one();
+        }
+        for m in &msgs {
+            tracing::info!(asset = %m.asset, label = %m.label, label_id = m.label_id, author = %m.author, seq = m.seq, event = ?m.event, "label announced");
+        }
+        Ok(msgs.len())
+    }
+
+    /// The highest label id announced so far.
+    pub async fn label_mark(&self) -> Result<u64, SinkError> {
+        let outbox = self.outbox.clone();
+        Ok(tokio::task::spawn_blocking(move || outbox.label_mark()).await??)
+    }
+
     /// Runs observations through the lifecycle and makes the resulting alerts durable.
     pub async fn observe(
         &mut self,
@@ -83,6 +121,10 @@ impl AlertSink {
         let mut events: Vec<AlertEvent> = Vec::new();
         for (id, obs) in observations {
             self.lifecycle.observe(id, obs, &mut events);
+        }
+        let suppressed = self.lifecycle.take_suppressed();
+        if suppressed > 0 {
+            self.stats.alarms_suppressed.add(suppressed);
         }
         self.commit(events).await
     }

@@ -144,6 +144,15 @@ impl ModelEngine {
         self.models.len()
     }
 
+    /// The version of the model loaded for `asset`, if one is.
+    pub fn version_of(&self, asset: &str) -> Option<u64> {
+        self.models
+            .iter()
+            .map(|m| m.scorer.model())
+            .find(|m| m.asset == asset)
+            .map(|m| m.version)
+    }
+
     /// Feeds one sample; pushes an observation per vector it completes and scores.
     pub fn observe(&mut self, s: &Sample, out: &mut Vec<(AlarmId, Observation)>) {
         let Some(targets) = self.by_sensor.get(&s.sensor) else {
@@ -199,6 +208,51 @@ impl LiveModel {
             clear_threshold: 1.0,
             score: Some(score),
             sensors,
+            model_version: Some(self.scorer.model().version),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::train::{train, TrainOptions};
+
+    /// A live model of `pump` over sensors 0, 1, 2 with the given version.
+    fn engine(version: u64) -> ModelEngine {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let healthy: Vec<(i64, Vec<f64>)> = (0..400)
+            .map(|i| (i * 1000, vec![10.0 + rng.f64(), 5.0 + rng.f64(), 40.0 + rng.f64()]))
+            .collect();
+        let sensors = ["flow", "current", "temp"].map(String::from).to_vec();
+        let mut model = train("pump", &sensors, &healthy, &TrainOptions::default(), "test").unwrap();
+        model.version = version;
+        let mut engine = ModelEngine::default();
+        for j in 0..3 {
+            engine.by_sensor.insert(j as SensorId, vec![(0, j)]);
+        }
+        engine.models.push(LiveModel {
+            alarm: 0,
+            top: 3,
+            resampler: Resampler::new(3, model.period_ms, model.max_hold),
+            scorer: Scorer::new(Arc::new(model)),
+            scored: 0,
+            settled: 0,
+        });
+        engine
+    }
+
+    #[test]
+    fn model_observations_carry_the_version_of_their_model() {
+        let mut e = engine(5);
+        assert_eq!((e.version_of("pump"), e.version_of("fan")), (Some(5), None));
+        let mut out = Vec::new();
+        for i in 0..200i64 {
+            for j in 0..3 {
+                e.observe(&Sample::good(j, i * 1000, [10.5, 5.5, 40.5][j as usize]), &mut out);
+            }
+        }
+        assert!(!out.is_empty(), "the model scored");
+        assert!(out.iter().all(|(_, o)| o.model_version == Some(5) && o.score.is_some()));
     }
 }

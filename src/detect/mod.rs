@@ -128,4 +128,8 @@ pub struct Observation {
     /// Every sensor involved; empty means just `sensor`, contribution 1.
     #[serde(default)]
     pub sensors: Vec<SensorValue>,
+    /// The version of the model that scored it (`Model::version`); `None` for rules and
+    /// watches. Alerts carry it, so an alarm can be traced to the model that raised it.
+    #[serde(default)]
+    pub model_version: Option<u64>,
 }

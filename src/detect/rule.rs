@@ -125,6 +125,7 @@ impl RuleEngine {
                     clear_threshold: clear,
                     score: None,
                     sensors: Vec::new(),
+                    model_version: None,
                 },
             ));
         }

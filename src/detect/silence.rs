@@ -114,6 +114,7 @@ impl SilenceWatch {
                             contribution: share,
                         })
                         .collect(),
+                    model_version: None,
                 },
             ));
         }

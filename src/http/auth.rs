@@ -54,6 +54,11 @@ const MAX_ENTRIES: usize = 4096;
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// The authenticated user, put into each request's extensions for the handlers (the
+/// author of a label).
+#[derive(Debug, Clone)]
+pub struct Caller(pub String);
+
 /// Why the API cannot start with `users_file`.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthSetupError {
@@ -252,6 +257,8 @@ pub async fn require(State(auth): State<Arc<Auth>>, req: Request, next: Next) ->
             );
         }
     }
+    let mut req = req;
+    req.extensions_mut().insert(Caller(user.clone()));
     let mut reply = next.run(req).await;
     if read && role == Role::Operator {
         if let Ok(v) = HeaderValue::from_str(&auth.csrf_token(&user, now_secs())) {

@@ -1,5 +1,5 @@
-//! The CLI's client for the running agent's API: one blocking GET over a std
-//! `TcpStream`, no runtime needed. It tells "no agent listens" apart from a failure,
+//! The CLI's client for the running agent's API: one blocking request (a GET, or an
+//! action with its headers and body) over a std `TcpStream`, no runtime needed. It tells "no agent listens" apart from a failure,
 //! reads bodies sized by `Content-Length`, chunked or ended by the close, and reports an
 //! answer cut short (the server cuts a streamed answer whose store read failed) as an
 //! error, never as a shorter answer.
@@ -44,6 +44,18 @@ pub enum ClientError {
 
 /// A blocking GET of `target` (path and query string) at `addr` (`ip:port`).
 pub fn get(addr: &str, target: &str) -> Result<Remote, ClientError> {
+    request(addr, "GET", target, &[], None)
+}
+
+/// A blocking request: `method` on `target` with extra `headers` (name, value) and a
+/// JSON `body`, if any.
+pub fn request(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Remote, ClientError> {
     let addr: SocketAddr = addr.parse().map_err(|source| ClientError::Address {
         addr: addr.to_string(),
         source,
@@ -54,10 +66,21 @@ pub fn get(addr: &str, target: &str) -> Result<Remote, ClientError> {
         Err(e) => return Err(e.into()),
     };
     stream.set_read_timeout(Some(READ_TIME))?;
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    if let Some(body) = body {
+        stream.write_all(body)?;
+    }
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     parse_reply(&raw)

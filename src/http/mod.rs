@@ -1,6 +1,6 @@
 //! The agent's local HTTP API: `GET /healthz` (JSON figures), `GET /metrics` (Prometheus
 //! text), `GET /query?sensor=GLOB&from=T&to=T[&every=1m][&format=jsonl|csv]` and
-//! `GET /stats`. While the agent runs it holds the store's lock, so `forewarn query` and
+//! `GET /stats`; the operator's labels under `/api/labels` ([`labels`]). While the agent runs it holds the store's lock, so `forewarn query` and
 //! `forewarn store-stats` go through here ([`client`]).
 //!
 //! This file owns the connections, served by hyper's HTTP/1.1 server with an axum
@@ -16,6 +16,7 @@
 pub mod actions;
 pub mod auth;
 pub mod client;
+pub mod labels;
 pub mod pages;
 pub mod routes;
 mod site;
@@ -37,7 +38,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower_service::Service;
 
-pub use client::{get, percent_encode, ClientError, Remote};
+pub use client::{get, percent_encode, request, ClientError, Remote};
 pub use routes::{parse_query, router, ApiState};
 pub use site::Site;
 

@@ -77,6 +77,9 @@ figures! {
         pub flush_errors: Counter => "flush_errors_total", "flush_errors";
         /// Alert messages written to the outbox.
         pub alerts_raised: Counter => "alerts_raised_total", "alerts_raised";
+        /// Observations in alarm ignored because their asset (or an ancestor) was under
+        /// maintenance.
+        pub alarms_suppressed: Counter => "alarms_suppressed_total", "alarms_suppressed";
         /// Alert messages held in memory because the disk is nearly full (written later).
         pub alerts_held: Gauge => "alerts_held", "alerts_held";
         /// Alert messages acknowledged by the broker.

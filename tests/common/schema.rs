@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 /// Checks `v` against the parts of JSON Schema the alert schema uses: type, const, enum,
-/// required, properties, additionalProperties, items, minItems, minimum, maximum.
+/// required, properties, additionalProperties, items, minItems, minimum, maximum, oneOf.
 pub fn validate(schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
     let type_ok = |t: &str| match t {
         "object" => v.is_object(),
@@ -36,6 +36,19 @@ pub fn validate(schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
     if let (Some(max), Some(x)) = (schema["maximum"].as_f64(), v.as_f64()) {
         if x > max {
             errors.push(format!("{at}: {x} > {max}"));
+        }
+    }
+    if let Some(branches) = schema["oneOf"].as_array() {
+        let valid = branches
+            .iter()
+            .filter(|b| {
+                let mut errs = Vec::new();
+                validate(b, v, at, &mut errs);
+                errs.is_empty()
+            })
+            .count();
+        if valid != 1 {
+            errors.push(format!("{at}: matches {valid} of the oneOf branches, not one: {v}"));
         }
     }
     if let Some(obj) = v.as_object() {
