@@ -10,12 +10,12 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use forewarn::base::time::parse_time;
-use forewarn::config::{Asset, Config};
+use forewarn::config::{Asset, Config, Dur, Period};
 use forewarn::detect::detector::DetectorKind;
 use forewarn::detect::eval::{self, CsvLayout, FileResult};
 use forewarn::detect::forest;
 use forewarn::detect::model::Model;
-use forewarn::detect::resample::Resampler;
+use forewarn::detect::resample::{self, Resampler};
 use forewarn::detect::skab::{self, FilePredictions, Score};
 use forewarn::detect::train::{self, train, TrainOptions};
 use forewarn::store::{Store, StoreOptions};
@@ -49,7 +49,6 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
     let Some(mc) = &asset.model else {
         bail!("asset {asset_id:?} has no [asset.model] section; add one (see config/forewarn.toml) so the agent loads the model");
     };
-    let opts = mc.train_options();
     let path = out.map_or_else(|| mc.path(&config.agent.data_dir, &asset.id), Path::to_path_buf);
     let started = Instant::now();
     let (rows, labels, label) = match source {
@@ -70,6 +69,13 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
             (rows, labels, path.display().to_string())
         }
     };
+    let opts = match mc.period {
+        Period::Every(_) => mc.train_options(),
+        Period::Auto => {
+            let chosen = resample::auto_period_ms(rows.iter().map(|r| (r.1, r.0)), asset.sensors.len());
+            mc.train_options_every(chosen.unwrap_or(mc.train_options().period_ms))
+        }
+    };
     let (vectors, tick_labels, total) = vectors(&rows, labels, asset.sensors.len(), &opts);
     let model = match &tick_labels {
         None => train(&asset.id, &asset.sensors, &vectors, &opts, &label),
@@ -78,6 +84,7 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
     .with_context(|| format!("training the model of {}", asset.id))?;
     model.save(&path)?;
     print_model(&model, &asset.id, vectors.len(), total, &path, started);
+    print_clock(&model, mc.period);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -151,6 +158,35 @@ fn print_model(model: &Model, asset: &str, complete: usize, total: usize, path: 
         );
     }
     println!("a running agent loads it on SIGHUP (systemctl reload forewarn) or at its next start");
+}
+
+/// The clock and the trend `train` chose: an `auto` period and whether the training was
+/// long enough for trend thresholds.
+fn print_clock(model: &Model, period: Period) {
+    let how = match period {
+        Period::Auto => "auto: the slowest sensor's typical sampling interval",
+        Period::Every(_) => "as configured",
+    };
+    println!("period {} ({how})", Dur::from_millis(model.period_ms as u64));
+    let window = Dur::from_millis(model.features.trend_ms.max(0) as u64);
+    if model.features.trend_ms <= 0 {
+        println!("trend: off");
+    } else if model.scaler.trend.is_empty() {
+        println!(
+            "trend over {window}: not calibrated (the training must span {} windows); scored without it",
+            forewarn::detect::trend::MIN_WINDOWS
+        );
+    } else {
+        let daily = if model.scaler.trend_daily.is_empty() {
+            "not calibrated (needs a day more of training)".to_string()
+        } else {
+            format!("{:?}", model.scaler.trend_daily)
+        };
+        println!(
+            "trend over {window} (thresholds in healthy standard deviations): change {:?}, change against the day before {daily}",
+            model.scaler.trend
+        );
+    }
 }
 
 type Row = (i64, usize, Option<f64>);
