@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::base::secret::Secret;
 pub use crate::base::units::{ByteSize, Dur};
-pub use model::ModelConfig;
+pub use model::{ModelConfig, Period};
 
 /// Where the daemon looks for its config when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/forewarn/forewarn.toml";

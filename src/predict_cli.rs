@@ -10,11 +10,11 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use forewarn::base::time::parse_time;
-use forewarn::config::{Asset, Config};
+use forewarn::config::{Asset, Config, Dur, Period};
 use forewarn::detect::detector::DetectorKind;
 use forewarn::detect::eval::{self, CsvLayout, FileResult};
 use forewarn::detect::forest;
-use forewarn::detect::history::History;
+use forewarn::detect::history::{self, History};
 use forewarn::detect::model::Model;
 use forewarn::detect::resample::Resampler;
 use forewarn::detect::skab::{self, FilePredictions, Score};
@@ -51,7 +51,6 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
     let Some(mc) = &asset.model else {
         bail!("asset {asset_id:?} has no [asset.model] section; add one (see config/forewarn.toml) so the agent loads the model");
     };
-    let opts = mc.train_options();
     let path = out.map_or_else(|| mc.path(&config.agent.data_dir, &asset.id), Path::to_path_buf);
     let started = Instant::now();
     let (mut model, complete, total) = match source {
@@ -59,6 +58,7 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
             let (from, to) = range(from, to)?;
             let store = open_stopped_store(&config)?;
             let history = History::read(&store, &asset.id, &asset.sensors, from, to)?;
+            let opts = history.train_options(mc);
             let clocked = history.clock(opts.period_ms, opts.max_hold);
             let (model, set) = clocked.train(&asset.id, &asset.sensors, &opts, "store", &|_| false)?;
             println!("{}", set.describe());
@@ -77,6 +77,7 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
                 label_column.as_deref(),
                 &asset.sensors,
             )?;
+            let opts = history::train_options(mc, rows.iter().map(|r| (r.1, r.0)), asset.sensors.len());
             let (vectors, tick_labels, total) = vectors(&rows, labels, asset.sensors.len(), &opts);
             let label = path.display().to_string();
             let model = match &tick_labels {
@@ -89,6 +90,7 @@ pub fn train_cmd(config_path: &Path, asset_id: &str, source: TrainSource, out: O
     };
     let saved = versions::save_version(&mut model, &path)?;
     print_model(&model, &asset.id, complete, total, &path, started);
+    print_clock(&model, mc.period);
     match &saved.kept {
         Some(kept) => println!(
             "version {}; the model it replaces is kept as {} (`forewarn model rollback` restores it)",
@@ -170,6 +172,35 @@ fn print_model(model: &Model, asset: &str, complete: usize, total: usize, path: 
         );
     }
     println!("a running agent loads it on SIGHUP (systemctl reload forewarn) or at its next start");
+}
+
+/// The clock and the trend `train` chose: an `auto` period and whether the training was
+/// long enough for trend thresholds.
+fn print_clock(model: &Model, period: Period) {
+    let how = match period {
+        Period::Auto => "auto: the slowest sensor's typical sampling interval",
+        Period::Every(_) => "as configured",
+    };
+    println!("period {} ({how})", Dur::from_millis(model.period_ms as u64));
+    let window = Dur::from_millis(model.features.trend_ms.max(0) as u64);
+    if model.features.trend_ms <= 0 {
+        println!("trend: off");
+    } else if model.scaler.trend.is_empty() {
+        println!(
+            "trend over {window}: not calibrated (the training must span {} windows); scored without it",
+            forewarn::detect::trend::MIN_WINDOWS
+        );
+    } else {
+        let daily = if model.scaler.trend_daily.is_empty() {
+            "not calibrated (needs a day more of training)".to_string()
+        } else {
+            format!("{:?}", model.scaler.trend_daily)
+        };
+        println!(
+            "trend over {window} (thresholds in healthy standard deviations): change {:?}, change against the day before {daily}",
+            model.scaler.trend
+        );
+    }
 }
 
 type Row = (i64, usize, Option<f64>);

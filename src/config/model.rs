@@ -28,9 +28,12 @@ pub struct ModelConfig {
     /// CUSUM per sensor).
     #[serde(default)]
     pub detector: DetectorKind,
-    /// Period of the common clock the machine's sensors are resampled onto.
-    #[serde(default = "defaults::period")]
-    pub period: Dur,
+    /// Period of the common clock the machine's sensors are resampled onto: a duration,
+    /// or `auto` (the default): chosen by `forewarn train` from the training data, the
+    /// slowest sensor's typical sampling interval, so a temperature read every 5 minutes
+    /// gets a 5-minute clock and 1 Hz data a 1 s one.
+    #[serde(default)]
+    pub period: Period,
     /// Periods a sensor's last value is carried forward; after that the vector is
     /// incomplete and not scored.
     #[serde(default = "defaults::max_hold")]
@@ -53,6 +56,16 @@ pub struct ModelConfig {
     /// Share of the distance a drifting sensor's baseline moves per period.
     #[serde(default = "defaults::drift_adapt")]
     pub drift_adapt: f64,
+    /// Window of the trend statistic: a sensor whose smoothed level changes more over
+    /// this long than in healthy training (daily cycles included), or than over the same
+    /// hours a day earlier, is over, even while its level is in its healthy range.
+    /// Calibrated only when the training spans three windows (the daily comparison: one
+    /// day more); `0s` turns it off.
+    #[serde(default = "defaults::trend_window")]
+    pub trend_window: Dur,
+    /// Margin on the healthy quantile of each sensor's change over the trend window.
+    #[serde(default = "defaults::trend_factor")]
+    pub trend_factor: f64,
     /// PCA: share of healthy variance the kept components explain.
     #[serde(default = "defaults::variance")]
     pub variance: f64,
@@ -93,13 +106,49 @@ pub struct ModelConfig {
     pub retrain_history: Dur,
 }
 
+/// `period`: `"auto"`, or a duration such as `"1s"` or `"5m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Period {
+    /// Chosen at training time from the data's sampling interval.
+    #[default]
+    Auto,
+    Every(Dur),
+}
+
+impl<'de> Deserialize<'de> for Period {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "auto" {
+            return Ok(Period::Auto);
+        }
+        crate::base::units::parse_duration(&s)
+            .map(|p| Period::Every(Dur(p)))
+            .map_err(|e| serde::de::Error::custom(format!("{e}, or \"auto\"")))
+    }
+}
+
+impl Serialize for Period {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Period::Auto => s.serialize_str("auto"),
+            Period::Every(d) => d.serialize(s),
+        }
+    }
+}
+
+impl std::fmt::Display for Period {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Period::Auto => f.write_str("auto"),
+            Period::Every(d) => d.fmt(f),
+        }
+    }
+}
+
 mod defaults {
     use super::super::params::TrainOptions;
     use super::Dur;
 
-    pub fn period() -> Dur {
-        Dur::from_millis(TrainOptions::default().period_ms as u64)
-    }
     pub fn max_hold() -> u32 {
         TrainOptions::default().max_hold
     }
@@ -114,6 +163,12 @@ mod defaults {
     }
     pub fn drift_adapt() -> f64 {
         TrainOptions::default().features.drift_adapt
+    }
+    pub fn trend_window() -> Dur {
+        Dur::from_millis(TrainOptions::default().features.trend_ms as u64)
+    }
+    pub fn trend_factor() -> f64 {
+        TrainOptions::default().features.trend_factor
     }
     pub fn variance() -> f64 {
         TrainOptions::default().variance
@@ -154,13 +209,15 @@ impl Default for ModelConfig {
             name: defaults::name(),
             file: None,
             detector: DetectorKind::default(),
-            period: defaults::period(),
+            period: Period::Auto,
             max_hold: defaults::max_hold(),
             window: defaults::window(),
             adapt: defaults::adapt(),
             adapt_alarm: 0.0,
             drift_noise: defaults::drift_noise(),
             drift_adapt: defaults::drift_adapt(),
+            trend_window: defaults::trend_window(),
+            trend_factor: defaults::trend_factor(),
             variance: defaults::variance(),
             quantile: defaults::quantile(),
             factor: defaults::factor(),
@@ -186,13 +243,15 @@ impl ModelConfig {
         if let Some(every) = self.retrain.filter(|d| d.0 < std::time::Duration::from_secs(1)) {
             out.push(("retrain", format!("{every} is shorter than 1s")));
         }
-        let least = self.period.0 * MIN_HISTORY_PERIODS;
+        // With `auto` the period is known only from the data; the check uses the default.
+        let period = Dur::from_millis(self.train_options().period_ms as u64);
+        let least = period.0 * MIN_HISTORY_PERIODS;
         if self.retrain_history.0 < least {
             out.push((
                 "retrain_history",
                 format!(
                     "{} holds fewer than {} periods of {}; a model needs at least that many",
-                    self.retrain_history, MIN_HISTORY_PERIODS, self.period
+                    self.retrain_history, MIN_HISTORY_PERIODS, period
                 ),
             ));
         }
@@ -209,8 +268,19 @@ impl ModelConfig {
         }
     }
 
+    /// The training options with the configured period (`auto`: the default 1 s; `forewarn
+    /// train` resolves `auto` from the data with [`ModelConfig::train_options_every`]).
     pub fn train_options(&self) -> TrainOptions {
-        let period_ms = (self.period.as_duration().as_millis() as i64).max(1);
+        let period_ms = match self.period {
+            Period::Every(d) => d.as_duration().as_millis() as i64,
+            Period::Auto => TrainOptions::default().period_ms,
+        };
+        self.train_options_every(period_ms)
+    }
+
+    /// The training options on a clock of `period_ms`.
+    pub fn train_options_every(&self, period_ms: i64) -> TrainOptions {
+        let period_ms = period_ms.max(1);
         TrainOptions {
             detector: self.detector,
             period_ms,
@@ -221,6 +291,8 @@ impl ModelConfig {
                 adapt_alarm: self.adapt_alarm,
                 drift_noise: self.drift_noise,
                 drift_adapt: self.drift_adapt,
+                trend_ms: self.trend_window.as_duration().as_millis() as i64,
+                trend_factor: self.trend_factor,
             },
             variance: self.variance,
             quantile: self.quantile,

@@ -61,6 +61,15 @@ pub struct FeatureParams {
     /// Baseline adaptation per vector of a drifting sensor.
     #[serde(default)]
     pub drift_adapt: f64,
+    /// Window of the trend statistic, ms of sample time: each sensor's change of its
+    /// smoothed level over this long, against what healthy training showed (0: no trend
+    /// statistic, as in files written before it existed).
+    #[serde(default)]
+    pub trend_ms: i64,
+    /// Margin on the healthy quantile of each sensor's change that calibrates its trend
+    /// threshold.
+    #[serde(default)]
+    pub trend_factor: f64,
 }
 
 /// Everything a training run can choose (from `[asset.model]`).
@@ -94,6 +103,8 @@ impl Default for TrainOptions {
                 adapt_alarm: 0.0,
                 drift_noise: 0.35,
                 drift_adapt: 0.05,
+                trend_ms: 4 * 3_600_000,
+                trend_factor: 2.0,
             },
             variance: 0.95,
             quantile: 0.99,

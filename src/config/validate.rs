@@ -378,8 +378,20 @@ fn check_model(m: &super::ModelConfig, sensors: usize, base: &KeyPath, out: &mut
     if sensors == 0 {
         bad("detector", "a model needs the asset to have sensors".into());
     }
-    if m.period.0 < Duration::from_millis(10) || m.period.0 > Duration::from_secs(3600) {
-        bad("period", format!("{} is outside 10ms..1h", m.period));
+    if let super::Period::Every(p) = m.period {
+        if p.0 < Duration::from_millis(10) || p.0 > Duration::from_secs(3600) {
+            bad("period", format!("{p} is outside 10ms..1h (or \"auto\")"));
+        }
+    }
+    let trend = m.trend_window.0;
+    if !trend.is_zero() && (trend < Duration::from_secs(600) || trend > Duration::from_secs(7 * 86_400)) {
+        bad(
+            "trend_window",
+            format!("{} is outside 10m..7d (0s: off)", m.trend_window),
+        );
+    }
+    if !(1.0..=100.0).contains(&m.trend_factor) {
+        bad("trend_factor", format!("{} is outside 1..100", m.trend_factor));
     }
     if m.max_hold > 1000 {
         bad("max_hold", format!("{} is more than 1000 periods", m.max_hold));

@@ -30,6 +30,14 @@ pub struct Scaler {
     /// drift close to 0. Empty in files written before it existed: no sensor drifts.
     #[serde(default)]
     pub noise: Vec<f64>,
+    /// Per sensor, the largest change of its standardised level over the trend window
+    /// that still counts as healthy (see `detect::trend`); empty: no trend statistic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trend: Vec<f64>,
+    /// The same for the change against the same hours a day earlier; empty: no daily
+    /// comparison.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trend_daily: Vec<f64>,
 }
 
 impl Scaler {
@@ -53,7 +61,13 @@ impl Scaler {
                 ((var / 2.0).sqrt() / scale[j]).min(1.0)
             })
             .collect();
-        Scaler { mean, scale, noise }
+        Scaler {
+            mean,
+            scale,
+            noise,
+            trend: Vec::new(),
+            trend_daily: Vec::new(),
+        }
     }
 
     /// Which sensors drift: a noise share below `drift_noise`.
@@ -156,6 +170,8 @@ mod tests {
             adapt_alarm: 0.0,
             drift_noise: 0.0,
             drift_adapt: 0.0,
+            trend_ms: 0,
+            trend_factor: 0.0,
         };
         let mut f = FeatureState::new(s.clone(), p);
         let z = f.push(&[1.0 + s.scale[0]])[0];

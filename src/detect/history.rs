@@ -14,13 +14,14 @@ use std::sync::Arc;
 
 use super::forest::MIN_FAILURES;
 use super::model::Model;
-use super::resample::Resampler;
+use super::resample::{self, Resampler};
 use super::scorer::Scorer;
 use super::skab::{self, FilePredictions, LabelledFile, Score, TRAIN_ROWS};
 use super::train::{self, TrainOptions};
 use super::DetectError;
 use crate::base::label::{kind_at, Label, LabelKind};
 use crate::base::sample::rfc3339_ms;
+use crate::config::{ModelConfig, Period};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,12 @@ impl History {
             rows,
             labels: store.labels(Some(asset))?,
         })
+    }
+
+    /// The training options of `mc` for this history: an `auto` period resolved from the
+    /// sensors' sampling intervals, as `forewarn train` does.
+    pub fn train_options(&self, mc: &ModelConfig) -> TrainOptions {
+        train_options(mc, self.rows.iter().map(|r| (r.1, r.0)), self.sensors.len())
     }
 
     /// The history resampled onto a clock of `period_ms`, holding values `max_hold` ticks.
@@ -277,6 +284,23 @@ impl Evaluation {
             .zip(&self.pred)
             .filter(|(i, _)| label.covers(clocked.ticks[**i].0))
             .fold((0, 0), |(n, a), (_, p)| (n + 1, a + usize::from(*p == 1)))
+    }
+}
+
+/// The training options of `mc` for samples `(sensor index, ts_ms)` of `sensors` sensors:
+/// an `auto` period becomes the slowest sensor's typical sampling interval (see
+/// [`resample::auto_period_ms`]); without enough samples to tell, the default period.
+pub fn train_options(
+    mc: &ModelConfig,
+    samples: impl IntoIterator<Item = (usize, i64)>,
+    sensors: usize,
+) -> TrainOptions {
+    match mc.period {
+        Period::Every(_) => mc.train_options(),
+        Period::Auto => {
+            let chosen = resample::auto_period_ms(samples, sensors);
+            mc.train_options_every(chosen.unwrap_or(mc.train_options().period_ms))
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Detection: turns the live sample stream into alarm observations. Threshold rules
 //! with hysteresis ([`rule`]), and failure prediction by per-machine models: samples are
 //! resampled onto a common clock per machine ([`resample`]), turned into features
-//! ([`features`]), scored by a [`Detector`] (and, where labelled failures exist,
+//! ([`features`]) and a per-sensor trend over hours ([`trend`]), scored by a [`Detector`]
+//! (and, where labelled failures exist,
 //! a [`forest`] classifier) against calibrated thresholds and smoothed into alarms ([`alarm`]) by the streaming [`scorer::Scorer`], which `run`
 //! ([`live`]) and `eval` ([`eval`]) share. Models are trained ([`train`]) into a versioned
 //! file ([`model`]). Detectors see every sample after it entered the store's buffer; they
@@ -34,6 +35,7 @@ pub mod scorer;
 pub(crate) mod silence;
 pub mod skab;
 pub mod train;
+pub mod trend;
 pub mod versions;
 
 use serde::{Deserialize, Serialize};

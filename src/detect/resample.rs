@@ -12,6 +12,11 @@
 //! `max_hold + 2` ticks (the rest would all be incomplete and are summarised by one);
 //! ticks come out in increasing order. A sample of an already-closed tick (a late
 //! device) is applied to the open tick.
+//!
+//! [`auto_period_ms`] chooses the period from history when the config says `auto`: the
+//! slowest sensor's typical (median) sampling interval, rounded to a round value, so
+//! every sensor has a value in (nearly) every tick and nothing is scored from invented
+//! values.
 
 /// One closed tick of the common clock.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,9 +113,62 @@ impl Resampler {
     }
 }
 
+/// Round periods `auto` chooses from, ms: 10 ms to 1 h.
+const ROUND_PERIODS_MS: [i64; 19] = [
+    10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
+    1_800_000, 3_600_000,
+];
+
+/// The period for samples `(sensor, ts_ms)` of `sensors` sensors (in time order per
+/// sensor): per sensor the median step between its successive samples, the largest of
+/// those, rounded to the nearest (on a log scale) of 10 ms, 20 ms, 50 ms … 1 s, 2 s,
+/// 5 s, 10 s, 15 s, 30 s, 1 min … 30 min, 1 h. `None` when no sensor has two samples at
+/// different times.
+pub fn auto_period_ms(samples: impl IntoIterator<Item = (usize, i64)>, sensors: usize) -> Option<i64> {
+    let mut last: Vec<Option<i64>> = vec![None; sensors];
+    let mut steps: Vec<Vec<i64>> = vec![Vec::new(); sensors];
+    for (j, ts) in samples {
+        let Some(slot) = last.get_mut(j) else { continue };
+        if let Some(prev) = slot.replace(ts) {
+            if ts > prev {
+                steps[j].push(ts - prev);
+            }
+        }
+    }
+    let typical = steps
+        .iter_mut()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let mid = s.len() / 2;
+            *s.select_nth_unstable(mid).1
+        })
+        .max()?;
+    let log = (typical as f64).ln();
+    ROUND_PERIODS_MS.iter().copied().min_by(|a, b| {
+        ((*a as f64).ln() - log)
+            .abs()
+            .total_cmp(&((*b as f64).ln() - log).abs())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_period_follows_the_slowest_sensor_rounded() {
+        // 1 Hz with jitter: 1 s.
+        let jittered = (0..100).map(|i| (0, i * 1000 + (i % 3) * 7));
+        assert_eq!(auto_period_ms(jittered, 1), Some(1000));
+        // A 1 Hz flow and a temperature every ~290 s (a missed reading too): 5 min.
+        let mut mixed: Vec<(usize, i64)> = (0..3000).map(|i| (0, i * 1000)).collect();
+        mixed.extend((0..10).filter(|i| *i != 4).map(|i| (1, i * 290_000)));
+        assert_eq!(auto_period_ms(mixed, 2), Some(300_000));
+        // Slower than an hour is clamped to 1 h; one sample, or none, decides nothing.
+        assert_eq!(auto_period_ms([(0, 0), (0, 86_400_000)], 1), Some(3_600_000));
+        assert_eq!(auto_period_ms([(0, 5), (1, 9), (7, 1)], 2), None);
+        assert_eq!(auto_period_ms([], 3), None);
+    }
 
     fn values(ticks: &[Tick]) -> Vec<(i64, Option<Vec<f64>>)> {
         ticks.iter().map(|t| (t.index, t.values.clone())).collect()

@@ -92,8 +92,8 @@ pub fn retrain(
         return Err(RetrainError::NoModel(asset.id.clone()));
     };
     let path = mc.path(data_dir, &asset.id);
-    let opts = mc.train_options();
     let history = History::read(store, &asset.id, &asset.sensors, from_ms, to_ms)?;
+    let opts = history.train_options(mc);
     let clocked = history.clock(opts.period_ms, opts.max_hold);
     // A current file that does not load (missing, other sensors) is nothing to beat.
     let current = Model::load(&path)

@@ -4,15 +4,18 @@
 //!
 //! The score is the largest statistic divided by its calibrated threshold: above 1.0 the
 //! vector is "over". A model with a classifier ([`super::forest`]) adds one statistic, the
-//! share of its trees voting failure, over the classifier's own threshold. Over-bits go through the k-of-n / minimum-duration filter
-//! ([`super::alarm`]). An incomplete vector (a sensor missing) is not scored and leaves the
-//! alarm as it is. Memory is bounded by the model (window, detector state).
+//! share of its trees voting failure, over the classifier's own threshold; a model with
+//! trend thresholds adds the largest change over hours ([`super::trend`], already divided
+//! by its thresholds, so its own threshold is 1.0). Over-bits go through the k-of-n /
+//! minimum-duration filter ([`super::alarm`]). An incomplete vector (a sensor missing) is
+//! not scored, leaves the alarm as it is and restarts the trend's window. Memory is bounded by the model (window, detector state).
 
 use std::sync::Arc;
 
 use super::alarm::{AlarmFilter, Transition};
 use super::features::FeatureState;
 use super::model::Model;
+use super::trend::TrendState;
 use super::Detector;
 
 /// What one vector did.
@@ -37,6 +40,8 @@ pub struct Scorer {
     contrib: Vec<f64>,
     /// The statistic that set the last score.
     worst: usize,
+    /// The trend over hours, last in `stats` (already relative to its thresholds).
+    trend: Option<TrendState>,
 }
 
 impl Scorer {
@@ -45,6 +50,8 @@ impl Scorer {
         let detector = model.detector.build(m);
         let mut thresholds = model.thresholds.clone();
         thresholds.extend(model.classifier.as_ref().map(|c| c.threshold));
+        let trend = TrendState::new(&model.scaler, &model.features, model.period_ms);
+        thresholds.extend(trend.as_ref().map(|_| 1.0));
         let ns = thresholds.len();
         Scorer {
             features: FeatureState::new(model.scaler.clone(), model.features),
@@ -54,6 +61,7 @@ impl Scorer {
             thresholds,
             contrib: vec![0.0; ns * m],
             worst: 0,
+            trend,
             model,
         }
     }
@@ -69,6 +77,10 @@ impl Scorer {
     /// Scores one vector (`None`: incomplete).
     pub fn step(&mut self, values: Option<&[f64]>) -> Step {
         let Some(x) = values.filter(|x| x.len() == self.model.sensors.len()) else {
+            // A gap: the change over the trend window is not known until it refilled.
+            if let Some(t) = self.trend.as_mut() {
+                t.reset();
+            }
             return Step {
                 score: None,
                 alarm: self.alarm.active(),
@@ -82,6 +94,10 @@ impl Scorer {
         self.detector.observe(z, stats, contrib);
         if let (Some(c), Some(share)) = (&self.model.classifier, votes.first_mut()) {
             *share = c.vote(z, voters);
+        }
+        if let Some(t) = self.trend.as_mut() {
+            let last = self.stats.len() - 1;
+            self.stats[last] = t.push(x, self.alarm.active(), &mut self.contrib[last * m..]);
         }
         let (mut score, mut worst) = (f64::NEG_INFINITY, 0);
         for (i, (s, t)) in self.stats.iter().zip(&self.thresholds).enumerate() {

@@ -32,7 +32,7 @@ pub fn train(
         return Err(DetectError::Shape(bad.len()));
     }
     let rows: Vec<Vec<f64>> = vectors.iter().map(|(_, v)| v.clone()).collect();
-    let scaler = Scaler::fit(&rows, m);
+    let scaler = super::trend::calibrate(Scaler::fit(&rows, m), vectors, opts, |c| quantile(c, opts.quantile));
     let mut fs = FeatureState::new(scaler.clone(), opts.features);
     let feats: Vec<Vec<f64>> = rows.iter().map(|r| fs.push(r).to_vec()).collect();
     let detector = DetectorParams::fit(opts.detector, &feats, m, opts.variance)?;
