@@ -150,6 +150,13 @@ impl Model {
         if self.period_ms <= 0 {
             return Err("period must be positive".into());
         }
+        // Trend thresholds are absent (not calibrated) or one positive value per sensor;
+        // anything else is a damaged file, which must not quietly lose its trend.
+        for (name, t) in [("trend", &self.scaler.trend), ("trend_daily", &self.scaler.trend_daily)] {
+            if !t.is_empty() && (t.len() != m || t.iter().any(|v| !(v.is_finite() && *v > 0.0))) {
+                return Err(format!("scaler {name} is not {m} positive thresholds"));
+            }
+        }
         self.detector.check(m).map_err(|e| e.to_string())?;
         let stats = self.detector.build(m).statistics().len();
         if self.thresholds.len() != stats || self.thresholds.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
@@ -179,5 +186,42 @@ impl Model {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::train::{train, TrainOptions};
+
+    fn model() -> Model {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let rows: Vec<(i64, Vec<f64>)> = (0..200)
+            .map(|i| (i * 1000, vec![10.0 + rng.f64(), 5.0 + rng.f64()]))
+            .collect();
+        let sensors = ["a", "b"].map(String::from).to_vec();
+        train("m", &sensors, &rows, &TrainOptions::default(), "test").unwrap()
+    }
+
+    #[test]
+    fn a_model_reads_back_as_written() {
+        let m = model();
+        assert_eq!(Model::parse(&m.to_json(), "m.json").unwrap(), m);
+    }
+
+    #[test]
+    fn damaged_parts_are_refused_with_the_part_named() {
+        let cases: [(&str, fn(&mut Model)); 4] = [
+            ("positive thresholds", |m| m.thresholds[0] = 0.0),
+            ("non-positive scale", |m| m.scaler.scale[1] = -1.0),
+            ("trend is not 2", |m| m.scaler.trend = vec![1.0]),
+            ("trend_daily is not 2", |m| m.scaler.trend_daily = vec![1.0, 0.0]),
+        ];
+        for (want, damage) in cases {
+            let mut m = model();
+            damage(&mut m);
+            let err = Model::parse(&m.to_json(), "m.json").unwrap_err().to_string();
+            assert!(err.contains(want), "{want}: {err}");
+        }
     }
 }
