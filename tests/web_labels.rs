@@ -72,10 +72,10 @@ fn browser(job: Value) -> Value {
 }
 
 /// Runs `job` in the browser on a blocking thread (the agent's test runtime goes on).
-/// With `FOREWARN_SCREENSHOTS=<dir>`, a PNG of the page after the action goes there.
-async fn browse(mut job: Value) -> Value {
-    if let Some(dir) = std::env::var_os("FOREWARN_SCREENSHOTS") {
-        let name = format!("labels-{}.png", job["action"].as_str().unwrap_or("page"));
+/// With `FOREWARN_SCREENSHOTS=<dir>` and a `shot` name, a PNG of the page after the
+/// action goes there.
+async fn browse(mut job: Value, shot: Option<&str>) -> Value {
+    if let (Some(dir), Some(name)) = (std::env::var_os("FOREWARN_SCREENSHOTS"), shot) {
         job["screenshot"] = json!(Path::new(&dir).join(name));
     }
     tokio::task::spawn_blocking(move || browser(job)).await.unwrap()
@@ -150,12 +150,15 @@ async fn an_engineer_labels_an_alert_and_plans_a_maintenance_window() {
 
     // The incident, labelled on its page.
     let note = "valve noise, not the bearing";
-    let seen = browse(json!({
-        "action": "label",
-        "url": format!("{base}/ui/alert/line1/pump1/bearing-overheat"),
-        "kind": "false-alarm",
-        "note": note,
-    }))
+    let seen = browse(
+        json!({
+            "action": "label",
+            "url": format!("{base}/ui/alert/line1/pump1/bearing-overheat"),
+            "kind": "false-alarm",
+            "note": note,
+        }),
+        Some("alert-labelled.png"),
+    )
     .await;
     assert_eq!(seen["result"]["class"], "ok", "{seen}");
     assert!(
@@ -191,14 +194,17 @@ async fn an_engineer_labels_an_alert_and_plans_a_maintenance_window() {
 
     // A planned stop, ahead of time, on the labels page.
     let ((from_text, from_ms), (to_text, to_ms)) = (tomorrow_at(8), tomorrow_at(10));
-    let seen = browse(json!({
-        "action": "maintenance",
-        "url": format!("{base}/ui/labels"),
-        "asset": "line1/pump1",
-        "from": from_text,
-        "to": to_text,
-        "note": "bearing swap",
-    }))
+    let seen = browse(
+        json!({
+            "action": "maintenance",
+            "url": format!("{base}/ui/labels"),
+            "asset": "line1/pump1",
+            "from": from_text,
+            "to": to_text,
+            "note": "bearing swap",
+        }),
+        Some("labels.png"),
+    )
     .await;
     assert_eq!(seen["result"]["class"], "ok", "{seen}");
     let stored = labels(&base, &[]);
@@ -245,7 +251,11 @@ async fn hostile_note_is_escaped_and_removed(base: &str) {
             "{csp}"
         );
     }
-    let seen = browse(json!({"action": "remove", "url": format!("{base}/ui/labels"), "id": id})).await;
+    let seen = browse(
+        json!({"action": "remove", "url": format!("{base}/ui/labels"), "id": id}),
+        None,
+    )
+    .await;
     assert_eq!(seen["result"]["class"], "ok", "{seen}");
     assert_eq!(seen["row_left"], 0, "the row stays after removal: {seen}");
     assert_eq!(seen["title"], "Labels", "the injected script ran");
@@ -289,7 +299,7 @@ async fn with_users_an_operator_labels_as_themself_and_a_viewer_is_refused() {
         })
     };
 
-    let seen = browse(job("ann", "ann-pw", "viewer's try")).await;
+    let seen = browse(job("ann", "ann-pw", "viewer's try"), None).await;
     assert_eq!(seen["result"]["class"], "bad", "{seen}");
     let text = seen["result"]["text"].as_str().unwrap();
     assert!(
@@ -297,7 +307,7 @@ async fn with_users_an_operator_labels_as_themself_and_a_viewer_is_refused() {
         "{text}"
     );
 
-    let seen = browse(job("olga", "olga-pw", "night shift stop")).await;
+    let seen = browse(job("olga", "olga-pw", "night shift stop"), None).await;
     assert_eq!(seen["result"]["class"], "ok", "{seen}");
     assert!(seen["result"]["text"].as_str().unwrap().contains("by olga"), "{seen}");
     let stored = labels(&base, &["-u", "ann:ann-pw"]);
