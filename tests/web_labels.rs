@@ -9,7 +9,8 @@
 //!   label with a hostile note is removed with its button; the lists escape the note and
 //!   every page carries a Content-Security-Policy under which the page's script runs;
 //! - with `[http] users_file`, an operator (HTTP Basic in the browser, CSRF token fetched
-//!   by the page) plans a window as themself, and a viewer is shown the server's refusal.
+//!   by the page) plans a window as themself; a viewer, and a window that ends before it
+//!   starts, are shown the server's refusal.
 //!
 //! With `FOREWARN_SCREENSHOTS=<dir>` it writes PNGs of the pages after each action there.
 //! Needs Chromium and `playwright-core` in `tests/web/node_modules` (`.ci/run` installs
@@ -305,6 +306,18 @@ async fn with_users_an_operator_labels_as_themself_and_a_viewer_is_refused() {
     assert!(
         text.contains("refused (403)") && text.contains("actions need an operator"),
         "{text}"
+    );
+
+    // An end before the start: the page shows the server's reason.
+    let mut backwards = job("olga", "olga-pw", "backwards");
+    (backwards["from"], backwards["to"]) = (json!(to_text), json!(from_text));
+    let seen = browse(backwards, None).await;
+    let text = seen["result"]["text"].as_str().unwrap();
+    assert!(
+        seen["result"]["class"] == "bad"
+            && text.contains("refused (400)")
+            && text.contains("`from` must be before `to`"),
+        "{seen}"
     );
 
     let seen = browse(job("olga", "olga-pw", "night shift stop"), None).await;
