@@ -1,14 +1,18 @@
 //! `/ui/alert/{asset}/{rule}`: one alarm — the window around its incident for every sensor
 //! involved (with the incident's start and the limit), the score against the threshold
 //! for a model, each sensor's contribution, and its lifecycle: the stored record and the
-//! messages still waiting in the outbox (published ones are upstream's to keep).
+//! messages still waiting in the outbox (published ones are upstream's to keep); the
+//! asset's labels, which of them overlap the incident, and a form to label the incident
+//! (its span pre-filled from first seen to last seen, or to now while it is open).
 
 use super::html::{self, esc, num, table, time};
+use super::labels::{self, AssetField, TableOptions};
 use super::plot::{self, Plot};
 use super::sensor::limit_lines;
 use super::{alarms, series, ApiState, PageError};
 use crate::alert::lifecycle::StoredAlarm;
 use crate::alert::{AlertMessage, Outbox};
+use crate::base::label::LabelKind;
 use crate::base::time::now_ms;
 
 /// Time shown before an incident's start and after its end.
@@ -31,6 +35,7 @@ pub fn page(state: &ApiState, asset: &str, rule: &str) -> Result<String, PageErr
         body.push_str(&window_plots(state, r)?);
     }
     body.push_str(&messages_table(&messages));
+    body.push_str(&labels_section(state, asset, record.as_ref())?);
     Ok(html::page(&format!("Alert {asset} / {rule}"), &state.agent, &body))
 }
 
@@ -143,6 +148,53 @@ fn window_plots(state: &ApiState, r: &StoredAlarm) -> Result<String, PageError> 
         }));
         s.push_str(&format!("<h3>{}</h3>{svg}", html::sensor_link(name, "1d")));
     }
+    Ok(s)
+}
+
+/// The incident's span `[from, to)`: first seen (or the phase's start) to just after
+/// last seen, or to now while the alarm is open.
+fn incident_span(r: &StoredAlarm, now: i64) -> (i64, i64) {
+    let from = if r.first_seen_ms > 0 {
+        r.first_seen_ms
+    } else {
+        r.since_ms
+    };
+    let to = if r.is_open() || r.last_seen_ms <= 0 {
+        now
+    } else {
+        r.last_seen_ms + 1
+    };
+    (from, labels::ceil_second(to.max(from + 1)))
+}
+
+/// The asset's labels, those overlapping the incident marked, and the form to label it.
+fn labels_section(state: &ApiState, asset: &str, record: Option<&StoredAlarm>) -> Result<String, PageError> {
+    let now = now_ms();
+    let all = state.store.labels(Some(asset))?;
+    let span = record.map(|r| incident_span(r, now));
+    let mut s = String::from("<h2>Label this incident</h2>");
+    // Without a record (only messages left) the form starts at the last quarter hour.
+    let (from, to) = span.unwrap_or((now - MARGIN_MS, labels::ceil_second(now)));
+    let kinds = [LabelKind::FalseAlarm, LabelKind::Failure, LabelKind::Maintenance];
+    s.push_str(&labels::form(
+        "label-form",
+        &AssetField::Fixed(asset),
+        (from, to),
+        &kinds,
+    ));
+    let overlapping = span.map_or(0, |(f, t)| all.iter().filter(|l| l.overlaps(f, t)).count());
+    s.push_str(&format!(
+        "<h2>Labels of {} ({} overlapping this incident)</h2>",
+        esc(asset),
+        overlapping
+    ));
+    let opts = TableOptions {
+        incident: span,
+        asset: false,
+        now_ms: now,
+    };
+    s.push_str(&labels::table("asset-labels", &all, &opts));
+    s.push_str(&labels::script_tag());
     Ok(s)
 }
 

@@ -14,7 +14,7 @@ main{padding:0 1em 2em}table{border-collapse:collapse;margin:.5em 0}\
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:middle}\
 th{background:#eee}.bad{color:#b00}.ok{color:#070}.muted{color:#777}\
 .ranges a{margin-right:.6em}.bar{display:inline-block;height:.8em;background:#1f77b4}\
-svg{background:#fff}";
+svg{background:#fff}form.label-form{margin:.5em 0}form.label-form label{margin-right:.5em}";
 
 /// Escapes text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -38,7 +38,7 @@ pub fn page(title: &str, agent: &str, body: &str) -> String {
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title><style>{CSS}</style></head>\
          <body><header><b>forewarn</b> {a} &nbsp; <a href=\"/\">overview</a><a href=\"/ui/models\">models</a>\
-         <a href=\"/ui/storage\">storage</a></header><main><h1>{t}</h1>{body}</main></body></html>",
+         <a href=\"/ui/storage\">storage</a><a href=\"/ui/labels\">labels</a></header><main><h1>{t}</h1>{body}</main></body></html>",
         t = esc(title),
         a = esc(agent),
     )

@@ -1,6 +1,7 @@
 //! The agent's web pages, served on the `[http]` listener next to the API: an overview
 //! (`/`), one sensor's history (`/ui/sensor/{name}`), one alert (`/ui/alert/{asset}/{rule}`),
-//! the models (`/ui/models`) and the storage (`/ui/storage`).
+//! the models (`/ui/models`), the storage (`/ui/storage`) and the operator's labels
+//! (`/ui/labels`; the alert page labels its incident).
 //!
 //! Guarantees: every page is plain HTML with inline CSS and server-side SVG plots
 //! (`plotters`' SVG backend, text as `<text>` elements), so nothing is fetched from
@@ -8,10 +9,13 @@
 //! the config, the store or a request is HTML-escaped ([`html::esc`]); pages only read
 //! (the store, the stats, the alert records and the model files) and each store read runs
 //! on a blocking thread with a bounded amount of work (sensor count and plot points are
-//! capped), so a page cannot stall the agent's runtime.
+//! capped), so a page cannot stall the agent's runtime. Labels are written by the label
+//! API, not by the pages: the pages' one script ([`labels::SCRIPT`]) calls it, and every
+//! page carries a Content-Security-Policy that allows that script by hash and no other.
 
 mod alert;
 mod html;
+mod labels;
 mod overview;
 mod plot;
 mod sensor;
@@ -21,7 +25,7 @@ mod storage;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::http::{StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -58,7 +62,7 @@ impl IntoResponse for PageError {
             "",
             &format!("<p class=\"bad\">{}</p>", html::esc(&self.to_string())),
         );
-        (status, [(CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+        (status, html_headers(), body).into_response()
     }
 }
 
@@ -71,6 +75,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/ui/alert/{*key}", get(alert_page))
         .route("/ui/models", get(models_page))
         .route("/ui/storage", get(storage_page))
+        .route("/ui/labels", get(labels_page))
         .layer(middleware::from_fn(refuse_head))
         .with_state(state)
 }
@@ -81,7 +86,15 @@ where
     F: FnOnce(&ApiState) -> Result<String, PageError> + Send + 'static,
 {
     let body = tokio::task::spawn_blocking(move || build(&state)).await??;
-    Ok(([(CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
+    Ok((html_headers(), body).into_response())
+}
+
+/// A page's headers: its type and the policy that runs no script but the labels' one.
+fn html_headers() -> [(axum::http::HeaderName, &'static str); 2] {
+    [
+        (CONTENT_TYPE, "text/html; charset=utf-8"),
+        (CONTENT_SECURITY_POLICY, labels::csp()),
+    ]
 }
 
 async fn overview_page(State(state): State<Arc<ApiState>>) -> Result<Response, PageError> {
@@ -112,6 +125,10 @@ async fn alert_page(State(state): State<Arc<ApiState>>, Path(key): Path<String>)
 
 async fn models_page(State(state): State<Arc<ApiState>>) -> Result<Response, PageError> {
     render(state, storage::models_page).await
+}
+
+async fn labels_page(State(state): State<Arc<ApiState>>) -> Result<Response, PageError> {
+    render(state, labels::page).await
 }
 
 async fn storage_page(State(state): State<Arc<ApiState>>) -> Result<Response, PageError> {
