@@ -79,21 +79,9 @@ impl Maintenance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::base::label::NewLabel;
 
     fn label(asset: &str, from: i64, to: i64, kind: LabelKind) -> Label {
-        Label {
-            id: 1,
-            span: NewLabel {
-                asset: asset.into(),
-                from_ms: from,
-                to_ms: to,
-                kind,
-                note: None,
-                author: "op".into(),
-            },
-            created_ms: 0,
-        }
+        Label::for_test(1, asset, from, to, kind)
     }
 
     #[test]

@@ -118,6 +118,23 @@ pub struct Label {
 }
 
 impl Label {
+    /// A label of `asset` by "op", made at 0, for tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: u64, asset: &str, from_ms: i64, to_ms: i64, kind: LabelKind) -> Label {
+        Label {
+            id,
+            span: NewLabel {
+                asset: asset.into(),
+                from_ms,
+                to_ms,
+                kind,
+                note: None,
+                author: "op".into(),
+            },
+            created_ms: 0,
+        }
+    }
+
     pub fn covers(&self, ts_ms: i64) -> bool {
         (self.span.from_ms..self.span.to_ms).contains(&ts_ms)
     }
@@ -141,18 +158,7 @@ mod tests {
     use super::*;
 
     fn label(id: u64, from: i64, to: i64, kind: LabelKind) -> Label {
-        Label {
-            id,
-            span: NewLabel {
-                asset: "pump".into(),
-                from_ms: from,
-                to_ms: to,
-                kind,
-                note: None,
-                author: "op".into(),
-            },
-            created_ms: 0,
-        }
+        Label::for_test(id, "pump", from, to, kind)
     }
 
     #[test]
