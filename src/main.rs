@@ -213,7 +213,8 @@ struct EvalArgs {
     #[arg(long, value_enum, default_value_t = forewarn::detect::skab::GroupBy::Folder)]
     group_by: forewarn::detect::skab::GroupBy,
     /// Grouped cross-validation of the choice of settings: hold out one folder (or file)
-    /// at a time, choose among a fixed grid on the others, score the held-out one.
+    /// at a time, choose among a fixed grid on the others, score the held-out one. Tuning
+    /// flags set what the grid does not vary.
     #[arg(long, value_enum)]
     cv: Option<forewarn::detect::skab::GroupBy>,
     /// Model options over the defaults of `[asset.model]`.

@@ -374,7 +374,7 @@ pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
         if args.classifier {
             bail!("--cv chooses among the healthy-model settings; it does not combine with --classifier");
         }
-        return cv_cmd(&files, by, started);
+        return cv_cmd(&files, &args.options, by, started);
     }
     let results = if args.classifier {
         eval::evaluate_leave_one_out(files, &args.options, skab::TRAIN_ROWS)?
@@ -442,8 +442,8 @@ fn describe(o: &TrainOptions) -> String {
 }
 
 /// `eval --cv`: the grid, each fold's choice and held-out score, then pooled and worst.
-fn cv_cmd(files: &[skab::LabelledFile], by: GroupBy, started: Instant) -> Result<ExitCode> {
-    let grid = cv::candidates();
+fn cv_cmd(files: &[skab::LabelledFile], base: &TrainOptions, by: GroupBy, started: Instant) -> Result<ExitCode> {
+    let grid = cv::candidates(base);
     let r = cv::cross_validate(files, &grid, by, skab::TRAIN_ROWS)?;
     println!(
         "grouped cross-validation, one {} held out at a time; objective: worst training folder's 50*F1 + 0.5*Standard - (its FAR% - {}) when above",

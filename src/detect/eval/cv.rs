@@ -36,8 +36,9 @@ pub struct Candidate {
 /// held back from fitting, the margin on them, which sensors count as drifting (the noise
 /// share is estimated on fewer vectors when some are held back), and a baseline that
 /// slowly follows a long alarm (a start that does not represent the later healthy state).
-/// Every varied field is set explicitly, so the grid does not move with the defaults.
-pub fn candidates() -> Vec<Candidate> {
+/// Every varied field is set explicitly, so the grid does not move with the defaults; the
+/// rest come from `base` (the defaults, or a run's tuning flags).
+pub fn candidates(base: &TrainOptions) -> Vec<Candidate> {
     // (name, calibration, factor, drift_noise, adapt_alarm); "held15" holds back 15 %,
     // "aa" is adapt_alarm, "dn" drift_noise.
     let grid: [(&'static str, f64, f64, f64, f64); 9] = [
@@ -53,7 +54,6 @@ pub fn candidates() -> Vec<Candidate> {
     ];
     grid.into_iter()
         .map(|(name, calibration, factor, drift_noise, adapt_alarm)| {
-            let base = TrainOptions::default();
             let options = TrainOptions {
                 calibration,
                 factor,
@@ -63,7 +63,7 @@ pub fn candidates() -> Vec<Candidate> {
                     adapt_alarm,
                     ..base.features
                 },
-                ..base
+                ..base.clone()
             };
             Candidate { name, options }
         })
@@ -229,6 +229,21 @@ mod tests {
         assert_eq!(by_file.folds.len(), 3);
         let w = by_file.worst.expect("three folds");
         assert!(w.f1.value <= by_file.folds.iter().map(|f| f.score.f1).fold(1.0, f64::min));
+    }
+
+    #[test]
+    fn the_grid_varies_its_own_fields_and_takes_the_rest_from_the_base() {
+        let mut base = TrainOptions::default();
+        base.features.window = 4;
+        base.factor = 9.0;
+        let grid = candidates(&base);
+        assert!(grid.iter().all(|c| c.options.features.window == 4));
+        assert!(grid.iter().all(|c| c.options.factor < 9.0));
+        // The earlier defaults come first, so they win a tie.
+        assert_eq!((grid[0].options.calibration, grid[0].options.factor), (0.0, 3.0));
+        let mut names: Vec<&str> = grid.iter().map(|c| c.name).collect();
+        names.dedup();
+        assert_eq!(names.len(), grid.len());
     }
 
     #[test]
