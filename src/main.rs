@@ -286,6 +286,14 @@ struct EvalArgs {
     /// of all the other files (leave-one-file-out).
     #[arg(long)]
     classifier: bool,
+    /// Group files for the per-group rows and the worst group: by top folder or each file.
+    #[arg(long, value_enum, default_value_t = forewarn::detect::skab::GroupBy::Folder)]
+    group_by: forewarn::detect::skab::GroupBy,
+    /// Grouped cross-validation of the choice of settings: hold out one folder (or file)
+    /// at a time, choose among a fixed grid on the others, score the held-out one. Tuning
+    /// flags set what the grid does not vary.
+    #[arg(long, value_enum)]
+    cv: Option<forewarn::detect::skab::GroupBy>,
     /// Model options over the defaults of `[asset.model]`.
     #[command(flatten)]
     tuning: predict_cli::Tuning,
@@ -442,6 +450,8 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
         time_column,
         label_column,
         classifier,
+        group_by,
+        cv,
         tuning,
         ..
     } = args;
@@ -457,6 +467,8 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
         },
         options: tuning.options(),
         classifier,
+        group_by,
+        cv,
     })
 }
 

@@ -12,12 +12,13 @@ use anyhow::{bail, Context, Result};
 use forewarn::base::time::parse_time;
 use forewarn::config::{Asset, Config, Dur, Period};
 use forewarn::detect::detector::DetectorKind;
+use forewarn::detect::eval::cv;
 use forewarn::detect::eval::{self, CsvLayout, FileResult};
 use forewarn::detect::forest;
 use forewarn::detect::history::{self, History};
 use forewarn::detect::model::Model;
 use forewarn::detect::resample::Resampler;
-use forewarn::detect::skab::{self, FilePredictions, Score};
+use forewarn::detect::skab::{self, FilePredictions, GroupBy, Score};
 use forewarn::detect::train::{self, train, TrainOptions};
 use forewarn::detect::versions;
 use forewarn::store::{Store, StoreOptions};
@@ -339,6 +340,10 @@ pub struct EvalArgs {
     pub options: TrainOptions,
     /// Add a classifier per file, fitted on the labelled rows of the other files.
     pub classifier: bool,
+    /// How files are grouped for the per-group rows and the worst group.
+    pub group_by: GroupBy,
+    /// Cross-validate the choice of settings instead, holding out one such group at a time.
+    pub cv: Option<GroupBy>,
 }
 
 /// The tuning flags of `eval`, over the defaults of `[asset.model]`.
@@ -363,9 +368,15 @@ pub struct Tuning {
     /// Threshold margin on that quantile.
     #[arg(long)]
     factor: Option<f64>,
+    /// Share of the training rows held back to calibrate the thresholds on (0: in-sample).
+    #[arg(long)]
+    calibration: Option<f64>,
     /// Baseline adaptation per period while healthy.
     #[arg(long)]
     adapt: Option<f64>,
+    /// Baseline adaptation per period while alarmed.
+    #[arg(long)]
+    adapt_alarm: Option<f64>,
     /// Noise share below which a sensor drifts (its baseline always follows it).
     #[arg(long)]
     drift_noise: Option<f64>,
@@ -390,6 +401,8 @@ impl Tuning {
         o.variance = self.variance.unwrap_or(o.variance);
         o.quantile = self.quantile.unwrap_or(o.quantile);
         o.factor = self.factor.unwrap_or(o.factor);
+        o.calibration = self.calibration.unwrap_or(o.calibration).clamp(0.0, 0.5);
+        o.features.adapt_alarm = self.adapt_alarm.unwrap_or(o.features.adapt_alarm);
         o.features.adapt = self.adapt.unwrap_or(o.features.adapt);
         o.features.drift_noise = self.drift_noise.unwrap_or(o.features.drift_noise);
         o.features.drift_adapt = self.drift_adapt.unwrap_or(o.features.drift_adapt);
@@ -413,6 +426,12 @@ pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
             .map(|(p, n)| eval::read_labelled_history(p, n, &args.layout))
             .collect::<Result<Vec<_>, _>>()?,
     };
+    if let Some(by) = args.cv {
+        if args.classifier {
+            bail!("--cv chooses among the healthy-model settings; it does not combine with --classifier");
+        }
+        return cv_cmd(&files, &args.options, by, started);
+    }
     let results = if args.classifier {
         eval::evaluate_leave_one_out(files, &args.options, skab::TRAIN_ROWS)?
     } else {
@@ -421,20 +440,9 @@ pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
     if let Some(p) = &args.predictions {
         write_predictions(p, &results).with_context(|| format!("writing {}", p.display()))?;
     }
-    let o = &args.options;
     println!(
-        "detector {} window {} variance {} quantile {} factor {} adapt {:.4} drift {}/{} alarm {}/{} min {} (train on the first {} rows of each file)",
-        o.detector.as_str(),
-        o.features.window,
-        o.variance,
-        o.quantile,
-        o.factor,
-        o.features.adapt,
-        o.features.drift_noise,
-        o.features.drift_adapt,
-        o.alarm.k,
-        o.alarm.n,
-        o.alarm.min_duration,
+        "{} (train on the first {} rows of each file)",
+        describe(&args.options),
         skab::TRAIN_ROWS
     );
     if args.classifier {
@@ -444,10 +452,7 @@ pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
             args.options.classifier_threshold
         );
     }
-    println!(
-        "{:<24} {:>5} {:>6} {:>6} {:>6} {:>8} {:>7} {:>7}",
-        "file", "rows", "F1", "FAR%", "MAR%", "Standard", "LowFP", "LowFN"
-    );
+    print_header("file");
     let mut pooled = Vec::new();
     for r in &results {
         let p = FilePredictions::from_alarms(&r.file.name, r.pred.clone());
@@ -456,6 +461,12 @@ pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
     }
     let total = skab::score_predictions(&pooled);
     print_row("pooled", &total);
+    let groups = skab::group_scores(&pooled, args.group_by);
+    print_header(&format!("group ({})", args.group_by.as_str()));
+    for (g, s) in &groups {
+        print_row(g, s);
+    }
+    print_worst(skab::worst(&groups).as_ref());
     println!(
         "changepoints {}, missed {}, false changepoint detections {}; {:.1} s",
         total.changepoints,
@@ -464,6 +475,98 @@ pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The settings of a run, on one line.
+fn describe(o: &TrainOptions) -> String {
+    format!(
+        "detector {} window {} variance {} quantile {} factor {} calibration {} adapt {:.4}/{} drift {}/{} alarm {}/{} min {}",
+        o.detector.as_str(),
+        o.features.window,
+        o.variance,
+        o.quantile,
+        o.factor,
+        o.calibration,
+        o.features.adapt,
+        o.features.adapt_alarm,
+        o.features.drift_noise,
+        o.features.drift_adapt,
+        o.alarm.k,
+        o.alarm.n,
+        o.alarm.min_duration,
+    )
+}
+
+/// `eval --cv`: the grid, each fold's choice and held-out score, then pooled and worst.
+fn cv_cmd(files: &[skab::LabelledFile], base: &TrainOptions, by: GroupBy, started: Instant) -> Result<ExitCode> {
+    let grid = cv::candidates(base);
+    let r = cv::cross_validate(files, &grid, by, skab::TRAIN_ROWS)?;
+    println!(
+        "grouped cross-validation, one {} held out at a time; objective: worst training folder's 50*F1 + 0.5*Standard - (its FAR% - {}) when above",
+        by.as_str(),
+        cv::FAR_BUDGET
+    );
+    for (i, (c, o)) in grid.iter().zip(&r.objective_all).enumerate() {
+        println!(
+            "candidate {i} {:<20} objective on all files {o:>7.2}: {}",
+            c.name,
+            describe(&c.options)
+        );
+    }
+    println!(
+        "{:<24} {:<20} {:>9} {:>5} {:>6} {:>6} {:>6} {:>8} {:>7} {:>7}",
+        "held out", "chosen", "objective", "rows", "F1", "FAR%", "MAR%", "Standard", "LowFP", "LowFN"
+    );
+    for f in &r.folds {
+        let s = &f.score;
+        println!(
+            "{:<24} {:<20} {:>9.2} {:>5} {:>6.3} {:>6.2} {:>6.2} {:>8.2} {:>7.2} {:>7.2}",
+            f.held_out,
+            grid[f.chosen].name,
+            f.objective,
+            s.test_rows,
+            s.f1,
+            s.far,
+            s.mar,
+            s.nab_standard,
+            s.nab_low_fp,
+            s.nab_low_fn
+        );
+    }
+    print_header("held out, all folds");
+    print_row("pooled", &r.pooled);
+    print_worst(r.worst.as_ref());
+    println!("{:.1} s", started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_header(first: &str) {
+    println!(
+        "{first:<24} {:>5} {:>6} {:>6} {:>6} {:>8} {:>7} {:>7}",
+        "rows", "F1", "FAR%", "MAR%", "Standard", "LowFP", "LowFN"
+    );
+}
+
+/// The worst-group row, then which group each of its figures came from.
+fn print_worst(w: Option<&skab::Worst>) {
+    let Some(w) = w else {
+        return;
+    };
+    println!(
+        "{:<24} {:>5} {:>6.3} {:>6.2} {:>6.2} {:>8.2} {:>7.2} {:>7.2}",
+        "worst group",
+        "",
+        w.f1.value,
+        w.far.value,
+        w.mar.value,
+        w.nab_standard.value,
+        w.nab_low_fp.value,
+        w.nab_low_fn.value
+    );
+    println!(
+        "  from: F1 {}, FAR {}, MAR {}, Standard {}, LowFP {}, LowFN {}",
+        w.f1.group, w.far.group, w.mar.group, w.nab_standard.group, w.nab_low_fp.group, w.nab_low_fn.group
+    );
 }
 
 fn print_row(name: &str, s: &Score) {

@@ -194,11 +194,12 @@ fn eval_scores_a_labelled_csv_and_writes_predictions() {
     }
     std::fs::write(&csv, text).unwrap();
     let preds = dir.path().join("pred.csv");
-    // The training covers the whole load cycle, so the baseline stays where it was trained
-    // (a baseline that follows the load would read the next swing as a deviation).
+    // The training covers the whole load cycle, so the baseline stays where it was trained,
+    // also while alarmed (a baseline that follows the load would read the next swing as a
+    // deviation).
     let out = Command::new(env!("CARGO_BIN_EXE_forewarn"))
         .args(["eval", "--format", "csv", "--label-column", "label"])
-        .args(["--drift-noise", "0", "--adapt", "0", "--data"])
+        .args(["--drift-noise", "0", "--adapt", "0", "--adapt-alarm", "0", "--data"])
         .arg(&csv)
         .arg("--predictions")
         .arg(&preds)

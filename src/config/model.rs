@@ -45,8 +45,9 @@ pub struct ModelConfig {
     /// healthy (follows slow drift; 0 = fixed).
     #[serde(default = "defaults::adapt")]
     pub adapt: f64,
-    /// The same while a model alarm is active (0 = frozen, so a fault is not learned).
-    #[serde(default)]
+    /// The same while a model alarm is active (0 = frozen, so a fault is not learned; a
+    /// little lets an alarm that a start unlike the later healthy state raised clear).
+    #[serde(default = "defaults::adapt_alarm")]
     pub adapt_alarm: f64,
     /// A sensor whose healthy variation is less than this share of sample-to-sample noise
     /// drifts (a temperature): its baseline follows it at `drift_adapt`, also during an
@@ -75,6 +76,10 @@ pub struct ModelConfig {
     /// Margin on that quantile.
     #[serde(default = "defaults::factor")]
     pub factor: f64,
+    /// Share of the healthy history (its latest part) held back from fitting: thresholds
+    /// are calibrated on it as the model would score it live (0: on the fitting history).
+    #[serde(default = "defaults::calibration")]
+    pub calibration: f64,
     /// Raise when at least `alarm_k` of the last `alarm_n` periods are over the threshold.
     #[serde(default = "defaults::alarm_k")]
     pub alarm_k: u32,
@@ -179,6 +184,12 @@ mod defaults {
     pub fn factor() -> f64 {
         TrainOptions::default().factor
     }
+    pub fn adapt_alarm() -> f64 {
+        TrainOptions::default().features.adapt_alarm
+    }
+    pub fn calibration() -> f64 {
+        TrainOptions::default().calibration
+    }
     pub fn alarm_k() -> u32 {
         TrainOptions::default().alarm.k
     }
@@ -213,7 +224,7 @@ impl Default for ModelConfig {
             max_hold: defaults::max_hold(),
             window: defaults::window(),
             adapt: defaults::adapt(),
-            adapt_alarm: 0.0,
+            adapt_alarm: defaults::adapt_alarm(),
             drift_noise: defaults::drift_noise(),
             drift_adapt: defaults::drift_adapt(),
             trend_window: defaults::trend_window(),
@@ -221,6 +232,7 @@ impl Default for ModelConfig {
             variance: defaults::variance(),
             quantile: defaults::quantile(),
             factor: defaults::factor(),
+            calibration: defaults::calibration(),
             alarm_k: defaults::alarm_k(),
             alarm_n: defaults::alarm_n(),
             min_duration: defaults::min_duration(),
@@ -297,6 +309,7 @@ impl ModelConfig {
             variance: self.variance,
             quantile: self.quantile,
             factor: self.factor,
+            calibration: self.calibration,
             alarm: AlarmParams {
                 k: self.alarm_k,
                 n: self.alarm_n,

@@ -85,13 +85,17 @@ pub struct TrainOptions {
     pub quantile: f64,
     /// Margin on that quantile.
     pub factor: f64,
+    /// Share of the healthy vectors (the latest) held back from fitting to calibrate the
+    /// thresholds on (0: calibrate on the fitting vectors themselves).
+    pub calibration: f64,
     pub alarm: AlarmParams,
     /// Share of the classifier's trees that must vote "failure" (labelled training only).
     pub classifier_threshold: f64,
 }
 
 impl Default for TrainOptions {
-    /// The values tuned on the SKAB development files (README, "Failure prediction").
+    /// The values chosen by grouped cross-validation on the SKAB development files
+    /// (`forewarn eval --cv folder|file`; README, "Evaluation on SKAB").
     fn default() -> Self {
         TrainOptions {
             detector: DetectorKind::Pca,
@@ -100,15 +104,16 @@ impl Default for TrainOptions {
             features: FeatureParams {
                 window: 10,
                 adapt: 1.0 / 120.0,
-                adapt_alarm: 0.0,
-                drift_noise: 0.35,
+                adapt_alarm: 0.0005,
+                drift_noise: 0.4,
                 drift_adapt: 0.05,
                 trend_ms: 4 * 3_600_000,
                 trend_factor: 2.0,
             },
             variance: 0.95,
             quantile: 0.99,
-            factor: 3.0,
+            factor: 2.5,
+            calibration: 0.15,
             alarm: AlarmParams {
                 k: 3,
                 n: 10,

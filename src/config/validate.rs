@@ -424,6 +424,9 @@ fn check_model(m: &super::ModelConfig, sensors: usize, base: &KeyPath, out: &mut
     if !(m.factor.is_finite() && m.factor > 0.0) {
         bad("factor", "must be a positive number".into());
     }
+    if !(m.calibration >= 0.0 && m.calibration <= 0.5) {
+        bad("calibration", format!("{} is outside 0..0.5", m.calibration));
+    }
     if m.alarm_n == 0 || m.alarm_n > 3600 {
         bad("alarm_n", format!("{} is outside 1..3600", m.alarm_n));
     }

@@ -6,7 +6,10 @@
 //! fitted on the labelled rows of all the other files.
 //!
 //! Each row's prediction is the alarm state after the tick that holds the row was scored.
-//! Rows are replayed one sensor value at a time, in file order.
+//! Rows are replayed one sensor value at a time, in file order. [`cv`] cross-validates the
+//! choice of settings over groups of files.
+
+pub mod cv;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,6 +1,13 @@
 //! Training a model on healthy history: scale, build features, fit the detector, and
 //! calibrate one threshold per statistic as a quantile of its healthy values times a
 //! margin. Training sees the same [`FeatureState`] the scorer uses, so features match.
+//!
+//! With `calibration > 0` the last share of the healthy vectors is held back: scaler and
+//! detector are fitted on the vectors before it, and the thresholds come from the held-back
+//! vectors, replayed as the scorer would (baseline adapting), where they exceed the fitted
+//! ones. Statistics on vectors the model never fitted are what it will see live, so a
+//! history that still drifts gets wider thresholds instead of in-sample ones that the next
+//! hour already exceeds; a held-back stretch never narrows them.
 
 use super::detector::DetectorParams;
 use super::features::{FeatureParams, FeatureState, Scaler};
@@ -32,24 +39,41 @@ pub fn train(
         return Err(DetectError::Shape(bad.len()));
     }
     let rows: Vec<Vec<f64>> = vectors.iter().map(|(_, v)| v.clone()).collect();
-    let scaler = super::trend::calibrate(Scaler::fit(&rows, m), vectors, opts, |c| quantile(c, opts.quantile));
+    let (fit, held) = rows.split_at(rows.len() - held_back(rows.len(), opts.calibration));
+    // The trend is calibrated on the whole history: its window spans hours.
+    let scaler = super::trend::calibrate(Scaler::fit(fit, m), vectors, opts, |c| quantile(c, opts.quantile));
     let mut fs = FeatureState::new(scaler.clone(), opts.features);
-    let feats: Vec<Vec<f64>> = rows.iter().map(|r| fs.push(r).to_vec()).collect();
+    let feats: Vec<Vec<f64>> = fit.iter().map(|r| fs.push(r).to_vec()).collect();
     let detector = DetectorParams::fit(opts.detector, &feats, m, opts.variance)?;
     let mut d = detector.build(m);
     let ns = d.statistics().len();
     let (mut stats, mut contrib) = (vec![0.0; ns], vec![0.0; ns * m]);
     let mut columns = vec![Vec::with_capacity(feats.len()); ns];
-    for f in &feats {
+    let mut record = |f: &[f64], columns: &mut Vec<Vec<f64>>| {
         d.observe(f, &mut stats, &mut contrib);
         for (c, s) in columns.iter_mut().zip(&stats) {
             c.push(*s);
         }
+    };
+    for f in &feats {
+        record(f, &mut columns);
     }
-    let thresholds = columns
-        .iter_mut()
-        .map(|c| (quantile(c, opts.quantile) * opts.factor).max(1e-6))
-        .collect();
+    let mut thresholds: Vec<f64> = columns.iter_mut().map(|c| quantile(c, opts.quantile)).collect();
+    if !held.is_empty() {
+        // The feature state goes on from the fitted vectors and adapts as the scorer's does
+        // while healthy. Held-back statistics only ever widen a threshold: a short held-back
+        // stretch may cover only the quiet part of a load cycle the fitted part spans.
+        columns.iter_mut().for_each(Vec::clear);
+        for r in held {
+            let z = fs.push(r).to_vec();
+            fs.adapt(false);
+            record(&z, &mut columns);
+        }
+        for (t, c) in thresholds.iter_mut().zip(columns.iter_mut()) {
+            *t = t.max(quantile(c, opts.quantile));
+        }
+    }
+    let thresholds = thresholds.into_iter().map(|t| (t * opts.factor).max(1e-6)).collect();
     Ok(Model {
         format: FORMAT,
         version: 0,
@@ -70,6 +94,21 @@ pub fn train(
         },
         classifier: None,
     })
+}
+
+/// Fewest held-back vectors that calibrate thresholds; with fewer, the fitting vectors do.
+pub const MIN_CALIBRATION: usize = 20;
+
+/// How many of `n` healthy vectors to hold back for calibration: the share `calibration`,
+/// unless that leaves fewer than [`MIN_CALIBRATION`] held back or fewer than
+/// [`MIN_VECTORS`] to fit on (then none).
+pub fn held_back(n: usize, calibration: f64) -> usize {
+    let k = (n as f64 * calibration.clamp(0.0, 0.9)).round() as usize;
+    if k < MIN_CALIBRATION || n - k < MIN_VECTORS {
+        0
+    } else {
+        k
+    }
 }
 
 /// The `q` quantile (nearest rank) of `values`; 0 for none.
@@ -145,4 +184,74 @@ pub fn train_labelled(
         opts.classifier_threshold,
     )?);
     Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sensors() -> Vec<String> {
+        ["a", "b"].map(String::from).to_vec()
+    }
+
+    /// 400 noisy vectors; from `shift_from` on, sensor `a` sits `shift` higher.
+    fn history(shift_from: usize, shift: f64) -> Vec<(i64, Vec<f64>)> {
+        let mut rng = fastrand::Rng::with_seed(3);
+        (0..400)
+            .map(|i| {
+                let s = if i >= shift_from { shift } else { 0.0 };
+                (i as i64 * 1000, vec![rng.f64() + s, rng.f64()])
+            })
+            .collect()
+    }
+
+    fn opts(calibration: f64) -> TrainOptions {
+        TrainOptions {
+            calibration,
+            ..TrainOptions::default()
+        }
+    }
+
+    #[test]
+    fn held_back_needs_enough_vectors_on_both_sides() {
+        assert_eq!(held_back(400, 0.15), 60);
+        assert_eq!(held_back(400, 0.0), 0);
+        // 15 % of 100 is below the fewest that calibrate: calibrate in-sample instead.
+        assert_eq!(held_back(100, 0.15), 0);
+        // Holding back half of 50 would leave too few to fit on.
+        assert_eq!(held_back(50, 0.5), 0);
+        assert_eq!(held_back(400, 5.0), 360);
+    }
+
+    #[test]
+    fn a_history_that_moves_late_gets_wider_thresholds_from_the_held_back_part() {
+        let moving = history(350, 1.5);
+        let in_sample = train("p", &sensors(), &moving, &opts(0.0), "t").unwrap();
+        let held = train("p", &sensors(), &moving, &opts(0.15), "t").unwrap();
+        // The held-back vectors include the move, which the fitted part never saw.
+        assert!(
+            held.thresholds
+                .iter()
+                .zip(&in_sample.thresholds)
+                .any(|(h, i)| *h > 2.0 * i),
+            "held-back {:?} in-sample {:?}",
+            held.thresholds,
+            in_sample.thresholds
+        );
+        // Fitted on the vectors before the held-back ones only.
+        assert_eq!(held.training.vectors, 400);
+        let steady = train("p", &sensors(), &history(400, 0.0), &opts(0.15), "t").unwrap();
+        assert!(steady.thresholds.iter().zip(&held.thresholds).all(|(s, h)| s < h));
+    }
+
+    #[test]
+    fn too_few_vectors_is_an_error_with_or_without_calibration() {
+        let short: Vec<(i64, Vec<f64>)> = history(400, 0.0).into_iter().take(MIN_VECTORS - 1).collect();
+        for c in [0.0, 0.15] {
+            assert!(matches!(
+                train("p", &sensors(), &short, &opts(c), "t"),
+                Err(DetectError::TooFewVectors(_))
+            ));
+        }
+    }
 }

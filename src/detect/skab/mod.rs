@@ -4,7 +4,8 @@
 //! Each labelled file is split into its first [`TRAIN_ROWS`] rows (assumed healthy, for
 //! fitting) and the test rows after them; a detector emits one 0/1 alarm per test row.
 //! Pooled over files: F1 = TP/(TP+(FP+FN)/2), FAR = 100·FP/(FP+TN), MAR = 100·FN/(FN+TP),
-//! and SKAB's variant of the NAB changepoint score (see [`score`]).
+//! and SKAB's variant of the NAB changepoint score (see [`score`]); per group of files and
+//! the worst group ([`groups`]).
 //!
 //! Guarantees: on the SKAB authors' published predictions this reproduces
 //! `reference/expected.json` to its printed precision (the test
@@ -13,9 +14,11 @@
 //! denominator is zero is reported as 0.0, never NaN.
 
 pub mod data;
+pub mod groups;
 pub mod score;
 
 pub use data::*;
+pub use groups::*;
 pub use score::*;
 
 #[cfg(test)]
