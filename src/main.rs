@@ -465,7 +465,7 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
             time_column,
             label_column,
         },
-        options: tuning.options(),
+        tuning,
         classifier,
         group_by,
         cv,

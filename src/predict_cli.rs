@@ -17,7 +17,7 @@ use forewarn::detect::eval::{self, CsvLayout, FileResult};
 use forewarn::detect::forest;
 use forewarn::detect::history::{self, History};
 use forewarn::detect::model::Model;
-use forewarn::detect::resample::Resampler;
+use forewarn::detect::resample::{self, Resampler};
 use forewarn::detect::skab::{self, FilePredictions, GroupBy, Score};
 use forewarn::detect::train::{self, train, TrainOptions};
 use forewarn::detect::versions;
@@ -337,7 +337,7 @@ pub struct EvalArgs {
     pub data: PathBuf,
     pub predictions: Option<PathBuf>,
     pub layout: CsvLayout,
-    pub options: TrainOptions,
+    pub tuning: Tuning,
     /// Add a classifier per file, fitted on the labelled rows of the other files.
     pub classifier: bool,
     /// How files are grouped for the per-group rows and the worst group.
@@ -391,11 +391,40 @@ pub struct Tuning {
     /// Minimum alarm length, periods.
     #[arg(long)]
     min_duration: Option<u32>,
+    /// Period of the common clock: a duration, or `auto` (the files' typical sampling
+    /// interval, as `[asset.model] period = "auto"`). Default: `auto` with `--format csv`,
+    /// 1s for SKAB's 1 Hz files.
+    #[arg(long)]
+    period: Option<String>,
 }
 
 impl Tuning {
+    /// The options for scoring `files`: the `[asset.model]` defaults on the resolved
+    /// period, under the flags.
+    pub fn options_for(&self, files: &[skab::LabelledFile], format: EvalFormat) -> Result<TrainOptions> {
+        let defaults = forewarn::config::ModelConfig::default();
+        let period_ms = match self.period.as_deref() {
+            Some("auto") => auto_period(files),
+            None if format == EvalFormat::Csv => auto_period(files),
+            None => None,
+            Some(d) => {
+                let d: Dur = d
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--period {d:?}: {e}, or \"auto\""))?;
+                Some((d.as_duration().as_millis() as i64).max(1))
+            }
+        };
+        Ok(match period_ms {
+            Some(p) => self.options_on(defaults.train_options_every(p)),
+            None => self.options(),
+        })
+    }
+
     pub fn options(&self) -> TrainOptions {
-        let mut o = TrainOptions::default();
+        self.options_on(TrainOptions::default())
+    }
+
+    fn options_on(&self, mut o: TrainOptions) -> TrainOptions {
         o.detector = self.detector.unwrap_or(o.detector);
         o.features.window = self.window.unwrap_or(o.features.window).max(1);
         o.variance = self.variance.unwrap_or(o.variance);
@@ -417,6 +446,14 @@ impl Tuning {
     }
 }
 
+/// The typical sampling interval of labelled files, as `period = "auto"` finds it.
+fn auto_period(files: &[skab::LabelledFile]) -> Option<i64> {
+    let samples = files
+        .iter()
+        .flat_map(|f| f.ts_s.iter().map(|t| (0, t.saturating_mul(1000))));
+    resample::auto_period_ms(samples, 1)
+}
+
 pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let files = match args.format {
@@ -426,30 +463,31 @@ pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
             .map(|(p, n)| eval::read_labelled_history(p, n, &args.layout))
             .collect::<Result<Vec<_>, _>>()?,
     };
+    let options = args.tuning.options_for(&files, args.format)?;
     if let Some(by) = args.cv {
         if args.classifier {
             bail!("--cv chooses among the healthy-model settings; it does not combine with --classifier");
         }
-        return cv_cmd(&files, &args.options, by, started);
+        return cv_cmd(&files, &options, by, started);
     }
     let results = if args.classifier {
-        eval::evaluate_leave_one_out(files, &args.options, skab::TRAIN_ROWS)?
+        eval::evaluate_leave_one_out(files, &options, skab::TRAIN_ROWS)?
     } else {
-        eval::evaluate(files, &args.options, skab::TRAIN_ROWS)?
+        eval::evaluate(files, &options, skab::TRAIN_ROWS)?
     };
     if let Some(p) = &args.predictions {
         write_predictions(p, &results).with_context(|| format!("writing {}", p.display()))?;
     }
     println!(
         "{} (train on the first {} rows of each file)",
-        describe(&args.options),
+        describe(&options),
         skab::TRAIN_ROWS
     );
     if args.classifier {
         println!(
             "classifier: leave-one-file-out (each file's model adds a forest of {} trees fitted on the labelled rows of all the other files; threshold {})",
             forest::TREES,
-            args.options.classifier_threshold
+            options.classifier_threshold
         );
     }
     print_header("file");
@@ -480,7 +518,8 @@ pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
 /// The settings of a run, on one line.
 fn describe(o: &TrainOptions) -> String {
     format!(
-        "detector {} window {} variance {} quantile {} factor {} calibration {} adapt {:.4}/{} drift {}/{} alarm {}/{} min {}",
+        "period {} detector {} window {} variance {} quantile {} factor {} calibration {} adapt {:.4}/{} drift {}/{} alarm {}/{} min {}",
+        Dur::from_millis(o.period_ms.max(0) as u64),
         o.detector.as_str(),
         o.features.window,
         o.variance,

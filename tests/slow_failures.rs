@@ -246,6 +246,47 @@ fn bad_period_and_trend_options_are_refused() {
     }
 }
 
+/// `forewarn eval --format csv` on slow history: it finds the period itself (5m), so the
+/// creep is scored and alarmed; on a forced 1 s clock no vector is ever complete.
+#[test]
+fn eval_of_a_labelled_slow_csv_resolves_the_period_and_sees_the_creep() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bearing = Bearing::new(9, 10);
+    let (onset, failure) = (START + 5 * DAY + 9 * HOUR, START + 5 * DAY + 13 * HOUR);
+    let mut text = String::from("time,fan1.bearing_temp,failing\n");
+    for i in 0..(6 * DAY / STEP) {
+        let ts = START + i * STEP;
+        let creep = if (onset..failure).contains(&ts) {
+            3.0 * (ts - onset) as f64 / (failure - onset) as f64
+        } else {
+            0.0
+        };
+        let label = u8::from((onset..failure).contains(&ts));
+        text += &format!("{ts},{:.2},{label}\n", bearing.healthy(ts) + creep);
+    }
+    let csv = dir.path().join("slow.csv");
+    std::fs::write(&csv, text).unwrap();
+    let eval = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_forewarn"))
+            .args(["eval", "--format", "csv", "--label-column", "failing", "--data"])
+            .arg(&csv)
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let pooled = stdout.lines().find(|l| l.starts_with("pooled")).unwrap().to_string();
+        let mar: f64 = pooled.split_whitespace().nth(4).unwrap().parse().unwrap();
+        (stdout, mar)
+    };
+    let (auto, mar) = eval(&[]);
+    assert!(auto.starts_with("period 5m "), "{auto}");
+    assert!(mar < 80.0, "the creep is mostly missed: {auto}");
+    let (fixed, mar) = eval(&["--period", "1s"]);
+    assert!(fixed.starts_with("period 1s "), "{fixed}");
+    assert_eq!(mar, 100.0, "{fixed}");
+}
+
 /// The figures of the README ("Slow sensors"): the largest score over two healthy weeks
 /// for six seeds, and the alarm lead for other creeps at six times of day. Run with
 /// `cargo test --test slow_failures -- --ignored --nocapture`.
