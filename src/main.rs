@@ -23,6 +23,7 @@ use tracing_subscriber::EnvFilter;
 use forewarn::config::{Config, RegisterKind, DEFAULT_CONFIG_PATH};
 
 mod check_cli;
+mod eval_cli;
 mod history;
 mod label_cli;
 mod model_cli;
@@ -246,8 +247,8 @@ struct TrainArgs {
 #[derive(clap::Args)]
 struct EvalArgs {
     /// `skab` (SKAB's `;`-separated files) or `csv` (time, sensors, a 0/1 label).
-    #[arg(long, value_enum, default_value_t = predict_cli::EvalFormat::Skab)]
-    format: predict_cli::EvalFormat,
+    #[arg(long, value_enum, default_value_t = eval_cli::EvalFormat::Skab)]
+    format: eval_cli::EvalFormat,
     /// Directory of labelled files (or one CSV file with --format csv).
     #[arg(long, required_unless_present = "store")]
     data: Option<PathBuf>,
@@ -296,7 +297,7 @@ struct EvalArgs {
     cv: Option<forewarn::detect::skab::GroupBy>,
     /// Model options over the defaults of `[asset.model]`.
     #[command(flatten)]
-    tuning: predict_cli::Tuning,
+    tuning: eval_cli::Tuning,
 }
 
 fn init_logging(filter: Option<&str>) {
@@ -434,7 +435,7 @@ fn train(args: TrainArgs) -> Result<ExitCode> {
 /// `forewarn eval`: labelled files replayed through the live scorer.
 fn eval(args: EvalArgs) -> Result<ExitCode> {
     if args.store {
-        return predict_cli::eval_store_cmd(predict_cli::StoreEval {
+        return eval_cli::eval_store_cmd(eval_cli::StoreEval {
             config: args.config,
             asset: args.asset.context("--store needs --asset")?,
             from: args.from,
@@ -456,7 +457,7 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
         ..
     } = args;
     let data = data.context("--data is required without --store")?;
-    predict_cli::eval_cmd(predict_cli::EvalArgs {
+    eval_cli::eval_cmd(eval_cli::EvalArgs {
         format,
         data,
         predictions,
