@@ -115,7 +115,7 @@ enum Command {
     Train(TrainArgs),
     /// Evaluate failure prediction on labelled history: per file, train on its first 400
     /// rows, replay the rest through the live scorer, print F1, FAR, MAR and NAB scores.
-    Eval(EvalArgs),
+    Eval(Box<EvalArgs>),
     /// The versions of an asset's model file: list them, or roll back to the previous one.
     #[command(subcommand)]
     Model(model_cli::ModelCommand),
@@ -383,7 +383,7 @@ fn execute(command: Command) -> Result<ExitCode> {
             json,
             credentials,
         } => label_cli::labels(&config, asset.as_deref(), json, &credentials),
-        Command::Eval(args) => eval(args),
+        Command::Eval(args) => eval(*args),
         Command::Model(command) => model_cli::run(command),
     }
 }

@@ -211,7 +211,8 @@ mod tests {
 
     #[test]
     fn damaged_parts_are_refused_with_the_part_named() {
-        let cases: [(&str, fn(&mut Model)); 4] = [
+        type Damage = fn(&mut Model);
+        let cases: [(&str, Damage); 4] = [
             ("positive thresholds", |m| m.thresholds[0] = 0.0),
             ("non-positive scale", |m| m.scaler.scale[1] = -1.0),
             ("trend is not 2", |m| m.scaler.trend = vec![1.0]),
