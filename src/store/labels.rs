@@ -104,7 +104,7 @@ mod tests {
             assert_eq!((a.id, b.id), (1, 2));
             (a, b)
         };
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = crate::store::tests::reopen(dir.path(), StoreOptions::default());
         assert_eq!(store.labels(None).unwrap(), vec![a.clone(), b.clone()]);
         assert_eq!(store.labels(Some("pump")).unwrap(), vec![a.clone()]);
         assert_eq!(store.remove_label(a.id).unwrap(), Some(a.clone()));

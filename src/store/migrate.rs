@@ -134,7 +134,7 @@ mod tests {
     fn a_schema_1_store_moves_its_chunks_into_segments() {
         let dir = tempfile::tempdir().unwrap();
         write_v1(dir.path(), 30, 3);
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = crate::store::tests::reopen(dir.path(), StoreOptions::default());
         assert_all_read_back(&store, 30, 3);
         let files = std::fs::read_dir(dir.path().join("segments")).unwrap().count();
         assert_eq!(files, 3);
@@ -144,7 +144,7 @@ mod tests {
         let schema = store.inner.meta.get(b"schema").unwrap().unwrap();
         assert_eq!(schema.as_ref(), &2u64.to_be_bytes());
         drop(store);
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = crate::store::tests::reopen(dir.path(), StoreOptions::default());
         assert_all_read_back(&store, 30, 3);
     }
 
@@ -155,7 +155,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_v1(dir.path(), 4, 2);
         {
-            let db = sled::open(dir.path()).unwrap();
+            // sled may hold the lock of the database write_v1 dropped for a moment.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            let db = loop {
+                match sled::open(dir.path()) {
+                    Ok(db) => break db,
+                    Err(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            };
             let chunks = db.open_tree("chunks").unwrap();
             let segments = Segments::open(dir.path(), &chunks).unwrap();
             let reserve = Reserve::of(dir.path());
@@ -166,7 +176,7 @@ mod tests {
             segments.append(&reserve, &[v2.to_vec()]).unwrap();
             db.flush().unwrap();
         }
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = crate::store::tests::reopen(dir.path(), StoreOptions::default());
         assert_all_read_back(&store, 4, 2);
     }
 }

@@ -84,7 +84,7 @@ fn a_corrupt_chunk_does_not_hide_the_others() {
 
 /// Opens again a store just dropped: sled's background writers may hold its file lock
 /// for a moment after the last handle is gone.
-fn reopen(dir: &Path, opts: StoreOptions) -> Store {
+pub(crate) fn reopen(dir: &Path, opts: StoreOptions) -> Store {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match Store::open(dir, opts) {
