@@ -13,28 +13,12 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::check::{assert_problem, QUICKSTART};
 use common::*;
-
-/// `forewarn passwd FILE USER --role ROLE --password-stdin`.
-fn passwd(file: &Path, user: &str, role: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_forewarn"))
-        .args(["passwd"])
-        .arg(file)
-        .args([user, "--role", role, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// The status, headers (lower-case names) and body of a curl request.
 struct Reply {

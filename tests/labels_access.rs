@@ -11,9 +11,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -32,19 +30,6 @@ fn forewarn(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn passwd(file: &Path, user: &str, role: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_forewarn"))
-        .arg("passwd")
-        .arg(file)
-        .args([user, "--role", role, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
 }
 
 /// curl: (status, body).

@@ -18,7 +18,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -265,19 +264,6 @@ async fn hostile_note_is_escaped_and_removed(base: &str) {
     let left = labels(base, &[]);
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(left.iter().all(|l| l["id"].as_u64() != Some(id)));
-}
-
-fn passwd(file: &Path, user: &str, role: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_forewarn"))
-        .arg("passwd")
-        .arg(file)
-        .args([user, "--role", role, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

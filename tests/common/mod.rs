@@ -611,3 +611,19 @@ clean_session = false
 "#
     )
 }
+
+/// `forewarn passwd FILE USER --role ROLE --password-stdin`: adds a user of the HTTP API.
+pub fn passwd(file: &Path, user: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_forewarn"))
+        .arg("passwd")
+        .arg(file)
+        .args([user, "--role", role, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
