@@ -174,7 +174,12 @@ impl ModelEngine {
 
 impl LiveModel {
     fn score(&mut self, tick: &Tick) -> Option<Observation> {
-        let values = tick.values.as_deref()?;
+        let Some(values) = tick.values.as_deref() else {
+            // Through the scorer as `eval` does, so that a gap restarts the trend's window
+            // here too; an incomplete vector reports nothing.
+            self.scorer.step(None);
+            return None;
+        };
         let step = self.scorer.step(Some(values));
         let score = step.score?;
         self.scored = self.scored.saturating_add(1).min(self.settled);
@@ -227,6 +232,11 @@ mod tests {
         let sensors = ["flow", "current", "temp"].map(String::from).to_vec();
         let mut model = train("pump", &sensors, &healthy, &TrainOptions::default(), "test").unwrap();
         model.version = version;
+        engine_of(Arc::new(model))
+    }
+
+    /// The live engine of one model over sensors 0, 1, 2.
+    fn engine_of(model: Arc<Model>) -> ModelEngine {
         let mut engine = ModelEngine::default();
         for j in 0..3 {
             engine.by_sensor.insert(j as SensorId, vec![(0, j)]);
@@ -235,7 +245,7 @@ mod tests {
             alarm: 0,
             top: 3,
             resampler: Resampler::new(3, model.period_ms, model.max_hold),
-            scorer: Scorer::new(Arc::new(model)),
+            scorer: Scorer::new(model),
             scored: 0,
             settled: 0,
         });
@@ -254,5 +264,67 @@ mod tests {
         }
         assert!(!out.is_empty(), "the model scored");
         assert!(out.iter().all(|(_, o)| o.model_version == Some(5) && o.score.is_some()));
+    }
+
+    /// Samples of a pump whose temperature follows a slow sine and, from `ramp_at`, climbs;
+    /// sensor 1 is missing (bad quality) in `gap`.
+    fn stream(gap: std::ops::Range<i64>, ramp_at: i64) -> Vec<Sample> {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut out = Vec::new();
+        for i in 400..900i64 {
+            let ramp = if i >= ramp_at { 0.02 * (i - ramp_at) as f64 } else { 0.0 };
+            let temp = 40.0 + (i as f64 / 300.0).sin() + ramp + 0.01 * (rng.f64() - 0.5);
+            out.push(Sample::good(0, i * 1000, 10.0 + rng.f64() - 0.5));
+            if gap.contains(&i) {
+                out.push(Sample::bad(1, i * 1000, crate::base::sample::Quality::Timeout));
+            } else {
+                out.push(Sample::good(1, i * 1000, 5.0 + rng.f64() - 0.5));
+            }
+            out.push(Sample::good(2, i * 1000, temp));
+        }
+        out
+    }
+
+    #[test]
+    fn the_agent_scores_every_vector_as_eval_does_also_across_a_gap() {
+        // A trend over one minute, so that a short training calibrates it.
+        let mut opts = TrainOptions::default();
+        opts.features.trend_ms = 60_000;
+        let mut rng = fastrand::Rng::with_seed(7);
+        let healthy: Vec<(i64, Vec<f64>)> = (0..400)
+            .map(|i| {
+                let temp = 40.0 + (i as f64 / 300.0).sin() + 0.01 * (rng.f64() - 0.5);
+                (i * 1000, vec![10.0 + rng.f64() - 0.5, 5.0 + rng.f64() - 0.5, temp])
+            })
+            .collect();
+        let sensors = ["flow", "current", "temp"].map(String::from).to_vec();
+        let model = Arc::new(train("pump", &sensors, &healthy, &opts, "test").unwrap());
+        assert!(!model.scaler.trend.is_empty(), "the trend is calibrated");
+        let samples = stream(600..620, 620);
+        // What eval does: every tick through the scorer, incomplete ones included.
+        let mut resampler = Resampler::new(3, model.period_ms, model.max_hold);
+        let mut ticks = Vec::new();
+        for s in &samples {
+            resampler.push(
+                s.sensor as usize,
+                s.ts_ms,
+                s.quality.is_good().then_some(s.value),
+                &mut ticks,
+            );
+        }
+        let mut scorer = Scorer::new(model.clone());
+        let expected: Vec<(i64, f64)> = ticks
+            .iter()
+            .filter_map(|t| scorer.step(t.values.as_deref()).score.map(|s| (t.ts_ms, s)))
+            .collect();
+        let mut engine = engine_of(model);
+        let mut out = Vec::new();
+        for s in &samples {
+            engine.observe(s, &mut out);
+        }
+        let live: Vec<(i64, f64)> = out.iter().map(|(_, o)| (o.ts_ms, o.score.unwrap())).collect();
+        assert_eq!(live.len(), expected.len());
+        let differ = live.iter().zip(&expected).filter(|(a, b)| a != b).count();
+        assert_eq!(differ, 0, "{differ} vectors scored otherwise than in eval");
     }
 }
