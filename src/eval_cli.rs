@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use forewarn::config::{Config, Dur};
+use forewarn::config::{Config, Dur, Period};
 use forewarn::detect::detector::DetectorKind;
 use forewarn::detect::eval::cv;
 use forewarn::detect::eval::{self, CsvLayout, FileResult};
@@ -96,29 +96,24 @@ pub struct Tuning {
     /// interval, as `[asset.model] period = "auto"`). Default: `auto` with `--format csv`,
     /// 1s for SKAB's 1 Hz files.
     #[arg(long)]
-    period: Option<String>,
+    period: Option<Period>,
 }
 
 impl Tuning {
     /// The options for scoring `files`: the `[asset.model]` defaults on the resolved
     /// period, under the flags.
-    pub fn options_for(&self, files: &[skab::LabelledFile], format: EvalFormat) -> Result<TrainOptions> {
+    pub fn options_for(&self, files: &[skab::LabelledFile], format: EvalFormat) -> TrainOptions {
         let defaults = forewarn::config::ModelConfig::default();
-        let period_ms = match self.period.as_deref() {
-            Some("auto") => auto_period(files),
+        let period_ms = match self.period {
+            Some(Period::Auto) => auto_period(files),
             None if format == EvalFormat::Csv => auto_period(files),
             None => None,
-            Some(d) => {
-                let d: Dur = d
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("--period {d:?}: {e}, or \"auto\""))?;
-                Some((d.as_duration().as_millis() as i64).max(1))
-            }
+            Some(Period::Every(d)) => Some((d.as_duration().as_millis() as i64).max(1)),
         };
-        Ok(match period_ms {
+        match period_ms {
             Some(p) => self.options_on(defaults.train_options_every(p)),
             None => self.options(),
-        })
+        }
     }
 
     pub fn options(&self) -> TrainOptions {
@@ -164,7 +159,7 @@ pub fn eval_cmd(args: EvalArgs) -> Result<ExitCode> {
             .map(|(p, n)| eval::read_labelled_history(p, n, &args.layout))
             .collect::<Result<Vec<_>, _>>()?,
     };
-    let options = args.tuning.options_for(&files, args.format)?;
+    let options = args.tuning.options_for(&files, args.format);
     if let Some(by) = args.cv {
         if args.classifier {
             bail!("--cv chooses among the healthy-model settings; it does not combine with --classifier");
@@ -372,10 +367,7 @@ pub fn eval_store_cmd(args: StoreEval) -> Result<ExitCode> {
         clocked.ticks.len(),
         eval.rows.len()
     );
-    println!(
-        "{:<24} {:>5} {:>6} {:>6} {:>6} {:>8} {:>7} {:>7}",
-        "asset", "rows", "F1", "FAR%", "MAR%", "Standard", "LowFP", "LowFN"
-    );
+    print_header("asset");
     print_row(&asset.id, &eval.score);
     let (first, last) = (
         clocked.ticks.first().map_or(0, |t| t.0),

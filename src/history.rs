@@ -14,14 +14,19 @@ use forewarn::http::{self, Remote};
 use forewarn::source::csv::{self, CsvOptions};
 use forewarn::store::{archive, query, stats, Store, StoreOptions};
 
+/// What to do instead when a query finds the store held by the agent.
+const QUERY_BUSY: &str = "enable [http] so queries go through the agent";
+
 fn load(path: &Path) -> Result<Config> {
     Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Opens the store of `agent.data_dir`. Queries must not create one: a mistyped data
-/// directory would answer "no data" from a fresh, empty store, and leave it behind.
-/// `import` creates the directory itself before this.
-fn open_store(config: &Config) -> Result<Store> {
+/// Opens the store of `agent.data_dir` for a command. Commands must not create one: a
+/// mistyped data directory would answer "no data" from a fresh, empty store, and leave it
+/// behind (`import` creates the directory itself before this). sled allows one process:
+/// a store an agent is still releasing (it just stopped) is waited for a moment
+/// ([`LOCK_WAIT`]); one a running agent holds is refused with `busy`, what to do instead.
+pub(crate) fn open_store(config: &Config, busy: &str) -> Result<Store> {
     let dir = &config.agent.data_dir;
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
@@ -41,15 +46,28 @@ fn open_store(config: &Config) -> Result<Store> {
         cache_bytes: 8 << 20,
         ..StoreOptions::default()
     };
-    Store::open(dir, opts).map_err(|e| {
-        let hint = if e.to_string().contains("lock") || e.to_string().contains("WouldBlock") {
-            " — a running agent holds it; enable [http] so queries go through the agent, or stop it for imports"
-        } else {
-            ""
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let e = match Store::open(dir, opts) {
+            Ok(store) => return Ok(store),
+            Err(e) => e,
         };
-        anyhow::anyhow!("opening the store in {}: {e}{hint}", dir.display())
-    })
+        let locked = e.to_string().contains("lock") || e.to_string().contains("WouldBlock");
+        if locked && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        let hint = if locked {
+            format!(" — a running agent holds it; {busy}")
+        } else {
+            String::new()
+        };
+        bail!("opening the store in {}: {e}{hint}", dir.display());
+    }
 }
+
+/// How long [`open_store`] waits for a store another process is releasing.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Asks the running agent; `None` when no agent answers.
 fn remote(config: &Config, target: &str) -> Result<Option<Vec<u8>>> {
@@ -82,7 +100,7 @@ pub fn query(config_path: &Path, params: &[(&str, String)]) -> Result<ExitCode> 
     if let Some(body) = remote(&config, &target)? {
         out.write_all(&body)?;
     } else {
-        let store = open_store(&config)?;
+        let store = open_store(&config, QUERY_BUSY)?;
         query::run(&store, &q, &config.rollup_tiers(), &mut out)?;
     }
     out.flush()?;
@@ -94,7 +112,7 @@ pub fn store_stats(config_path: &Path) -> Result<ExitCode> {
     let text = match remote(&config, "/stats")? {
         Some(body) => String::from_utf8_lossy(&body).into_owned(),
         None => {
-            let store = open_store(&config)?;
+            let store = open_store(&config, QUERY_BUSY)?;
             stats::collect(&store, &config.agent.data_dir)?.render(config.storage.max_disk.0)
         }
     };
@@ -111,7 +129,7 @@ pub fn import(
     let config = load(config_path)?;
     std::fs::create_dir_all(&config.agent.data_dir)
         .with_context(|| format!("creating data dir {}", config.agent.data_dir.display()))?;
-    let store = open_store(&config)?;
+    let store = open_store(&config, "stop it to import")?;
     if let Some(dir) = archive_dir {
         let r = archive::restore(dir, &store).with_context(|| format!("restoring {}", dir.display()))?;
         println!(

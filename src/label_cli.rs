@@ -22,31 +22,10 @@ use forewarn::base::sample::rfc3339_ms;
 use forewarn::base::time::{now_ms, parse_time};
 use forewarn::config::Config;
 use forewarn::http::{self, Remote};
-use forewarn::store::{Store, StoreOptions};
+use forewarn::store::Store;
 
 /// The environment variable a password is read from.
 pub const PASSWORD_ENV: &str = "FOREWARN_PASSWORD";
-
-/// `--as`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum KindArg {
-    /// The machine was healthy: the alarm was false.
-    FalseAlarm,
-    /// A real failure.
-    Failure,
-    /// A stop (planned or not): its alerts are suppressed.
-    Maintenance,
-}
-
-impl KindArg {
-    fn kind(self) -> LabelKind {
-        match self {
-            KindArg::FalseAlarm => LabelKind::FalseAlarm,
-            KindArg::Failure => LabelKind::Failure,
-            KindArg::Maintenance => LabelKind::Maintenance,
-        }
-    }
-}
 
 /// How to authenticate to an API with users.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -66,7 +45,7 @@ pub struct LabelSpec {
     pub asset: String,
     pub from: String,
     pub to: String,
-    pub kind: KindArg,
+    pub kind: LabelKind,
     pub note: Option<String>,
     pub author: Option<String>,
 }
@@ -102,7 +81,7 @@ fn new_label(config: &Config, spec: &LabelSpec) -> Result<NewLabel> {
         asset: spec.asset.clone(),
         from_ms,
         to_ms,
-        kind: spec.kind.kind(),
+        kind: spec.kind,
         note: spec.note.clone().filter(|n| !n.trim().is_empty()),
         author,
     };
@@ -309,28 +288,12 @@ fn password(file: Option<&Path>) -> Result<String> {
         .with_context(|| format!("--user needs a password: set {PASSWORD_ENV} or give --password-file"))
 }
 
-/// Opens the stopped store of `agent.data_dir` (never creating one).
+/// The stopped store, for when no agent answers.
 fn open_store(config: &Config) -> Result<Store> {
-    let dir = &config.agent.data_dir;
-    if !dir.is_dir() {
-        bail!(
-            "no store in {} (agent.data_dir) and no agent answering: is this the agent's config?",
-            dir.display()
-        );
-    }
-    let opts = StoreOptions {
-        cache_bytes: 8 << 20,
-        ..StoreOptions::default()
-    };
-    Store::open(dir, opts).map_err(|e| {
-        let text = e.to_string();
-        let hint = if text.contains("lock") || text.contains("WouldBlock") {
-            " — a running agent holds it, and its HTTP API did not answer: enable [http] (labels then go through the agent) or stop the agent"
-        } else {
-            ""
-        };
-        anyhow::anyhow!("opening the store in {}: {e}{hint}", dir.display())
-    })
+    crate::history::open_store(
+        config,
+        "its HTTP API did not answer: enable [http] (labels then go through the agent) or stop the agent",
+    )
 }
 
 #[cfg(test)]
@@ -351,7 +314,7 @@ mod tests {
             asset: "line1/pump1".into(),
             from: from.into(),
             to: to.into(),
-            kind: KindArg::Maintenance,
+            kind: LabelKind::Maintenance,
             note: None,
             author: Some("anna".into()),
         }

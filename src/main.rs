@@ -196,7 +196,7 @@ struct LabelArgs {
     to: Option<String>,
     /// What the span was.
     #[arg(long = "as", value_enum, required_unless_present = "remove")]
-    kind: Option<label_cli::KindArg>,
+    kind: Option<forewarn::base::label::LabelKind>,
     /// A note for whoever reads it later.
     #[arg(long)]
     note: Option<String>,

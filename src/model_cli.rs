@@ -57,9 +57,7 @@ pub fn run(command: ModelCommand) -> Result<ExitCode> {
 /// The current model file of `asset` as configured.
 fn model_path(config_path: &Path, asset: &str) -> Result<PathBuf> {
     let config = Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let Some(a) = config.asset.iter().find(|a| a.id == asset) else {
-        bail!("no asset {asset:?} in {}", config_path.display());
-    };
+    let a = crate::predict_cli::asset(&config, asset)?;
     let Some(mc) = &a.model else {
         bail!("asset {asset:?} has no [asset.model] section");
     };

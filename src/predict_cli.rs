@@ -15,7 +15,7 @@ use forewarn::detect::model::Model;
 use forewarn::detect::resample::Resampler;
 use forewarn::detect::train::{self, train, TrainOptions};
 use forewarn::detect::versions;
-use forewarn::store::{Store, StoreOptions};
+use forewarn::store::Store;
 
 /// Where `train` reads healthy history.
 pub enum TrainSource {
@@ -211,32 +211,13 @@ pub(crate) fn range(from: Option<String>, to: Option<String>) -> Result<(i64, i6
     Ok((time(from, i64::MIN)?, time(to, i64::MAX)?))
 }
 
-/// The store of a stopped agent: sled allows one process, so a running agent holds it.
-/// A store just released (an agent that is stopping) can stay locked for a moment, so
-/// opening is tried for up to [`LOCK_WAIT`] before giving up.
+/// The store of a stopped agent, for training and evaluating on its history.
 pub(crate) fn open_stopped_store(config: &Config) -> Result<Store> {
-    let dir = &config.agent.data_dir;
-    let deadline = Instant::now() + LOCK_WAIT;
-    loop {
-        match Store::open(dir, StoreOptions::default()) {
-            Ok(store) => return Ok(store),
-            Err(e) if Instant::now() < deadline && e.to_string().contains("lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            Err(e) => {
-                return Err(e).with_context(|| {
-                    format!(
-                        "opening the store in {} (is the agent running? stop it first: the store allows one process)",
-                        dir.display()
-                    )
-                })
-            }
-        }
-    }
+    crate::history::open_store(
+        config,
+        "is the agent running? stop it first: the store allows one process",
+    )
 }
-
-/// How long [`open_stopped_store`] waits for a store another process is releasing.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Labels `(ts_ms, 0/1)` of a CSV file, in time order, when it has a label column.
 type Labels = Option<Vec<(i64, u8)>>;

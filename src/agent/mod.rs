@@ -394,7 +394,6 @@ async fn start_http(
         store: store.clone(),
         assets: config.asset.iter().map(|a| a.id.clone()).collect(),
         changes: label_changes,
-        write: Default::default(),
     };
     let app = crate::http::app(Arc::new(api))
         .merge(crate::http::actions::router(reload.clone()))

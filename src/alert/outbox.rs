@@ -295,25 +295,14 @@ mod tests {
     #[test]
     fn label_events_share_the_sequence_and_the_mark_only_rises() {
         use crate::alert::labelled::{LabelEvent, LabelNotice};
-        use crate::base::label::{Label, LabelKind, NewLabel};
+        use crate::base::label::{Label, LabelKind};
         let dir = tempfile::tempdir().unwrap();
         let db = open(dir.path());
         let ob = Outbox::open_in(&db, Reserve::of(dir.path())).unwrap();
         assert_eq!(ob.label_mark().unwrap(), 0);
         ob.push("gw", "t/a", &event()).unwrap();
         let notice = |id| LabelNotice {
-            label: Label {
-                id,
-                span: NewLabel {
-                    asset: "a".into(),
-                    from_ms: 0,
-                    to_ms: 1,
-                    kind: LabelKind::Maintenance,
-                    note: None,
-                    author: "op".into(),
-                },
-                created_ms: 0,
-            },
+            label: Label::for_test(id, "a", 0, 1, LabelKind::Maintenance),
             event: LabelEvent::Labelled,
             asset_path: Vec::new(),
             model_version: None,

@@ -14,8 +14,8 @@ pub const MAX_NOTE: usize = 1000;
 /// Longest author name, in bytes.
 pub const MAX_AUTHOR: usize = 100;
 
-/// What a span was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// What a span was (also `forewarn label --as`, spelt the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum LabelKind {
     /// The machine was healthy: alarms here were false; training treats it as healthy.

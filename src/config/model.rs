@@ -120,15 +120,20 @@ pub enum Period {
     Every(Dur),
 }
 
-impl<'de> Deserialize<'de> for Period {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+impl std::str::FromStr for Period {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
         if s == "auto" {
             return Ok(Period::Auto);
         }
-        crate::base::units::parse_duration(&s)
-            .map(|p| Period::Every(Dur(p)))
-            .map_err(|e| serde::de::Error::custom(format!("{e}, or \"auto\"")))
+        s.parse().map(Period::Every).map_err(|e| format!("{e}, or \"auto\""))
+    }
+}
+
+impl<'de> Deserialize<'de> for Period {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -8,7 +8,8 @@
 //! trend thresholds adds the largest change over hours ([`super::trend`], already divided
 //! by its thresholds, so its own threshold is 1.0). Over-bits go through the k-of-n /
 //! minimum-duration filter ([`super::alarm`]). An incomplete vector (a sensor missing) is
-//! not scored, leaves the alarm as it is and restarts the trend's window. Memory is bounded by the model (window, detector state).
+//! not scored, leaves the alarm as it is and restarts the trend's window. Memory is
+//! bounded by the model (window, detector state).
 
 use std::sync::Arc;
 

@@ -238,7 +238,7 @@ mod tests {
             held.thresholds,
             in_sample.thresholds
         );
-        // Fitted on the vectors before the held-back ones only.
+        // The training range still counts every vector, held back or fitted.
         assert_eq!(held.training.vectors, 400);
         let steady = train("p", &sensors(), &history(400, 0.0), &opts(0.15), "t").unwrap();
         assert!(steady.thresholds.iter().zip(&held.thresholds).all(|(s, h)| s < h));

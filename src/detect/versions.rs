@@ -113,13 +113,15 @@ pub struct Saved {
 pub fn save_version(model: &mut Model, path: &Path) -> Result<Saved, VersionError> {
     model.version = next_version(path)?;
     let kept = match file_version(path) {
-        Some(old) if path.exists() => {
-            // A version number can only be on disk once; a stray copy is replaced.
+        Some(old) => {
+            // Copied, not moved: until the new file is renamed over it, the current model
+            // stays in place for a reload or a crash. A version number is on disk once;
+            // a stray copy of it is replaced.
             let to = version_path(path, old);
-            std::fs::rename(path, &to).map_err(io(path))?;
+            std::fs::copy(path, &to).map_err(io(path))?;
             Some(to)
         }
-        _ => None,
+        None => None,
     };
     model.save(path)?;
     prune(path)?;
@@ -171,8 +173,9 @@ pub fn rollback(path: &Path) -> Result<Rollback, VersionError> {
     };
     // Refuse a kept file that would not load before touching the current one.
     Model::load(&file)?;
+    // Copy, then rename over: there is a loadable current file at every moment.
     let kept = version_path(path, from);
-    std::fs::rename(path, &kept).map_err(io(path))?;
+    std::fs::copy(path, &kept).map_err(io(path))?;
     std::fs::rename(&file, path).map_err(io(&file))?;
     Ok(Rollback { from, to, kept })
 }

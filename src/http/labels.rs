@@ -11,8 +11,8 @@
 //! `anonymous`, so a user can never write under another's name.
 //!
 //! After each change the pipeline is told ([`LabelChange`]): it refreshes its maintenance
-//! windows and announces the label upstream. Writes are serialised, so label ids reach the
-//! store in the order they were drawn and the pipeline's announcement mark skips none.
+//! windows and announces the label upstream (the store writes labels in id order, so the
+//! pipeline's announcement mark skips none).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Extension, Router};
 use serde::Deserialize;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 
 use super::auth::Caller;
 use crate::alert::labelled::LabelChange;
@@ -42,8 +42,6 @@ pub struct LabelsState {
     pub assets: HashSet<String>,
     /// Told of every change.
     pub changes: mpsc::Sender<LabelChange>,
-    /// Serialises writes (see the module documentation).
-    pub write: Mutex<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,11 +140,8 @@ async fn create(
 ) -> Result<Response, LabelsError> {
     let caller = caller.map(|Extension(c)| c.0);
     let label = new_label(&body, &state.assets, caller.as_deref()).map_err(LabelsError::BadRequest)?;
-    let stored = {
-        let _turn = state.write.lock().await;
-        let store = state.store.clone();
-        tokio::task::spawn_blocking(move || store.add_label(label, crate::base::time::now_ms())).await??
-    };
+    let store = state.store.clone();
+    let stored = tokio::task::spawn_blocking(move || store.add_label(label, crate::base::time::now_ms())).await??;
     tracing::info!(id = stored.id, asset = %stored.span.asset, kind = %stored.span.kind, author = %stored.span.author, "label made");
     // The pipeline gone means the agent is stopping; the next start announces it.
     let _ = state.changes.send(LabelChange::Added(stored.clone())).await;
@@ -165,11 +160,8 @@ async fn remove(State(state): State<Arc<LabelsState>>, Path(id): Path<String>) -
     let id: u64 = id
         .parse()
         .map_err(|_| LabelsError::BadRequest(format!("{id:?} is not a label id")))?;
-    let removed = {
-        let _turn = state.write.lock().await;
-        let store = state.store.clone();
-        tokio::task::spawn_blocking(move || store.remove_label(id)).await??
-    };
+    let store = state.store.clone();
+    let removed = tokio::task::spawn_blocking(move || store.remove_label(id)).await??;
     let label = removed.ok_or(LabelsError::NotFound(id))?;
     tracing::info!(id, asset = %label.span.asset, kind = %label.span.kind, "label removed");
     let _ = state.changes.send(LabelChange::Removed(label.clone())).await;

@@ -20,35 +20,38 @@ impl Store {
 
     /// Stores `label`, made at `now_ms`, and returns it with its id. The caller has
     /// validated it ([`NewLabel::validate`]); an invalid one is refused here too.
+    ///
+    /// Ids are 1, 2, 3, …: short enough to type in `forewarn label --remove`, never reused
+    /// (the counter lives in `meta` and only grows). The id is drawn and the label written
+    /// in one transaction, so a reader never sees a label before one with a smaller id:
+    /// the agent's announcement of labels upstream relies on it.
     pub fn add_label(&self, label: NewLabel, now_ms: i64) -> Result<Label, StoreError> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        use sled::Transactional;
         label.validate()?;
         self.inner.reserve.check()?;
         let tree = self.labels_tree()?;
-        let id = self.next_label_id()?;
-        let stored = Label {
-            id,
-            span: label,
-            created_ms: now_ms,
-        };
-        let json = serde_json::to_vec(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        tree.insert(id.to_be_bytes(), json)?;
+        let result: Result<Label, TransactionError<String>> =
+            (&self.inner.meta, &tree).transaction(|(meta, labels)| {
+                let id = meta
+                    .get(LABEL_SEQ)?
+                    .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+                    .map_or(0, u64::from_be_bytes)
+                    + 1;
+                let stored = Label {
+                    id,
+                    span: label.clone(),
+                    created_ms: now_ms,
+                };
+                let json =
+                    serde_json::to_vec(&stored).map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
+                meta.insert(LABEL_SEQ, &id.to_be_bytes()[..])?;
+                labels.insert(&id.to_be_bytes()[..], json)?;
+                Ok(stored)
+            });
+        let stored = result.map_err(|e| StoreError::Db(format!("labels: {e:?}")))?;
         self.inner.db.flush()?;
         Ok(stored)
-    }
-
-    /// 1, 2, 3, …: short enough to type in `forewarn label --remove`, never reused (the
-    /// counter lives in `meta` and only grows).
-    fn next_label_id(&self) -> Result<u64, StoreError> {
-        let bump = |old: Option<&[u8]>| {
-            let n = old
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map_or(0, u64::from_be_bytes);
-            Some((n + 1).to_be_bytes().to_vec())
-        };
-        let new = self.inner.meta.update_and_fetch(LABEL_SEQ, bump)?;
-        new.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-            .map(u64::from_be_bytes)
-            .ok_or_else(|| StoreError::Corrupt("label counter".into()))
     }
 
     /// Every label, of `asset` only when given, in creation order. An entry that does not
@@ -112,6 +115,26 @@ mod tests {
         assert_eq!(store.labels(None).unwrap(), vec![b]);
         let c = store.add_label(new("pump", 0, LabelKind::Failure), 9).unwrap();
         assert!(c.id > a.id, "ids are never reused");
+    }
+
+    #[test]
+    fn labels_made_at_once_from_several_threads_get_every_id_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let store = store.clone();
+                s.spawn(move || {
+                    for i in 0..25 {
+                        store
+                            .add_label(new("pump", t * 100 + i, LabelKind::Failure), 0)
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let ids: Vec<u64> = store.labels(None).unwrap().iter().map(|l| l.id).collect();
+        assert_eq!(ids, (1..=100).collect::<Vec<u64>>());
     }
 
     #[test]

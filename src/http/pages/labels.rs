@@ -223,8 +223,8 @@ pub fn form(id: &str, asset: &AssetField<'_>, span: (i64, i64), kinds: &[LabelKi
         "<form class=\"label-form\" id=\"{id}\">{asset_html}\
          <label>from <input type=\"datetime-local\" name=\"from\" step=\"1\" required value=\"{from}\"></label> \
          <label>to <input type=\"datetime-local\" name=\"to\" step=\"1\" required value=\"{to}\"></label> (UTC) \
-         {kind_html}<label>note <input type=\"text\" name=\"note\" maxlength=\"2000\" size=\"40\"></label> \
-         <label>by <input type=\"text\" name=\"author\" maxlength=\"100\" size=\"10\" \
+         {kind_html}<label>note <input type=\"text\" name=\"note\" maxlength=\"{max_note}\" size=\"40\"></label> \
+         <label>by <input type=\"text\" name=\"author\" maxlength=\"{max_author}\" size=\"10\" \
          placeholder=\"your name\" title=\"used when the agent has no users; otherwise your user name\"></label> \
          <button type=\"submit\">save label</button><p role=\"status\" class=\"result\"></p></form>\
          <noscript><p class=\"muted\">Labelling needs JavaScript here; \
@@ -232,6 +232,8 @@ pub fn form(id: &str, asset: &AssetField<'_>, span: (i64, i64), kinds: &[LabelKi
         id = esc(id),
         from = local_value(span.0),
         to = local_value(span.1),
+        max_note = crate::base::label::MAX_NOTE,
+        max_author = crate::base::label::MAX_AUTHOR,
     )
 }
 
